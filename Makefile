@@ -1,0 +1,27 @@
+# `make demo` and `make test` set up .venv on a fresh machine (or when pyproject.toml or
+# constraints.txt changed since the last install), then run. An existing .venv is updated in
+# place, never re-created.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.vitstem-installed
+PYTEST_ARGS ?= -n 2
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[all,test]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m vitstem demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf build *.egg-info demo-output

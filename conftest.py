@@ -1,0 +1,13 @@
+"""Shared pytest set-up.
+
+torchvision segfaults when it is imported after tensorflow in one process (torch 2.14.1 +
+torchvision 0.29.1 + tensorflow 2.21 on x86_64); the other order works. Tests use both, so
+torch and torchvision are imported here first, before any test module can import tensorflow.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import torch  # noqa: E402,F401
+import torchvision  # noqa: E402,F401

@@ -1,0 +1,94 @@
+"""The NumPy reference: it defines z0.
+
+    z0 = pre_norm( [x_cls; x_dist; x_reg...; x^1 E; ...; x^N E] + E_pos )
+
+for each image, where x^i is the i-th patch flattened channel-major (C, Ph, Pw) and
+E = patch_embed.weight.reshape(D, K).T, K = C*Ph*Pw. Profile "fast" computes in float32;
+"exact" computes in float64 and rounds once, at the very end, to float32.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ...spec import Spec
+from ...spec.inputs import check_images
+from ...spec.position import position_table
+from ...spec.weights import check_weights
+
+PROFILES = {"fast": np.float32, "exact": np.float64}
+
+
+def to_nchw(spec: Spec, images: np.ndarray) -> np.ndarray:
+    """(B, C, H, W) view of a batch in the spec's layout."""
+    return images if spec.input.layout == "NCHW" else images.transpose(0, 3, 1, 2)
+
+
+def preprocess(spec: Spec, x: np.ndarray, dtype) -> np.ndarray:
+    """x = (pixels * scale - mean) / std per channel, or x unchanged without preprocessing."""
+    x = x.astype(dtype)
+    pre = spec.input.preprocess
+    if pre is None:
+        return x
+    mean = np.asarray(pre.mean, dtype).reshape(1, -1, 1, 1)
+    std = np.asarray(pre.std, dtype).reshape(1, -1, 1, 1)
+    return (x * dtype(pre.scale) - mean) / std
+
+
+def patchify(x: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
+    """(B, C, H, W) -> (B, N, C*Ph*Pw): patches in row-major grid order, each flattened (C, Ph, Pw)."""
+    b, c, h, w = x.shape
+    ph, pw = patch_size
+    x = x.reshape(b, c, h // ph, ph, w // pw, pw)
+    return x.transpose(0, 2, 4, 1, 3, 5).reshape(b, (h // ph) * (w // pw), c * ph * pw)
+
+
+def embed_patches(spec: Spec, weights: Mapping[str, np.ndarray], patches: np.ndarray, dtype) -> np.ndarray:
+    """x^i E (+ b): the patch projection as one matmul, equal to a conv with kernel = stride = P."""
+    E = weights["patch_embed.weight"].astype(dtype).reshape(spec.embed_dim, spec.patch_dim).T
+    out = patches @ E
+    if spec.patch_bias:
+        out = out + weights["patch_embed.bias"].astype(dtype)
+    return out
+
+
+def prefix_tokens(spec: Spec, weights: Mapping[str, np.ndarray], batch: int, dtype) -> np.ndarray:
+    """(B, P, D): [cls, dist, registers...] in that order, the same for every image."""
+    parts = [weights[n].astype(dtype) for n in ("cls_token", "dist_token", "reg_tokens") if n in weights]
+    tokens = np.concatenate(parts, axis=1) if parts else np.zeros((1, 0, spec.embed_dim), dtype)
+    return np.broadcast_to(tokens, (batch, tokens.shape[1], spec.embed_dim))
+
+
+def add_position(spec: Spec, prefix: np.ndarray, patches: np.ndarray, table, dtype) -> np.ndarray:
+    """[prefix; patches] + E_pos; without covers_prefix the prefix tokens get no position."""
+    prefix_rows, patch_rows = (t.astype(dtype) for t in table)
+    n = prefix_rows.shape[0]  # 0 or the number of prefix tokens
+    prefix = np.concatenate([prefix[:, :n] + prefix_rows, prefix[:, n:]], axis=1)
+    return np.concatenate([prefix, patches + patch_rows], axis=1)
+
+
+def layer_norm(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm over the last axis with the biased variance, as torch.nn.LayerNorm."""
+    mean = z.mean(axis=-1, keepdims=True)
+    centred = z - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    return centred / np.sqrt(var + z.dtype.type(eps)) * weight + bias
+
+
+def forward(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
+    """z0 of shape (B, prefix + N, D), float32."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+    dtype = PROFILES[profile]
+    weights = check_weights(weights, spec)
+    images, hw = check_images(spec, images)
+    x = preprocess(spec, to_nchw(spec, images), dtype)
+    patches = embed_patches(spec, weights, patchify(x, spec.patch_size), dtype)
+    prefix = prefix_tokens(spec, weights, x.shape[0], dtype)
+    z = add_position(spec, prefix, patches, position_table(spec, weights, spec.patch_grid(hw)), dtype)
+    if spec.pre_norm is not None:
+        z = layer_norm(z, weights["norm_pre.weight"].astype(dtype), weights["norm_pre.bias"].astype(dtype),
+                       spec.pre_norm.eps)
+    return z.astype(np.float32)

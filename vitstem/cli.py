@@ -1,0 +1,78 @@
+"""The `vitstem` command line. User errors print one line to stderr and exit 2; bugs keep their traceback.
+
+Each area registers its own subcommands through a `register(subparsers)` function in its
+`cli` module (listed in COMMAND_MODULES); those modules import their heavy dependencies only
+inside the command functions, so `vitstem --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import VitstemError
+
+COMMAND_MODULES = (
+    "vitstem.spec.cli",
+    "vitstem.export.cli",
+    "vitstem.runtime.cli",
+    "vitstem.interop.cli",
+    "vitstem.conformance.cli",
+    "vitstem.benchmark.cli",
+)
+
+
+def checksum(array: np.ndarray) -> str:
+    """A short content hash of an array's bytes, for printing."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vitstem", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vitstem {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:  # an area whose CLI has not landed yet
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except VitstemError as exc:
+        print(f"vitstem: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        print(f"vitstem: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+        return 2
+
+
+def write_json(data, path: str | None) -> None:
+    """JSON to stdout, or atomically to `path`."""
+    from .files import atomic_write_bytes
+
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    if path in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        atomic_write_bytes(Path(path), text.encode())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

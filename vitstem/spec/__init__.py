@@ -1,0 +1,11 @@
+"""The spec: schema, validation, presets, canonical weights and the weight store (no framework imports)."""
+
+from .model import Spec, load_spec
+from .presets import DEFAULT_PRESET, PRESETS, preset_names
+from .store import load_weights, read_safetensors, save_weights
+from .weights import check_weights, init_weights, weight_shapes
+
+__all__ = [
+    "DEFAULT_PRESET", "PRESETS", "Spec", "check_weights", "init_weights", "load_spec", "load_weights",
+    "preset_names", "read_safetensors", "save_weights", "weight_shapes",
+]

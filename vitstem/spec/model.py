@@ -1,0 +1,312 @@
+"""`Spec`: the immutable, validated description of one ViT input layer.
+
+Structure comes from schema.json (see schema.py); the rules that span fields (divisibility,
+channel counts, sizes that would not fit in memory) live in `_semantic_problems` below.
+All shapes other modules need are derived here, never re-typed elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import InputError, SpecError
+from . import schema as _schema
+from .policies import NAMED_POLICIES, POLICY_FIELDS
+
+SPEC_VERSION = 1
+# Refuse tables and kernels that could not be allocated (or serialised to ONNX's 2 GiB protobuf).
+MAX_TENSOR_ELEMENTS = 2**28
+MAX_IMAGE_SIDE = 65536
+
+
+@dataclass(frozen=True)
+class Prefix:
+    class_token: bool
+    dist_token: bool
+    register_tokens: int
+
+
+@dataclass(frozen=True)
+class PositionEmbedding:
+    kind: str  # "learned" | "sincos2d" | "none"
+    covers_prefix: bool
+    grid: tuple[int, int] | None
+    sincos_convention: str | None
+    temperature: float
+
+
+@dataclass(frozen=True)
+class PreNorm:
+    eps: float
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class InputFormat:
+    layout: str  # "NCHW" | "NHWC"
+    preprocess: Preprocess | None
+
+
+@dataclass(frozen=True)
+class ResamplePolicy:
+    policy: str
+    mode: str
+    cubic_coeff_a: float
+    antialias: bool
+    coordinates: str
+    exclude_outside: bool
+
+    def kwargs(self) -> dict:
+        """The keyword arguments of `vitstem.spec.resampling.resample_grid`."""
+        return {f: getattr(self, f) for f in POLICY_FIELDS}
+
+
+@dataclass(frozen=True)
+class Spec:
+    spec_version: int
+    name: str
+    image_size: tuple[int, int]
+    in_channels: int
+    patch_size: tuple[int, int]
+    embed_dim: int
+    patch_bias: bool
+    prefix: Prefix
+    position_embedding: PositionEmbedding
+    pre_norm: PreNorm | None
+    input: InputFormat
+    resample: ResamplePolicy
+    dynamic_image_size: bool
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Every field explicit, JSON-ready; `load_spec(spec.to_dict()) == spec`."""
+
+        def plain(value):
+            if isinstance(value, tuple):
+                return [plain(v) for v in value]
+            if isinstance(value, dict):
+                return {k: plain(v) for k, v in value.items()}
+            return value
+
+        return plain(asdict(self))
+
+    def to_json(self) -> str:
+        """Canonical JSON: sorted keys, no whitespace; the digest is taken over these bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    def digest(self) -> str:
+        """A stable SHA-256 of the canonical JSON, e.g. 'sha256:3f1c...'."""
+        return "sha256:" + hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
+
+    def replace(self, **changes) -> "Spec":
+        """A new validated spec with top-level fields changed (nested ones as dicts)."""
+        data = self.to_dict()
+        data.update(changes)
+        return load_spec(data)
+
+    # -- derived shapes ------------------------------------------------------------------
+    @property
+    def input_layout(self) -> str:
+        return self.input.layout
+
+    @property
+    def patch_dim(self) -> int:
+        """K = C * Ph * Pw, the length of one flattened patch (channel-major, as OIHW)."""
+        return self.in_channels * self.patch_size[0] * self.patch_size[1]
+
+    @property
+    def prefix_tokens(self) -> tuple[str, ...]:
+        """Canonical names of the prefix tokens in z0 order: cls, dist, then registers."""
+        names = []
+        if self.prefix.class_token:
+            names.append("cls_token")
+        if self.prefix.dist_token:
+            names.append("dist_token")
+        names += [f"reg_tokens[{i}]" for i in range(self.prefix.register_tokens)]
+        return tuple(names)
+
+    @property
+    def num_prefix_tokens(self) -> int:
+        return len(self.prefix_tokens)
+
+    def patch_grid(self, image_hw: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(H/Ph, W/Pw) for `image_hw` (default: the spec's image size); InputError if not divisible."""
+        h, w = self.image_size if image_hw is None else (int(image_hw[0]), int(image_hw[1]))
+        ph, pw = self.patch_size
+        if h <= 0 or w <= 0 or h % ph or w % pw:
+            raise InputError(f"image size {h}x{w} is not a positive multiple of the patch size {ph}x{pw}")
+        return h // ph, w // pw
+
+    @property
+    def num_patches(self) -> int:
+        gh, gw = self.patch_grid()
+        return gh * gw
+
+    def num_tokens(self, image_hw: tuple[int, int] | None = None) -> int:
+        """Rows of z0 per image: prefix tokens plus N patches."""
+        gh, gw = self.patch_grid(image_hw)
+        return self.num_prefix_tokens + gh * gw
+
+    @property
+    def pos_grid(self) -> tuple[int, int]:
+        """Native patch grid of the learned position table."""
+        return self.position_embedding.grid or self.patch_grid()
+
+    @property
+    def pos_prefix_rows(self) -> int:
+        """How many leading rows of the position table belong to prefix tokens."""
+        pe = self.position_embedding
+        return self.num_prefix_tokens if pe.kind != "none" and pe.covers_prefix else 0
+
+    def input_shape(self, batch: int | str = "B", image_hw: tuple[int, int] | None = None) -> tuple:
+        h, w = self.image_size if image_hw is None else image_hw
+        c = self.in_channels
+        return (batch, c, h, w) if self.input.layout == "NCHW" else (batch, h, w, c)
+
+
+# -- loading ------------------------------------------------------------------------------
+def _pair(value) -> tuple[int, int]:
+    if isinstance(value, (int, float)):
+        return int(value), int(value)
+    return int(value[0]), int(value[1])
+
+
+def _semantic_problems(d: dict) -> list[tuple[str, str]]:
+    """Rules across fields; `d` already conforms to the schema with defaults filled."""
+    problems = []
+    image, patch = _pair(d["image_size"]), _pair(d["patch_size"])
+    for i in (0, 1):
+        if image[i] > MAX_IMAGE_SIDE:
+            problems.append((f"image_size[{i}]", f"{image[i]} exceeds the maximum side {MAX_IMAGE_SIDE}"))
+        if image[i] % patch[i]:
+            problems.append((f"image_size[{i}]", f"{image[i]} is not divisible by patch_size[{i}] = {patch[i]}"))
+    pe, dim = d["position_embedding"], d["embed_dim"]
+    if pe["kind"] == "sincos2d":
+        if dim % 4:
+            problems.append(("embed_dim", f"{dim} is not divisible by 4, which sincos2d position tables need"))
+        if pe["sincos_convention"] is None:
+            problems.append(("position_embedding.sincos_convention",
+                             "is required when kind is sincos2d (big_vision, timm or mae)"))
+        if pe["grid"] is not None:
+            problems.append(("position_embedding.grid", "must be null for sincos2d (the table is computed for each grid)"))
+    elif pe["sincos_convention"] is not None:
+        problems.append(("position_embedding.sincos_convention", f"only applies to kind sincos2d, not {pe['kind']}"))
+    if pe["kind"] == "none" and pe["grid"] is not None:
+        problems.append(("position_embedding.grid", "must be null when kind is none"))
+    pre = d["input"]["preprocess"]
+    if pre is not None:
+        for key in ("mean", "std"):
+            if len(pre[key]) != d["in_channels"]:
+                problems.append((f"input.preprocess.{key}",
+                                 f"has {len(pre[key])} values but in_channels = {d['in_channels']}"))
+    rs = d["resample"]
+    if rs["policy"] == "custom":
+        for key in POLICY_FIELDS:
+            if key not in rs:
+                problems.append((f"resample.{key}", "is required when policy is custom"))
+    else:
+        for key, value in NAMED_POLICIES[rs["policy"]].items():
+            if key in rs and rs[key] != value:
+                problems.append((f"resample.{key}", f"{rs[key]!r} contradicts policy {rs['policy']!r} "
+                                 f"({value!r}); use policy: custom to change it"))
+    # Sizes of the tensors the spec implies, checked before anything is allocated.
+    k = d["in_channels"] * patch[0] * patch[1]
+    if dim * k > MAX_TENSOR_ELEMENTS:
+        problems.append(("embed_dim", f"patch kernel {dim}x{k} has {dim * k} elements, over the limit {MAX_TENSOR_ELEMENTS}"))
+    grid = _pair(pe["grid"]) if pe["grid"] is not None else (image[0] // patch[0], image[1] // patch[1])
+    rows = grid[0] * grid[1] + d["prefix"]["register_tokens"] + 2
+    if rows * dim > MAX_TENSOR_ELEMENTS:
+        problems.append(("position_embedding", f"a table of {rows}x{dim} exceeds the limit of {MAX_TENSOR_ELEMENTS} elements"))
+    return problems
+
+
+def _build(d: dict) -> Spec:
+    pe, inp, rs = d["position_embedding"], d["input"], d["resample"]
+    policy = {**(NAMED_POLICIES.get(rs["policy"]) or {}), **{k: rs[k] for k in POLICY_FIELDS if k in rs}}
+    pre = inp["preprocess"]
+    return Spec(
+        spec_version=int(d["spec_version"]),
+        name=d["name"],
+        image_size=_pair(d["image_size"]),
+        in_channels=int(d["in_channels"]),
+        patch_size=_pair(d["patch_size"]),
+        embed_dim=int(d["embed_dim"]),
+        patch_bias=d["patch_bias"],
+        prefix=Prefix(d["prefix"]["class_token"], d["prefix"]["dist_token"], int(d["prefix"]["register_tokens"])),
+        position_embedding=PositionEmbedding(
+            kind=pe["kind"], covers_prefix=pe["covers_prefix"],
+            grid=None if pe["grid"] is None else _pair(pe["grid"]),
+            sincos_convention=pe["sincos_convention"], temperature=float(pe["temperature"])),
+        pre_norm=None if d["pre_norm"] is None else PreNorm(float(d["pre_norm"]["eps"])),
+        input=InputFormat(
+            layout=inp["layout"],
+            preprocess=None if pre is None else Preprocess(
+                float(pre["scale"]), tuple(map(float, pre["mean"])), tuple(map(float, pre["std"])))),
+        resample=ResamplePolicy(policy=rs["policy"], mode=policy["mode"],
+                                cubic_coeff_a=float(policy["cubic_coeff_a"]), antialias=policy["antialias"],
+                                coordinates=policy["coordinates"], exclude_outside=policy["exclude_outside"]),
+        dynamic_image_size=d["dynamic_image_size"],
+    )
+
+
+def _read_document(path: Path) -> Any:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecError(f"{path} is not valid JSON: {exc}") from None
+    import yaml  # lazily: only files need it
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+
+
+def load_spec(source: "Spec | Mapping | str | os.PathLike") -> Spec:
+    """A validated Spec from a mapping, a YAML/JSON file path, or a preset name.
+
+    Raises SpecError listing every problem at once, each with its field path.
+    """
+    if isinstance(source, Spec):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if path.is_file():
+            source = _read_document(path)
+        else:
+            from .presets import PRESETS
+
+            if str(source) in PRESETS:
+                source = PRESETS[str(source)]
+            else:
+                raise SpecError(f"{str(source)!r} is neither a spec file nor a preset (see `vitstem spec list`)")
+    if not isinstance(source, Mapping):
+        raise SpecError(f"a spec must be a mapping, got {type(source).__name__}")
+    problems = _schema.validate(dict(source))
+    if problems:
+        raise SpecError(problems)
+    data = _schema.with_defaults(dict(source))
+    problems = _semantic_problems(data)
+    if problems:
+        raise SpecError(problems)
+    return _build(data)
+
+
+def spec_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(Spec))

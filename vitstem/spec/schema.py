@@ -1,0 +1,127 @@
+"""The spec's JSON Schema (shipped as schema.json) and a small interpreter for it.
+
+The schema is the single source of truth for the spec's structure. We interpret the subset of
+JSON Schema it uses here, rather than depend on `jsonschema`, so that the edge runtime can read a
+spec with nothing but the standard library and numpy, and so that every problem is reported with
+a readable field path (`image_size[1]`, `input.preprocess.std[2]`) in one pass.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+_JSON_TYPES = {
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
+    or (isinstance(v, float) and math.isfinite(v) and v.is_integer()),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "array": lambda v: isinstance(v, (list, tuple)),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    """The spec's JSON Schema as a dict (a fresh parse of the packaged schema.json)."""
+    return json.loads(resources.files(__package__).joinpath("schema.json").read_text("utf-8"))
+
+
+def schema_text() -> str:
+    return resources.files(__package__).joinpath("schema.json").read_text("utf-8")
+
+
+def _resolve(node: dict) -> dict:
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target: Any = schema()
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return target
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def validate(instance: Any, node: dict | None = None, path: str = "") -> list[tuple[str, str]]:
+    """Every (field path, reason) by which `instance` breaks the schema; [] when it conforms."""
+    node = _resolve(schema() if node is None else node)
+    problems: list[tuple[str, str]] = []
+    if "anyOf" in node:
+        branches = [_resolve(b) for b in node["anyOf"]]
+        results = [validate(instance, b, path) for b in branches]
+        if any(not r for r in results):
+            return []
+        # Report the branch whose type fits the value; otherwise list what would have fitted.
+        for branch, result in zip(branches, results):
+            if "type" in branch and _JSON_TYPES[branch["type"]](instance):
+                return result
+        kinds = [b.get("type") or ("one of " + ", ".join(map(_describe, b["enum"]))) for b in branches]
+        return [(path, f"expected {' or '.join(kinds)}, got {_describe(instance)}")]
+    if "enum" in node and instance not in node["enum"]:
+        allowed = ", ".join(_describe(v) for v in node["enum"])
+        return [(path, f"{_describe(instance)} is not one of {allowed}")]
+    kind = node.get("type")
+    if kind is not None and not _JSON_TYPES[kind](instance):
+        return [(path, f"expected {kind}, got {_describe(instance)}")]
+    if isinstance(instance, float) and not math.isfinite(instance):
+        return [(path, f"{instance} is not a finite number")]
+    if "minimum" in node and instance < node["minimum"]:
+        problems.append((path, f"{_describe(instance)} is less than {node['minimum']}"))
+    if "exclusiveMinimum" in node and instance <= node["exclusiveMinimum"]:
+        problems.append((path, f"{_describe(instance)} must be greater than {node['exclusiveMinimum']}"))
+    if kind == "array":
+        if "minItems" in node and len(instance) < node["minItems"]:
+            problems.append((path, f"needs at least {node['minItems']} items, got {len(instance)}"))
+        if "maxItems" in node and len(instance) > node["maxItems"]:
+            problems.append((path, f"takes at most {node['maxItems']} items, got {len(instance)}"))
+        if "items" in node:
+            for i, item in enumerate(instance):
+                problems += validate(item, node["items"], _join(path, i))
+    if kind == "object":
+        props = node.get("properties", {})
+        for key in node.get("required", []):
+            if key not in instance:
+                problems.append((_join(path, key), "is required"))
+        for key, value in instance.items():
+            if key in props:
+                problems += validate(value, props[key], _join(path, key))
+            elif node.get("additionalProperties", True) is False:
+                known = ", ".join(sorted(props))
+                problems.append((_join(path, str(key)), f"unknown field (known: {known})"))
+    return problems
+
+
+def with_defaults(instance: Any, node: dict | None = None) -> Any:
+    """A deep copy of a conforming `instance` with every schema default filled in."""
+    node = _resolve(schema() if node is None else node)
+    if "anyOf" in node:
+        for branch in map(_resolve, node["anyOf"]):
+            if not validate(instance, branch):
+                return with_defaults(instance, branch)
+        return copy.deepcopy(instance)
+    if node.get("type") == "object" and isinstance(instance, dict):
+        out = {}
+        for key, sub in node.get("properties", {}).items():
+            sub = _resolve(sub)
+            if key in instance:
+                out[key] = with_defaults(instance[key], sub)
+            elif "default" in sub:
+                out[key] = with_defaults(copy.deepcopy(sub["default"]), sub)
+        return out
+    return copy.deepcopy(instance)

@@ -1,0 +1,63 @@
+"""The safetensors weight store: canonical weights plus the spec digest in the header metadata.
+
+safetensors is a header of JSON plus raw little-endian bytes, so loading never executes anything
+from the file (no pickle anywhere in vitstem).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import WeightsError
+from ..files import atomic_write_bytes
+from .model import Spec
+from .weights import check_weights
+
+META_SPEC_DIGEST = "vitstem.spec_digest"
+META_SPEC = "vitstem.spec"
+
+
+def save_weights(weights: Mapping[str, np.ndarray], path: str | os.PathLike, spec: Spec) -> Path:
+    """Check `weights` against `spec` and write them atomically as safetensors."""
+    from safetensors.numpy import save
+
+    weights = check_weights(weights, spec)
+    metadata = {META_SPEC_DIGEST: spec.digest(), META_SPEC: spec.to_json()}
+    data = save({k: np.ascontiguousarray(v) for k, v in weights.items()}, metadata=metadata)
+    return atomic_write_bytes(path, data)
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """All tensors and the header metadata of a safetensors file; WeightsError if it is not one."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
+    try:
+        header_len = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or header_len > len(data) - 8:
+            raise ValueError("truncated or not a safetensors file")
+        header = json.loads(data[8 : 8 + header_len])
+        metadata = header.get("__metadata__") or {}
+        tensors = load(data)
+    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError) as exc:
+        raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
+    return tensors, dict(metadata)
+
+
+def load_weights(path: str | os.PathLike, spec: Spec) -> dict[str, np.ndarray]:
+    """Canonical weights from a safetensors file, checked against `spec` (every problem at once)."""
+    tensors, _ = read_safetensors(path)
+    try:
+        return check_weights(tensors, spec)
+    except WeightsError as exc:
+        raise WeightsError(f"{path}: {exc}") from None

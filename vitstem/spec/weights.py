@@ -1,0 +1,99 @@
+"""Canonical weights: names, shapes and layouts (a public contract), seeded init, and checks.
+
+| name              | shape           | layout / meaning                                  |
+|-------------------|-----------------|---------------------------------------------------|
+| patch_embed.weight| (D, C, Ph, Pw)  | OIHW conv kernel; E = weight.reshape(D, K).T      |
+| patch_embed.bias  | (D,)            | only with patch_bias                              |
+| cls_token         | (1, 1, D)       | only with a class token                           |
+| dist_token        | (1, 1, D)       | only with a distillation token                    |
+| reg_tokens        | (1, R, D)       | only with R > 0 register tokens                   |
+| pos_embed         | (1, T, D)       | learned tables only; T = prefix rows + gh*gw      |
+| norm_pre.weight   | (D,)            | only with pre_norm                                |
+| norm_pre.bias     | (D,)            | only with pre_norm                                |
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import WeightsError
+from .model import Spec
+
+DTYPE = np.float32
+
+
+def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every weight the spec needs, in canonical order."""
+    d = spec.embed_dim
+    shapes: dict[str, tuple[int, ...]] = {"patch_embed.weight": (d, spec.in_channels, *spec.patch_size)}
+    if spec.patch_bias:
+        shapes["patch_embed.bias"] = (d,)
+    if spec.prefix.class_token:
+        shapes["cls_token"] = (1, 1, d)
+    if spec.prefix.dist_token:
+        shapes["dist_token"] = (1, 1, d)
+    if spec.prefix.register_tokens:
+        shapes["reg_tokens"] = (1, spec.prefix.register_tokens, d)
+    if spec.position_embedding.kind == "learned":
+        gh, gw = spec.pos_grid
+        shapes["pos_embed"] = (1, spec.pos_prefix_rows + gh * gw, d)
+    if spec.pre_norm is not None:
+        shapes["norm_pre.weight"] = (d,)
+        shapes["norm_pre.bias"] = (d,)
+    return shapes
+
+
+def _stream(seed: int, name: str, count: int) -> np.ndarray:
+    """`count` float64 values uniform in [-1, 1) from PCG64's raw output.
+
+    Raw bit-generator output is fixed by the algorithm (unlike Generator.normal, whose stream
+    NumPy may change between releases), so the bytes are the same on every machine.
+    """
+    bits = np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(name.encode())])).random_raw(count)
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-52 - 1.0
+
+
+def init_weights(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic, framework-free weights for `spec` (uniform with std 1/sqrt(K) for the kernel, 0.02 elsewhere)."""
+    weights = {}
+    for name, shape in weight_shapes(spec).items():
+        count = int(np.prod(shape))
+        std = 1.0 / np.sqrt(spec.patch_dim) if name == "patch_embed.weight" else 0.02
+        values = _stream(seed, name, count) * (std * np.sqrt(3.0))  # uniform[-a, a] has std a/sqrt(3)
+        if name == "norm_pre.weight":
+            values += 1.0
+        weights[name] = values.reshape(shape).astype(DTYPE)
+    return weights
+
+
+def weight_problems(weights: Mapping[str, object], spec: Spec) -> list[str]:
+    """Every mismatch between `weights` and what `spec` needs (names, shapes, dtypes, finiteness)."""
+    expected = weight_shapes(spec)
+    problems = [f"missing weight {n!r} with shape {s}" for n, s in expected.items() if n not in weights]
+    problems += [f"unexpected weight {n!r} (the spec does not use it)" for n in weights if n not in expected]
+    for name, shape in expected.items():
+        if name not in weights:
+            continue
+        value = weights[name]
+        if not isinstance(value, np.ndarray):
+            problems.append(f"weight {name!r} is a {type(value).__name__}, not a numpy array")
+            continue
+        if value.dtype != DTYPE:
+            problems.append(f"weight {name!r} has dtype {value.dtype}, expected float32")
+        if tuple(value.shape) != shape:
+            problems.append(f"weight {name!r} has shape {tuple(value.shape)}, expected {shape}")
+        elif value.dtype.kind == "f" and not np.isfinite(value).all():
+            bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+            problems.append(f"weight {name!r} has {bad} non-finite values (NaN or Inf)")
+    return problems
+
+
+def check_weights(weights: Mapping[str, object], spec: Spec) -> dict[str, np.ndarray]:
+    """`weights` as a plain dict after checking it against `spec`; WeightsError lists every problem."""
+    problems = weight_problems(weights, spec)
+    if problems:
+        raise WeightsError("; ".join(problems))
+    return dict(weights)
