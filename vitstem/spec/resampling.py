@@ -22,18 +22,27 @@ Row ``i`` of a matrix is built in four steps (input pixel ``k`` sits at coordina
 
 Peers, as flags (see tests/test_resampling.py, which checks each against the library):
 
-=================================  ========  =====  =============  =========  ===============  ===========
-peer                               mode      a      coordinates    antialias  exclude_outside  phase_steps
-=================================  ========  =====  =============  =========  ===============  ===========
-timm ``resample_abs_pos_embed``    bicubic   -0.5   half_pixel     True       True             None
-HF ViT (PyTorch)                   bicubic   -0.75  half_pixel     False      False            None
-HF ViT (TF) / ``tf.image.resize``  bicubic   -0.5   half_pixel     False      True             1024
-big_vision (scipy zoom order=1)    bilinear  --     align_corners  False      any              None
-=================================  ========  =====  =============  =========  ===============  ===========
+======================================  ========  =====  =============  =========  ===============  ===========
+peer                                    mode      a      coordinates    antialias  exclude_outside  phase_steps
+======================================  ========  =====  =============  =========  ===============  ===========
+timm ``resample_abs_pos_embed``         bicubic   -0.5   half_pixel     True       True             None
+HF ViT (PyTorch), MAE fine-tuning       bicubic   -0.75  half_pixel     False      False            None
+HF ViT (TF): ``tf.image.resize`` cubic  bicubic   -0.5   half_pixel     False      True             1024
+``tf.image.resize`` default (bilinear)  bilinear  --     half_pixel     False      any              None
+``tf.image.resize(antialias=True)``     either    -0.5   half_pixel     True       True             None
+big_vision (scipy zoom order=1)         bilinear  --     align_corners  False      any              None
+======================================  ========  =====  =============  =========  ===============  ===========
 
 For bilinear, ``exclude_outside`` changes nothing unless the kernel is stretched (antialias
 while downsampling): an unstretched tap can only fall outside when the single in-range tap
-then takes all the weight either way.
+then takes all the weight either way. HF's TF ViT called ``tf.image.resize(method="bicubic")``
+(transformers 4.x; the TF models are gone from transformers 5).
+
+ONNX ``Resize`` has the same four knobs: mode "cubic"/"linear", ``cubic_coeff_a``,
+``exclude_outside`` and ``antialias`` (opset 18+), with ``coordinate_transformation_mode``
+"half_pixel" or "align_corners". Prefer "half_pixel" to "pytorch_half_pixel": the latter puts
+a size-1 output at coordinate 0 where PyTorch (and this spec) put it at the centre. ONNX cannot
+express ``phase_steps``, so TF's non-antialiased bicubic has no exact ONNX equivalent.
 """
 
 from __future__ import annotations
@@ -115,6 +124,8 @@ def resample_matrix(in_size: int, out_size: int, *, mode: str, cubic_coeff_a: fl
     else:
         centre = i * ((in_size - 1) / (out_size - 1)) if out_size > 1 else np.zeros(out_size)
     if phase_steps is not None:
+        # TF rounds a float32 position; exact positions stay >= 1/(2048 * out) away from a tie,
+        # so both round alike at table sizes (checked against TF up to 500 -> 1024).
         whole = np.floor(centre)
         centre = whole + np.round((centre - whole) * phase_steps) / phase_steps  # np.round: ties to even
 
