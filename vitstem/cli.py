@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
-            if exc.name == name:  # an area whose CLI has not landed yet
+            if exc.name and name.startswith(exc.name):  # an area whose CLI has not landed yet
                 continue
             raise
         module.register(sub)

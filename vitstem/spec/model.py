@@ -66,6 +66,7 @@ class ResamplePolicy:
     antialias: bool
     coordinates: str
     exclude_outside: bool
+    phase_steps: int | None  # TF's ResizeBicubic rounds sub-pixel positions to 1/1024
 
     def kwargs(self) -> dict:
         """The keyword arguments of `vitstem.spec.resampling.resample_grid`."""
@@ -182,8 +183,7 @@ def _pair(value) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _semantic_problems(d: dict) -> list[tuple[str, str]]:
-    """Rules across fields; `d` already conforms to the schema with defaults filled."""
+def _sizes_rule(d: dict) -> list[tuple[str, str]]:
     problems = []
     image, patch = _pair(d["image_size"]), _pair(d["patch_size"])
     for i in (0, 1):
@@ -191,6 +191,11 @@ def _semantic_problems(d: dict) -> list[tuple[str, str]]:
             problems.append((f"image_size[{i}]", f"{image[i]} exceeds the maximum side {MAX_IMAGE_SIDE}"))
         if image[i] % patch[i]:
             problems.append((f"image_size[{i}]", f"{image[i]} is not divisible by patch_size[{i}] = {patch[i]}"))
+    return problems
+
+
+def _position_rule(d: dict) -> list[tuple[str, str]]:
+    problems = []
     pe, dim = d["position_embedding"], d["embed_dim"]
     if pe["kind"] == "sincos2d":
         if dim % 4:
@@ -204,26 +209,35 @@ def _semantic_problems(d: dict) -> list[tuple[str, str]]:
         problems.append(("position_embedding.sincos_convention", f"only applies to kind sincos2d, not {pe['kind']}"))
     if pe["kind"] == "none" and pe["grid"] is not None:
         problems.append(("position_embedding.grid", "must be null when kind is none"))
+    return problems
+
+
+def _preprocess_rule(d: dict) -> list[tuple[str, str]]:
     pre = d["input"]["preprocess"]
-    if pre is not None:
-        for key in ("mean", "std"):
-            if len(pre[key]) != d["in_channels"]:
-                problems.append((f"input.preprocess.{key}",
-                                 f"has {len(pre[key])} values but in_channels = {d['in_channels']}"))
+    if pre is None:
+        return []
+    return [(f"input.preprocess.{key}", f"has {len(pre[key])} values but in_channels = {d['in_channels']}")
+            for key in ("mean", "std") if len(pre[key]) != d["in_channels"]]
+
+
+def _resample_rule(d: dict) -> list[tuple[str, str]]:
     rs = d["resample"]
     if rs["policy"] == "custom":
-        for key in POLICY_FIELDS:
-            if key not in rs:
-                problems.append((f"resample.{key}", "is required when policy is custom"))
-    else:
-        for key, value in NAMED_POLICIES[rs["policy"]].items():
-            if key in rs and rs[key] != value:
-                problems.append((f"resample.{key}", f"{rs[key]!r} contradicts policy {rs['policy']!r} "
-                                 f"({value!r}); use policy: custom to change it"))
-    # Sizes of the tensors the spec implies, checked before anything is allocated.
+        return [(f"resample.{key}", "is required when policy is custom")
+                for key in POLICY_FIELDS if key not in rs and key != "phase_steps"]
+    return [(f"resample.{key}", f"{rs[key]!r} contradicts policy {rs['policy']!r} ({value!r}); "
+             "use policy: custom to change it")
+            for key, value in NAMED_POLICIES[rs["policy"]].items() if key in rs and rs[key] != value]
+
+
+def _memory_rule(d: dict) -> list[tuple[str, str]]:
+    """Sizes of the tensors the spec implies, checked before anything is allocated."""
+    problems = []
+    image, patch, dim = _pair(d["image_size"]), _pair(d["patch_size"]), d["embed_dim"]
     k = d["in_channels"] * patch[0] * patch[1]
     if dim * k > MAX_TENSOR_ELEMENTS:
         problems.append(("embed_dim", f"patch kernel {dim}x{k} has {dim * k} elements, over the limit {MAX_TENSOR_ELEMENTS}"))
+    pe = d["position_embedding"]
     grid = _pair(pe["grid"]) if pe["grid"] is not None else (image[0] // patch[0], image[1] // patch[1])
     rows = grid[0] * grid[1] + d["prefix"]["register_tokens"] + 2
     if rows * dim > MAX_TENSOR_ELEMENTS:
@@ -231,9 +245,25 @@ def _semantic_problems(d: dict) -> list[tuple[str, str]]:
     return problems
 
 
+_RULES = (_sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule)
+
+
+def _semantic_problems(d: dict) -> list[tuple[str, str]]:
+    """Rules across fields. Each runs on its own so that one malformed field (already reported by
+    the schema) does not hide the problems the other rules would find."""
+    problems = []
+    for rule in _RULES:
+        try:
+            problems += rule(d)
+        except (TypeError, KeyError, ValueError, IndexError, AttributeError, ZeroDivisionError):
+            pass  # the structural check has reported the field this rule could not read
+    return problems
+
+
 def _build(d: dict) -> Spec:
     pe, inp, rs = d["position_embedding"], d["input"], d["resample"]
-    policy = {**(NAMED_POLICIES.get(rs["policy"]) or {}), **{k: rs[k] for k in POLICY_FIELDS if k in rs}}
+    policy = {"phase_steps": None, **(NAMED_POLICIES.get(rs["policy"]) or {}),
+              **{k: rs[k] for k in POLICY_FIELDS if k in rs}}
     pre = inp["preprocess"]
     return Spec(
         spec_version=int(d["spec_version"]),
@@ -255,7 +285,8 @@ def _build(d: dict) -> Spec:
                 float(pre["scale"]), tuple(map(float, pre["mean"])), tuple(map(float, pre["std"])))),
         resample=ResamplePolicy(policy=rs["policy"], mode=policy["mode"],
                                 cubic_coeff_a=float(policy["cubic_coeff_a"]), antialias=policy["antialias"],
-                                coordinates=policy["coordinates"], exclude_outside=policy["exclude_outside"]),
+                                coordinates=policy["coordinates"], exclude_outside=policy["exclude_outside"],
+                                phase_steps=None if policy["phase_steps"] is None else int(policy["phase_steps"])),
         dynamic_image_size=d["dynamic_image_size"],
     )
 
@@ -299,10 +330,13 @@ def load_spec(source: "Spec | Mapping | str | os.PathLike") -> Spec:
     if not isinstance(source, Mapping):
         raise SpecError(f"a spec must be a mapping, got {type(source).__name__}")
     problems = _schema.validate(dict(source))
-    if problems:
-        raise SpecError(problems)
-    data = _schema.with_defaults(dict(source))
-    problems = _semantic_problems(data)
+    try:
+        data = _schema.with_defaults(dict(source))
+    except Exception:  # a shape with_defaults cannot walk: the schema problems say why
+        data = None
+    if data is not None:
+        reported = {path for path, _ in problems}
+        problems += [p for p in _semantic_problems(data) if p[0] not in reported]
     if problems:
         raise SpecError(problems)
     return _build(data)

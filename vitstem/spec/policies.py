@@ -5,18 +5,19 @@ Each reproduces the peer's own call exactly (see tests/test_policies.py, which r
   PyTorch's antialiased bicubic uses a = -0.5 and only in-range taps, renormalised.
 - hf_pytorch, transformers ViT `interpolate_pos_encoding`: F.interpolate(bicubic, align_corners=False),
   no antialias, so a = -0.75 with the border index clamped (edge replicated).
-- hf_tensorflow, transformers TF ViT: tf.image.resize(bicubic): Keys a = -0.5, half-pixel centres,
-  out-of-range taps dropped and the rest renormalised (scale_and_translate).
+- hf_tensorflow, transformers 4.x TF ViT: tf.image.resize(bicubic) (TF's ResizeBicubic kernel): Keys
+  a = -0.5, half-pixel centres, out-of-range taps dropped and the rest renormalised, and the
+  sub-pixel position rounded to 1/1024 (its coefficient table), hence phase_steps = 1024.
 - big_vision `resample_posemb`: scipy.ndimage.zoom(order=1): linear, corner-aligned.
 """
 
 from __future__ import annotations
 
-POLICY_FIELDS = ("mode", "cubic_coeff_a", "antialias", "coordinates", "exclude_outside")
+POLICY_FIELDS = ("mode", "cubic_coeff_a", "antialias", "coordinates", "exclude_outside", "phase_steps")
 
 NAMED_POLICIES: dict[str, dict] = {
-    "timm": dict(mode="bicubic", cubic_coeff_a=-0.5, antialias=True, coordinates="half_pixel", exclude_outside=True),
-    "hf_pytorch": dict(mode="bicubic", cubic_coeff_a=-0.75, antialias=False, coordinates="half_pixel", exclude_outside=False),
-    "hf_tensorflow": dict(mode="bicubic", cubic_coeff_a=-0.5, antialias=False, coordinates="half_pixel", exclude_outside=True),
-    "big_vision": dict(mode="bilinear", cubic_coeff_a=-0.75, antialias=False, coordinates="align_corners", exclude_outside=False),
+    "timm": dict(mode="bicubic", cubic_coeff_a=-0.5, antialias=True, coordinates="half_pixel", exclude_outside=True, phase_steps=None),
+    "hf_pytorch": dict(mode="bicubic", cubic_coeff_a=-0.75, antialias=False, coordinates="half_pixel", exclude_outside=False, phase_steps=None),
+    "hf_tensorflow": dict(mode="bicubic", cubic_coeff_a=-0.5, antialias=False, coordinates="half_pixel", exclude_outside=True, phase_steps=1024),
+    "big_vision": dict(mode="bilinear", cubic_coeff_a=-0.75, antialias=False, coordinates="align_corners", exclude_outside=False, phase_steps=None),
 }

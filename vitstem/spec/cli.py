@@ -1,0 +1,117 @@
+"""CLI: `vitstem spec list|show|validate|schema`, `vitstem init`, `vitstem forward`."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def _spec_list(args) -> int:
+    from .presets import PRESETS, preset_names
+
+    for name in preset_names():
+        doc = PRESETS[name]
+        print(f"{name:34s} image {doc['image_size'][0]}x{doc['image_size'][1]}  patch {doc['patch_size'][0]}"
+              f"  D={doc['embed_dim']}")
+    return 0
+
+
+def _spec_show(args) -> int:
+    from .model import load_spec
+
+    print(json.dumps(load_spec(args.spec).to_dict(), indent=2))
+    return 0
+
+
+def _spec_validate(args) -> int:
+    from .model import load_spec
+
+    for source in args.specs:
+        spec = load_spec(source)
+        print(f"ok: {source} ({spec.name}, {spec.digest()})")
+    return 0
+
+
+def _spec_schema(args) -> int:
+    from .schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def _init(args) -> int:
+    from .model import load_spec
+    from .store import save_weights
+    from .weights import init_weights
+
+    spec = load_spec(args.spec)
+    path = save_weights(init_weights(spec, seed=args.seed), args.output, spec)
+    print(f"wrote {path} ({spec.name}, seed {args.seed})")
+    return 0
+
+
+def load_npy(path: str) -> np.ndarray:
+    """An array from a .npy file, never unpickling; InputError if it is not one."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise InputError(f"{path} is not a readable .npy array: {exc}") from None
+
+
+def save_npy(array: np.ndarray, path: str) -> Path:
+    """Write a .npy file atomically."""
+    from ..files import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _forward(args) -> int:
+    from ..backends import forward
+    from ..cli import checksum
+    from .model import load_spec
+    from .store import load_weights
+
+    spec = load_spec(args.spec)
+    weights = load_weights(args.weights, spec)
+    z0 = forward(spec, weights, load_npy(args.input), backend=args.backend, profile=args.profile)
+    save_npy(z0, args.output)
+    print(f"z0 {tuple(z0.shape)} float32 sha256:{checksum(z0)} -> {args.output}")
+    return 0
+
+
+def register(sub) -> None:
+    spec = sub.add_parser("spec", help="list, show, validate presets and spec files; print the JSON Schema")
+    spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="ACTION")
+    spec_sub.add_parser("list", help="list the presets").set_defaults(run=_spec_list)
+    show = spec_sub.add_parser("show", help="print a spec (file or preset) with every field explicit")
+    show.add_argument("spec")
+    show.set_defaults(run=_spec_show)
+    validate = spec_sub.add_parser("validate", help="validate spec files or presets")
+    validate.add_argument("specs", nargs="+", metavar="SPEC")
+    validate.set_defaults(run=_spec_validate)
+    spec_sub.add_parser("schema", help="print the spec's JSON Schema").set_defaults(run=_spec_schema)
+
+    init = sub.add_parser("init", help="write seeded canonical weights for a spec")
+    init.add_argument("spec", metavar="SPEC", help="spec file or preset name")
+    init.add_argument("-o", "--output", required=True, help="weights.safetensors to write")
+    init.add_argument("--seed", type=int, default=0)
+    init.set_defaults(run=_init)
+
+    fwd = sub.add_parser("forward", help="compute z0 for a .npy batch")
+    fwd.add_argument("spec", metavar="SPEC", help="spec file or preset name")
+    fwd.add_argument("input", metavar="INPUT.npy", help="a batch in the spec's layout")
+    fwd.add_argument("--weights", required=True, help="canonical weights (.safetensors)")
+    fwd.add_argument("-o", "--output", required=True, help="z0.npy to write")
+    fwd.add_argument("--backend", default="numpy", choices=("numpy", "torch", "tensorflow"))
+    fwd.add_argument("--profile", default="fast", choices=("fast", "exact"))
+    fwd.set_defaults(run=_forward)
