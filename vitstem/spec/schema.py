@@ -15,6 +15,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+_FLOAT_MAX = 1.7976931348623157e308  # sys.float_info.max: a JSON number must fit a double
+
 _JSON_TYPES = {
     "null": lambda v: v is None,
     "boolean": lambda v: isinstance(v, bool),
@@ -48,8 +50,36 @@ def _resolve(node: dict) -> dict:
 
 
 def _describe(value: Any) -> str:
-    text = json.dumps(value, default=repr)
+    """A short rendering of a value for a message; bounded work even for huge or aliased documents."""
+    text = _render(value, 60)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _render(value: Any, budget: int) -> str:
+    # Stops once `budget` characters are out: a YAML alias bomb must not be serialised whole.
+    if isinstance(value, (list, tuple, dict)):
+        items = value.items() if isinstance(value, dict) else value
+        open_, close = ("{", "}") if isinstance(value, dict) else ("[", "]")
+        parts, used = [], 1
+        for item in items:
+            if used > budget:
+                parts.append("...")
+                break
+            part = (f"{_render(item[0], budget - used)}: {_render(item[1], budget - used)}"
+                    if isinstance(value, dict) else _render(item, budget - used))
+            parts.append(part)
+            used += len(part) + 2
+        return open_ + ", ".join(parts) + close
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+            return f"<{value.bit_length()}-bit integer>"  # str() refuses over 4300 digits
+        return json.dumps(value)[: budget + 3]
+    return repr(value)[: budget + 3]
+
+
+def _same_json_value(a: Any, b: Any) -> bool:
+    """JSON Schema equality for enum: true is not 1 (Python's == says it is)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
 def _join(path: str, key: str | int) -> str:
@@ -73,7 +103,7 @@ def validate(instance: Any, node: dict | None = None, path: str = "") -> list[tu
                 return result
         kinds = [b.get("type") or ("one of " + ", ".join(map(_describe, b["enum"]))) for b in branches]
         return [(path, f"expected {' or '.join(kinds)}, got {_describe(instance)}")]
-    if "enum" in node and instance not in node["enum"]:
+    if "enum" in node and not any(_same_json_value(instance, v) for v in node["enum"]):
         allowed = ", ".join(_describe(v) for v in node["enum"])
         return [(path, f"{_describe(instance)} is not one of {allowed}")]
     kind = node.get("type")
@@ -81,6 +111,8 @@ def validate(instance: Any, node: dict | None = None, path: str = "") -> list[tu
         return [(path, f"expected {kind}, got {_describe(instance)}")]
     if isinstance(instance, float) and not math.isfinite(instance):
         return [(path, f"{instance} is not a finite number")]
+    if kind == "number" and isinstance(instance, int) and abs(instance) > _FLOAT_MAX:
+        return [(path, f"{_describe(instance)} is too large for a floating-point number")]
     if "minimum" in node and instance < node["minimum"]:
         problems.append((path, f"{_describe(instance)} is less than {node['minimum']}"))
     if "exclusiveMinimum" in node and instance <= node["exclusiveMinimum"]:
