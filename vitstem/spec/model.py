@@ -22,6 +22,8 @@ SPEC_VERSION = 1
 # Refuse tables and kernels that could not be allocated (or serialised to ONNX's 2 GiB protobuf).
 MAX_TENSOR_ELEMENTS = 2**28
 MAX_IMAGE_SIDE = 65536
+F32_TINY, F32_MAX = 1.1754943508222875e-38, 3.4028234663852886e38  # smallest normal, largest finite
+F64_TINY = 2.2250738585072014e-308
 
 
 @dataclass(frozen=True)
@@ -177,10 +179,25 @@ class Spec:
 
 
 # -- loading ------------------------------------------------------------------------------
+def _count(value) -> int:
+    """An integer field as an int; TypeError for anything else.
+
+    The rules below also run on documents the schema rejected, so they must never compute with a
+    string or list ("x" * 10**9 would allocate gigabytes before failing).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, got {type(value).__name__}")
+    return int(value)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _pair(value) -> tuple[int, int]:
     if isinstance(value, (int, float)):
-        return int(value), int(value)
-    return int(value[0]), int(value[1])
+        return _count(value), _count(value)
+    return _count(value[0]), _count(value[1])
 
 
 def _sizes_rule(d: dict) -> list[tuple[str, str]]:
@@ -196,7 +213,7 @@ def _sizes_rule(d: dict) -> list[tuple[str, str]]:
 
 def _position_rule(d: dict) -> list[tuple[str, str]]:
     problems = []
-    pe, dim = d["position_embedding"], d["embed_dim"]
+    pe, dim = d["position_embedding"], _count(d["embed_dim"])
     if pe["kind"] == "sincos2d":
         if dim % 4:
             problems.append(("embed_dim", f"{dim} is not divisible by 4, which sincos2d position tables need"))
@@ -233,19 +250,40 @@ def _resample_rule(d: dict) -> list[tuple[str, str]]:
 def _memory_rule(d: dict) -> list[tuple[str, str]]:
     """Sizes of the tensors the spec implies, checked before anything is allocated."""
     problems = []
-    image, patch, dim = _pair(d["image_size"]), _pair(d["patch_size"]), d["embed_dim"]
-    k = d["in_channels"] * patch[0] * patch[1]
+    image, patch, dim = _pair(d["image_size"]), _pair(d["patch_size"]), _count(d["embed_dim"])
+    k = _count(d["in_channels"]) * patch[0] * patch[1]
     if dim * k > MAX_TENSOR_ELEMENTS:
         problems.append(("embed_dim", f"patch kernel {dim}x{k} has {dim * k} elements, over the limit {MAX_TENSOR_ELEMENTS}"))
     pe = d["position_embedding"]
     grid = _pair(pe["grid"]) if pe["grid"] is not None else (image[0] // patch[0], image[1] // patch[1])
-    rows = grid[0] * grid[1] + d["prefix"]["register_tokens"] + 2
+    rows = grid[0] * grid[1] + _count(d["prefix"]["register_tokens"]) + 2
     if rows * dim > MAX_TENSOR_ELEMENTS:
         problems.append(("position_embedding", f"a table of {rows}x{dim} exceeds the limit of {MAX_TENSOR_ELEMENTS} elements"))
     return problems
 
 
-_RULES = (_sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule)
+def _float_range_rule(d: dict) -> list[tuple[str, str]]:
+    """Constants the engines use in float32 must neither round to 0 nor overflow there
+    (a std of 1e-50 passes `> 0` but divides by zero in float32)."""
+    positive = []  # (path, value): must be a normal, finite float32
+    pre = d["input"]["preprocess"]
+    if pre is not None:
+        positive.append(("input.preprocess.scale", pre["scale"]))
+        positive += [(f"input.preprocess.std[{i}]", v) for i, v in enumerate(pre["std"])]
+    if d["pre_norm"] is not None:
+        positive.append(("pre_norm.eps", d["pre_norm"]["eps"]))
+    problems = [(path, f"{v!r} is outside the float32 range [{F32_TINY!r}, {F32_MAX!r}]")
+                for path, v in positive if _is_number(v) and not F32_TINY <= v <= F32_MAX]
+    if pre is not None:
+        problems += [(f"input.preprocess.mean[{i}]", f"{v!r} overflows float32 (|mean| <= {F32_MAX!r})")
+                     for i, v in enumerate(pre["mean"]) if _is_number(v) and abs(v) > F32_MAX]
+    temperature = d["position_embedding"]["temperature"]
+    if temperature < F64_TINY:  # the sin-cos frequencies 1 / temperature ** t would overflow
+        problems.append(("position_embedding.temperature", f"{temperature!r} is below {F64_TINY!r}"))
+    return problems
+
+
+_RULES = (_sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule, _float_range_rule)
 
 
 def _semantic_problems(d: dict) -> list[tuple[str, str]]:
@@ -255,7 +293,7 @@ def _semantic_problems(d: dict) -> list[tuple[str, str]]:
     for rule in _RULES:
         try:
             problems += rule(d)
-        except (TypeError, KeyError, ValueError, IndexError, AttributeError, ZeroDivisionError):
+        except (TypeError, KeyError, ValueError, IndexError, AttributeError, ArithmeticError):
             pass  # the structural check has reported the field this rule could not read
     return problems
 
@@ -296,16 +334,17 @@ def _read_document(path: Path) -> Any:
         text = path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
+    # ValueError: an integer over Python's 4300-digit limit; RecursionError: absurdly deep nesting.
     if path.suffix.lower() == ".json":
         try:
             return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{path} is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:
+            raise SpecError(f"{path} is not valid JSON: {str(exc).splitlines()[0]}") from None
     import yaml  # lazily: only files need it
 
     try:
         return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
 
 
