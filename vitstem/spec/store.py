@@ -20,6 +20,8 @@ from .weights import check_weights
 
 META_SPEC_DIGEST = "vitstem.spec_digest"
 META_SPEC = "vitstem.spec"
+# The safetensors dtypes that safetensors.numpy can load (no BF16 or F8 in NumPy).
+NUMPY_DTYPES = ("F64", "F32", "F16", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL", "C64")
 
 
 def save_weights(weights: Mapping[str, np.ndarray], path: str | os.PathLike, spec: Spec) -> Path:
@@ -48,8 +50,12 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
             raise ValueError("truncated or not a safetensors file")
         header = json.loads(data[8 : 8 + header_len])
         metadata = header.get("__metadata__") or {}
+        for name, info in header.items():  # safetensors.numpy.load raises a bare KeyError on these
+            if name != "__metadata__" and isinstance(info, dict) and info.get("dtype") not in NUMPY_DTYPES:
+                raise ValueError(f"tensor {name!r} has dtype {info.get('dtype')}, which NumPy cannot hold "
+                                 "(vitstem weights are F32)")
         tensors = load(data)
-    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError) as exc:
+    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError, RecursionError) as exc:
         raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
     return tensors, dict(metadata)
 
