@@ -71,6 +71,8 @@ def init_weights(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
 
 def weight_problems(weights: Mapping[str, object], spec: Spec) -> list[str]:
     """Every mismatch between `weights` and what `spec` needs (names, shapes, dtypes, finiteness)."""
+    if not isinstance(weights, Mapping):
+        return [f"weights must be a mapping of name -> array, got {type(weights).__name__}"]
     expected = weight_shapes(spec)
     problems = [f"missing weight {n!r} with shape {s}" for n, s in expected.items() if n not in weights]
     problems += [f"unexpected weight {n!r} (the spec does not use it)" for n in weights if n not in expected]
