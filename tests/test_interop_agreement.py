@@ -1,0 +1,60 @@
+"""The check every interop test uses: a peer's z0 against our three backends, within the error bound.
+
+A peer is itself a float32 ("fast") engine, so |peer - exact| <= bound and |peer - our fast| <= 2 bound,
+where bound = fast_error_bound(spec, weights, images) (with the float32 resampling term when the
+peer resamples its table in float32). The tests below show the check can fail.
+"""
+
+import numpy as np
+import pytest
+
+import vitstem
+from vitstem.backends.numpy.bound import fast_error_bound
+
+BACKENDS = ("numpy", "torch", "tensorflow")
+
+
+def assert_agrees(spec, weights, images, peer_z0, *, resampled_in_float32: bool = False) -> dict[str, float]:
+    """Assert the bound holds for every element against every backend; the max |difference| per backend."""
+    peer = np.asarray(peer_z0, dtype=np.float64)
+    exact = vitstem.forward(spec, weights, images, profile="exact")
+    assert peer.shape == exact.shape, f"peer z0 {peer.shape} vs ours {exact.shape}"
+    bound = fast_error_bound(spec, weights, images, resampled_in_float32=resampled_in_float32)
+    worst = np.abs(peer - exact) / bound
+    assert np.all(np.abs(peer - exact) <= bound), f"peer vs exact: {worst.max():.3g} x the bound at {np.argmax(worst)}"
+    diffs = {"exact": float(np.abs(peer - exact).max())}
+    for backend in BACKENDS:
+        ours = vitstem.forward(spec, weights, images, backend=backend, profile="fast")
+        excess = np.abs(peer - ours) - 2 * bound
+        assert np.all(excess <= 0), f"peer vs {backend} fast exceeds twice the bound by {excess.max():.3g}"
+        diffs[backend] = float(np.abs(peer - ours).max())
+    return diffs
+
+
+def _tiny():
+    spec = vitstem.load_spec("vitstem_tiny_test")
+    weights = vitstem.init_weights(spec, seed=3)
+    images = np.random.default_rng(0).standard_normal(spec.input_shape(2)).astype(np.float32)
+    return spec, weights, images
+
+
+def test_agreement_accepts_a_faithful_float32_engine():
+    spec, weights, images = _tiny()
+    peer = vitstem.forward(spec, weights, images, backend="torch")
+    diffs = assert_agrees(spec, weights, images, peer)
+    assert diffs["exact"] < 1e-5
+
+
+def test_agreement_rejects_a_one_percent_error_in_one_element():
+    spec, weights, images = _tiny()
+    peer = vitstem.forward(spec, weights, images).copy()
+    peer[1, 5, 3] *= 1.01
+    with pytest.raises(AssertionError, match="peer vs exact"):
+        assert_agrees(spec, weights, images, peer)
+
+
+def test_agreement_rejects_swapped_prefix_tokens():
+    spec, weights, images = _tiny()
+    peer = vitstem.forward(spec, weights, images)[:, [1, 0, *range(2, spec.num_tokens())]]
+    with pytest.raises(AssertionError):
+        assert_agrees(spec, weights, images, peer)

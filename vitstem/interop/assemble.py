@@ -1,0 +1,115 @@
+"""Build a validated (spec, canonical weights) pair from the facts every converter extracts.
+
+Each peer converter reads its model or file into the same handful of facts (an OIHW kernel, the
+prefix tokens, a position table and how it covers them, sizes, preprocessing); this module is
+the one place that turns those facts into a spec document and checks the weights against it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import SpecError, WeightsError
+from ..spec import Spec, check_weights, load_spec
+from ..spec.model import SPEC_VERSION
+
+
+def as_float32(value, what: str) -> np.ndarray:
+    """A numpy float32 copy of a tensor-like (numpy, torch, TF/Keras variable), contiguous."""
+    if hasattr(value, "detach"):  # torch: leave the autograd graph and the device
+        value = value.detach().cpu()
+        if str(value.dtype) in ("torch.bfloat16", "torch.float16"):
+            value = value.float()
+        value = value.numpy()
+    elif hasattr(value, "numpy") and not isinstance(value, np.ndarray):  # TF tensors / Keras variables
+        value = value.numpy()
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise WeightsError(f"{what} has dtype {array.dtype}; a floating-point tensor was expected")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def preprocess_doc(scale: float, mean, std) -> dict:
+    """The spec's input.preprocess mapping: x = (pixels * scale - mean) / std."""
+    return {"scale": float(scale), "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+
+
+def square_side(count: int) -> int | None:
+    """s with s*s == count, or None."""
+    side = math.isqrt(count) if count >= 0 else -1
+    return side if side >= 1 and side * side == count else None
+
+
+def assemble(*, name: str, kernel: np.ndarray, image_size: tuple[int, int], bias: np.ndarray | None = None,
+             cls: np.ndarray | None = None, dist: np.ndarray | None = None, reg: np.ndarray | None = None,
+             pos: np.ndarray | None = None, covers_prefix: bool = True, pos_grid: tuple[int, int] | None = None,
+             sincos: str | None = None, pre_norm: tuple[np.ndarray, np.ndarray, float] | None = None,
+             layout: str = "NCHW", preprocess: dict | None = None, resample: str = "timm",
+             dynamic_image_size: bool = False) -> tuple[Spec, dict[str, np.ndarray]]:
+    """(spec, weights) from peer facts; `kernel` is OIHW, `pos` is (1, T, D) or None.
+
+    `pos_grid` is the table's patch grid when it differs from the grid of `image_size` (the spec
+    then resamples it to that grid). SpecError/WeightsError name the tensor that does not fit.
+    """
+    kernel = as_float32(kernel, "the patch kernel")
+    if kernel.ndim != 4:
+        raise WeightsError(f"the patch kernel has shape {kernel.shape}; expected (D, C, Ph, Pw)")
+    d, c, ph, pw = kernel.shape
+    image_grid = (image_size[0] // ph, image_size[1] // pw)
+    grid = tuple(pos_grid) if pos_grid is not None else image_grid
+    weights = {"patch_embed.weight": kernel}
+    if bias is not None:
+        weights["patch_embed.bias"] = as_float32(bias, "the patch bias").reshape(-1)
+    for key, value, what in (("cls_token", cls, "the class token"), ("dist_token", dist, "the distillation token")):
+        if value is not None:
+            weights[key] = as_float32(value, what).reshape(1, 1, -1)
+    registers = 0
+    if reg is not None:
+        weights["reg_tokens"] = as_float32(reg, "the register tokens").reshape(1, -1, d)
+        registers = weights["reg_tokens"].shape[1]
+    if pos is not None:
+        kind = "learned"
+        weights["pos_embed"] = as_float32(pos, "the position table").reshape(1, -1, d)
+    else:
+        kind = "sincos2d" if sincos else "none"
+    if pre_norm is not None:
+        weights["norm_pre.weight"] = as_float32(pre_norm[0], "the pre-norm weight").reshape(-1)
+        weights["norm_pre.bias"] = as_float32(pre_norm[1], "the pre-norm bias").reshape(-1)
+    doc = {
+        "spec_version": SPEC_VERSION,
+        "name": name,
+        "image_size": [int(image_size[0]), int(image_size[1])],
+        "in_channels": int(c),
+        "patch_size": [int(ph), int(pw)],
+        "embed_dim": int(d),
+        "patch_bias": bias is not None,
+        "prefix": {"class_token": cls is not None, "dist_token": dist is not None, "register_tokens": registers},
+        "position_embedding": {
+            "kind": kind,
+            "covers_prefix": bool(covers_prefix),
+            "grid": [int(grid[0]), int(grid[1])] if kind == "learned" and grid != image_grid else None,
+            "sincos_convention": sincos if kind == "sincos2d" else None,
+        },
+        "pre_norm": None if pre_norm is None else {"eps": float(pre_norm[2])},
+        "input": {"layout": layout, "preprocess": preprocess},
+        "resample": {"policy": resample},
+        "dynamic_image_size": bool(dynamic_image_size),
+    }
+    spec = load_spec(doc)
+    try:
+        return spec, check_weights(weights, spec)
+    except WeightsError as exc:
+        raise WeightsError(f"the peer's tensors do not fit the spec they imply ({exc})") from None
+
+
+def checked_preprocess(preprocess: Mapping | None, channels: int) -> dict | None:
+    """A user-given preprocess mapping validated against the channel count (SpecError otherwise)."""
+    if preprocess is None:
+        return None
+    doc = preprocess_doc(preprocess.get("scale", 1 / 255), preprocess["mean"], preprocess["std"])
+    if len(doc["mean"]) != channels or len(doc["std"]) != channels:
+        raise SpecError([("input.preprocess", f"mean and std need {channels} values each")])
+    return doc

@@ -1,0 +1,167 @@
+"""timm VisionTransformer (and DeiT distilled) -> (spec, weights), and canonical weights -> timm names.
+
+Every fact comes from the model object: sizes from `patch_embed`, prefix tokens from the
+parameters that exist, `no_embed_class`, `dynamic_img_size`, `norm_pre`, and the preprocessing
+from `pretrained_cfg` (mean/std over pixels / 255). The z0 reproduced is the eval-mode one
+(timm's `_pos_embed` + `patch_drop` + `norm_pre`); dropouts are the identity there.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..backends.torch.names import TIMM_NAMES, to_timm_names  # the shared name table (no torch import)
+from ..errors import SpecError
+from ..spec import Spec, check_weights, load_spec
+from .assemble import assemble, checked_preprocess, preprocess_doc
+from .table import stored_table
+
+_AUTO = "auto"
+
+
+def _refuse(model, reason: str):
+    raise SpecError(f"{type(model).__name__} cannot be expressed as a vitstem spec: {reason}")
+
+
+def _is_identity(module) -> bool:
+    return type(module).__name__ == "Identity"
+
+
+def _layer_norm(model, module):
+    """(weight, bias, eps) of a LayerNorm over the last axis; refuses any other norm."""
+    import torch
+
+    if not isinstance(module, torch.nn.LayerNorm):
+        _refuse(model, f"norm_pre is a {type(module).__name__}; only LayerNorm is in the spec")
+    if module.weight is None or module.bias is None or tuple(module.normalized_shape) != (model.embed_dim,):
+        _refuse(model, "norm_pre must be an affine LayerNorm (weight and bias) over the embedding")
+    if getattr(module, "_fast_norm", False):
+        _refuse(model, "norm_pre uses timm's fast_norm kernels (set_fast_norm(False) first)")
+    return module.weight, module.bias, float(module.eps)
+
+
+def _check_stem_structure(model) -> None:
+    """Refuse the VisionTransformer variants whose stem is not the one the spec describes."""
+    from timm.layers import PatchEmbed
+    from timm.models.deit import VisionTransformerDistilled
+    from timm.models.vision_transformer import VisionTransformer
+
+    if not isinstance(model, VisionTransformer):
+        _refuse(model, "not a timm VisionTransformer (rope / EVA / hybrid models have other stems)")
+    known = (VisionTransformer._pos_embed, VisionTransformerDistilled._pos_embed)
+    if type(model)._pos_embed not in known:
+        _refuse(model, f"its _pos_embed is overridden by {type(model).__name__}")
+    pe = model.patch_embed
+    if type(pe) is not PatchEmbed:
+        _refuse(model, f"patch_embed is a {type(pe).__name__}, not a plain PatchEmbed (conv patchify)")
+    if pe.dynamic_img_pad:
+        _refuse(model, "dynamic_img_pad pads inputs that are not multiples of the patch size")
+    if not _is_identity(pe.norm):
+        _refuse(model, f"patch_embed has a norm layer ({type(pe.norm).__name__}) after the projection")
+    conv = pe.proj
+    if (tuple(conv.kernel_size) != tuple(pe.patch_size) or tuple(conv.stride) != tuple(pe.patch_size)
+            or any(conv.padding) or tuple(conv.dilation) != (1, 1) or conv.groups != 1):
+        _refuse(model, "patch_embed.proj is not a conv with kernel = stride = patch size")
+    if model.training and not _is_identity(model.patch_drop):
+        _refuse(model, "patch_drop drops tokens in training mode; call model.eval() first")
+    if isinstance(model, VisionTransformerDistilled) and model.reg_token is not None:
+        _refuse(model, "VisionTransformerDistilled ignores its register tokens in _pos_embed")
+
+
+def _preprocess(model, preprocess):
+    if preprocess != _AUTO:
+        return checked_preprocess(preprocess, model.patch_embed.proj.in_channels)
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    if "mean" in cfg and "std" in cfg:
+        return preprocess_doc(1 / 255, cfg["mean"], cfg["std"])
+    return None
+
+
+def from_timm(model, *, preprocess=_AUTO, name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
+    """(spec, canonical weights) reproducing a timm VisionTransformer's (eval-mode) z0.
+
+    preprocess: "auto" takes mean/std from `model.pretrained_cfg` (pixels / 255), None means the
+    spec takes normalised floats, or a mapping {scale, mean, std}.
+    """
+    _check_stem_structure(model)
+    pe = model.patch_embed
+    prefix_count = 0 if model.no_embed_class else model.num_prefix_tokens
+    if model.pos_embed is not None:
+        expected = prefix_count + pe.num_patches
+        if model.pos_embed.shape[1] != expected:
+            _refuse(model, f"pos_embed has {model.pos_embed.shape[1]} rows; {expected} expected")
+    return assemble(
+        name=name or (getattr(model, "pretrained_cfg", None) or {}).get("architecture") or "timm_vit",
+        kernel=pe.proj.weight, bias=pe.proj.bias, image_size=tuple(pe.img_size),
+        cls=model.cls_token, dist=getattr(model, "dist_token", None), reg=model.reg_token,
+        pos=model.pos_embed, covers_prefix=not model.no_embed_class,
+        pre_norm=None if _is_identity(model.norm_pre) else _layer_norm(model, model.norm_pre),
+        preprocess=_preprocess(model, preprocess), resample="timm",
+        dynamic_image_size=bool(model.dynamic_img_size))
+
+
+def timm_expressible(spec: Spec) -> None:
+    """SpecError unless a timm VisionTransformer can hold this stem with the same z0."""
+    problems = []
+    pe = spec.position_embedding
+    if pe.kind == "sincos2d" and spec.dynamic_image_size:
+        problems.append(("position_embedding.kind", "timm would resample a stored sin-cos table, not recompute it"))
+    if spec.prefix.dist_token and spec.prefix.register_tokens:
+        problems.append(("prefix", "timm's distilled ViT has no register tokens"))
+    if spec.prefix.dist_token and not spec.prefix.class_token:
+        problems.append(("prefix.class_token", "timm's distilled ViT always has a class token"))
+    if spec.prefix.dist_token and not pe.covers_prefix and pe.kind != "none":
+        problems.append(("position_embedding.covers_prefix", "timm's distilled ViT table always covers cls and dist"))
+    if pe.kind == "learned" and spec.pos_grid != spec.patch_grid():
+        problems.append(("position_embedding.grid", "timm keeps the table at the grid of img_size"))
+    if spec.pre_norm is not None and spec.patch_bias:
+        problems.append(("patch_bias", "timm's pre_norm=True builds the patch conv without a bias"))
+    if spec.resample.policy != "timm" and spec.dynamic_image_size:
+        problems.append(("resample.policy", f"timm resamples with its own policy, not {spec.resample.policy!r}"))
+    if spec.input.layout != "NCHW":
+        problems.append(("input.layout", "timm takes NCHW images"))
+    if problems:
+        raise SpecError(problems)
+
+
+def to_timm_state_dict(spec, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The stem part of a timm VisionTransformer state dict (numpy float32) holding these weights.
+
+    Load it with `model.load_state_dict(..., strict=False)` after wrapping the arrays with
+    torch.from_numpy. SpecError when timm cannot express the spec (see `timm_expressible`).
+    """
+    spec = load_spec(spec)
+    weights = check_weights(weights, spec)
+    timm_expressible(spec)
+    state = {k: np.ascontiguousarray(v) for k, v in to_timm_names(weights).items()}
+    if spec.position_embedding.kind == "sincos2d":  # stored as a fixed table
+        state[TIMM_NAMES["pos_embed"]] = stored_table(spec, weights, every_prefix_row=False)
+    if not spec.patch_bias and spec.pre_norm is None:  # timm's conv then has a bias: zero adds nothing
+        state[TIMM_NAMES["patch_embed.bias"]] = np.zeros(spec.embed_dim, np.float32)
+    return state
+
+
+def timm_model_args(spec) -> dict:
+    """Keyword arguments for timm's VisionTransformer (or VisionTransformerDistilled with a dist token)
+    that build this stem; `norm_layer` (all of the model's norms) carries the pre-norm eps."""
+    spec = load_spec(spec)
+    timm_expressible(spec)
+    return dict(img_size=spec.image_size, patch_size=spec.patch_size, in_chans=spec.in_channels,
+                embed_dim=spec.embed_dim, class_token=spec.prefix.class_token,
+                reg_tokens=spec.prefix.register_tokens,
+                no_embed_class=not spec.position_embedding.covers_prefix and spec.num_prefix_tokens > 0,
+                pos_embed="none" if spec.position_embedding.kind == "none" else "learn",
+                pre_norm=spec.pre_norm is not None, dynamic_img_size=spec.dynamic_image_size,
+                global_pool="token" if spec.prefix.class_token else "avg", **_norm_layer(spec))
+
+
+def _norm_layer(spec: Spec) -> dict:
+    if spec.pre_norm is None:
+        return {}
+    from functools import partial
+
+    from timm.layers import LayerNorm
+
+    return {"norm_layer": partial(LayerNorm, eps=spec.pre_norm.eps)}
