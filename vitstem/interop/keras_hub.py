@@ -1,0 +1,92 @@
+"""keras-hub ViT <-> (spec, weights).
+
+keras-hub's stem is `ViTPatchingAndEmbedding` (keras_hub/src/models/vit/vit_layers.py): a
+Conv2D (kernel HWIO), then [cls] prepended and a position table of N (+1) rows added, with no
+batch dimension and no norm before the encoder. Its data_format is the spec's layout.
+The backbone takes normalised floats (preprocessing is a separate ViTImageConverter).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import SpecError
+from ..spec import Spec, check_weights, load_spec
+from .assemble import as_float32, assemble, checked_preprocess
+from .table import stored_table
+
+LAYER_CLASS = "ViTPatchingAndEmbedding"
+LAYER_NAME = "vit_patching_and_embedding"
+
+
+def _embedding_layer(obj):
+    if type(obj).__name__ == LAYER_CLASS:
+        return obj
+    for layer in getattr(obj, "layers", ()):
+        if type(layer).__name__ == LAYER_CLASS:
+            return layer
+    raise SpecError(f"{type(obj).__name__} is neither a keras-hub ViTBackbone nor its {LAYER_CLASS} layer")
+
+
+def from_keras_hub(backbone_or_layer, *, preprocess=None, name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
+    """(spec, canonical weights) reproducing the output of a keras-hub ViT's patching-and-embedding layer.
+
+    preprocess: None (the spec takes the normalised floats the backbone takes) or {scale, mean, std}.
+    """
+    layer = _embedding_layer(backbone_or_layer)
+    if not layer.built:
+        raise SpecError(f"the {LAYER_CLASS} layer is not built yet (call the backbone once or build it)")
+    conv = layer.patch_embedding
+    if tuple(conv.strides) != tuple(conv.kernel_size) or conv.padding != "valid" or conv.activation.__name__ != "linear":
+        raise SpecError(f"{LAYER_CLASS}: the patch conv is not a linear conv with kernel = stride, padding valid")
+    kernel = as_float32(conv.kernel, "patch_embedding/kernel").transpose(3, 2, 0, 1)  # HWIO -> OIHW
+    table = as_float32(layer.position_embedding.embeddings, "position_embedding/embeddings")
+    return assemble(
+        name=name or getattr(backbone_or_layer, "name", None) or "keras_hub_vit",
+        kernel=kernel, bias=conv.bias if conv.use_bias else None,
+        image_size=tuple(int(s) for s in layer.image_size),
+        cls=layer.class_token if layer.use_class_token else None,
+        pos=table[None], covers_prefix=True,
+        layout="NHWC" if layer.data_format == "channels_last" else "NCHW",
+        preprocess=checked_preprocess(preprocess, kernel.shape[1]))
+
+
+def keras_hub_expressible(spec: Spec) -> None:
+    """SpecError unless a keras-hub ViTPatchingAndEmbedding can compute this stem's z0."""
+    problems = []
+    if spec.prefix.dist_token or spec.prefix.register_tokens:
+        problems.append(("prefix", "keras-hub ViT has a class token only (no distillation or register tokens)"))
+    if spec.pre_norm is not None:
+        problems.append(("pre_norm", "keras-hub ViT has no norm before the encoder"))
+    if spec.dynamic_image_size:
+        problems.append(("dynamic_image_size", "keras-hub ViT runs at its image_shape only"))
+    if problems:
+        raise SpecError(problems)
+
+
+def to_keras_hub(spec, weights: Mapping[str, np.ndarray]):
+    """A built keras-hub ViTPatchingAndEmbedding holding these weights (same z0 on normalised input).
+
+    The layer does not preprocess: feed it the spec's preprocessed images (keras-hub's
+    ViTImageConverter(scale=s/std, offset=-mean/std) does the same normalisation).
+    """
+    spec = load_spec(spec)
+    weights = check_weights(weights, spec)
+    keras_hub_expressible(spec)
+    from keras_hub.src.models.vit.vit_layers import ViTPatchingAndEmbedding
+
+    layout = spec.input.layout
+    layer = ViTPatchingAndEmbedding(
+        image_size=spec.image_size, patch_size=spec.patch_size, hidden_dim=spec.embed_dim,
+        num_channels=spec.in_channels, use_class_token=spec.prefix.class_token, use_patch_bias=spec.patch_bias,
+        data_format="channels_last" if layout == "NHWC" else "channels_first", name=LAYER_NAME, dtype="float32")
+    layer.build(spec.input_shape(None))
+    if spec.prefix.class_token:
+        layer.class_token.assign(weights["cls_token"])
+    layer.patch_embedding.kernel.assign(weights["patch_embed.weight"].transpose(2, 3, 1, 0))  # OIHW -> HWIO
+    if spec.patch_bias:
+        layer.patch_embedding.bias.assign(weights["patch_embed.bias"])
+    layer.position_embedding.embeddings.assign(stored_table(spec, weights, every_prefix_row=True)[0])
+    return layer
