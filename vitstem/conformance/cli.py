@@ -1,0 +1,64 @@
+"""CLI: `vitstem conform`, `vitstem golden` and `vitstem demo` (heavy imports inside the commands)."""
+
+from __future__ import annotations
+
+def _conform(args) -> int:
+    from .runner import run
+
+    report = run(args.spec, args.weights, engines=args.engines, profiles=args.profiles, precisions=args.precisions,
+                 full=args.full, seed=args.seed, progress=not args.quiet)
+    print(report.table())
+    if args.json:
+        print(f"json: {report.write_json(args.json)}")
+    if args.markdown:
+        print(f"markdown: {report.write_markdown(args.markdown)}")
+    return 0 if report.verdict == "pass" else 1
+
+
+def _golden(args) -> int:
+    from .golden import write_golden
+
+    out = write_golden(args.spec, args.output, weights=args.weights, seed=args.seed, batch=args.batch,
+                       opset=args.opset, preprocess_in_graph=args.preprocess_in_graph)
+    print(f"wrote {out}/model.onnx and {out}/test_data_set_0/{{input_0,output_0}}.pb")
+    return 0
+
+
+def _demo(args) -> int:
+    from ..demo import demo
+
+    return demo(args.output, full=args.full)
+
+
+def register(sub) -> None:
+    from .engines import ENGINES
+    from .matrix import PRECISIONS, PROFILES
+
+    conform = sub.add_parser("conform", help="run every engine over the conformance matrix and give one verdict")
+    conform.add_argument("spec", metavar="SPEC", help="spec file or preset name")
+    conform.add_argument("--weights", help="canonical weights (.safetensors) every engine loads (default: seeded)")
+    conform.add_argument("--engines", nargs="+", choices=list(ENGINES), metavar="ENGINE",
+                         help=f"engines to run (default: all of {', '.join(ENGINES)})")
+    conform.add_argument("--profiles", nargs="+", choices=PROFILES, default=list(PROFILES))
+    conform.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
+    conform.add_argument("--full", action="store_true", help="the release matrix (every combination)")
+    conform.add_argument("--json", metavar="OUT", help="write the JSON report here")
+    conform.add_argument("--markdown", metavar="OUT", help="write the Markdown report here (plots beside it)")
+    conform.add_argument("--seed", type=int, default=0, help="seed of the weights (when not given) and images")
+    conform.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    conform.set_defaults(run=_conform)
+
+    golden = sub.add_parser("golden", help="write golden vectors (model.onnx + test_data_set_0) in the ONNX test layout")
+    golden.add_argument("spec", metavar="SPEC", help="spec file or preset name")
+    golden.add_argument("-o", "--output", required=True, metavar="DIR")
+    golden.add_argument("--weights", help="canonical weights (.safetensors) (default: seeded)")
+    golden.add_argument("--seed", type=int, default=0)
+    golden.add_argument("--batch", type=int, default=2)
+    golden.add_argument("--opset", type=int, default=None, help="default: the exporter's")
+    golden.add_argument("--preprocess-in-graph", action="store_true", help="uint8 NHWC frames in (specs with preprocess)")
+    golden.set_defaults(run=_golden)
+
+    demo = sub.add_parser("demo", help="export the default preset, run its conformance matrix, write a report")
+    demo.add_argument("-o", "--output", default="demo-output", metavar="DIR")
+    demo.add_argument("--full", action="store_true", help="the release matrix")
+    demo.set_defaults(run=_demo)

@@ -1,0 +1,245 @@
+"""The conformance report: one verdict, a terminal table, JSON for machines, Markdown for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write_bytes
+from ..spec import Spec
+from .matrix import Cell
+from .verdicts import Comparison, _failed
+
+BOUND_NOTE = {
+    "exact": "bit-identical (np.array_equal)",
+    "fast": "|d| <= fast_error_bound per element (1x vs the exact reference, 2x between two fast engines)",
+    "fp16": "|d| <= 2^-7 max|z| and per-token cosine >= 0.999, vs the float32 exact result",
+    "int8": "relative RMS <= 0.15 and per-token cosine >= 0.99, vs the float32 exact result",
+}
+
+
+@dataclass
+class Result:
+    """One comparison of two engines (or an engine and the exact reference) in one matrix cell."""
+
+    engines: tuple[str, str]
+    cell: Cell
+    opset: int | None
+    bound_factor: int
+    comparison: Comparison
+
+    @classmethod
+    def crashed(cls, engines, cell, opset, message: str) -> "Result":
+        kind = cell.precision if cell.precision != "fp32" else cell.profile
+        return cls(tuple(engines), cell, opset, 1, _failed(kind, f"crashed: {message}"))
+
+    @property
+    def passed(self) -> bool:
+        return self.comparison.passed
+
+    def to_json(self) -> dict:
+        c = self.comparison.summary()
+        return {"engines": list(self.engines), **self.cell.fields(), "opset": self.opset,
+                "bound_factor": self.bound_factor, "max_abs_diff": c.pop("max_abs_diff"), "bound": c.pop("bound"),
+                "max_ratio": c.pop("max_ratio"), "passed": c.pop("passed"), **c}
+
+
+@dataclass
+class NotRun:
+    """An engine that did not run: everywhere (cell None) or in one cell it refuses by design."""
+
+    engine: str
+    reason: str
+    cell: Cell | None = None
+
+    def to_json(self) -> dict:
+        return {"engine": self.engine, "reason": self.reason, "cell": None if self.cell is None else self.cell.fields()}
+
+
+@dataclass
+class Report:
+    spec: Spec
+    weights_digest: str
+    weights_path: str
+    matrix: str
+    engines: dict[str, str] = field(default_factory=dict)  # name -> "ran" or why not
+    results: list[Result] = field(default_factory=list)
+    not_run: list[NotRun] = field(default_factory=list)
+    seconds: float = 0.0
+    engine_seconds: dict[str, float] = field(default_factory=dict)  # preparing (exports) and running
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.results and all(r.passed for r in self.results) else "fail"
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in self.results if not r.passed]
+
+    def to_json(self) -> dict:
+        return {"verdict": self.verdict, "spec": self.spec.name, "spec_digest": self.spec.digest(),
+                "weights_digest": self.weights_digest, "matrix": self.matrix, "seconds": round(self.seconds, 3),
+                "engine_seconds": {k: round(v, 3) for k, v in self.engine_seconds.items()},
+                "engines": dict(self.engines), "criteria": BOUND_NOTE,
+                "results": [r.to_json() for r in self.results],
+                "not_run": [n.to_json() for n in self.not_run]}
+
+    def write_json(self, path) -> Path:
+        text = json.dumps(self.to_json(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        return atomic_write_bytes(path, text.encode())
+
+    # -- summaries -----------------------------------------------------------------------
+    def by_pair(self) -> dict[tuple, list[Result]]:
+        """Results grouped by (engine pair, kind), in first-seen order."""
+        groups: dict[tuple, list[Result]] = defaultdict(list)
+        for r in self.results:
+            groups[(r.engines, r.comparison.kind)].append(r)
+        return groups
+
+    def summary_rows(self) -> list[dict]:
+        rows = []
+        for (engines, kind), results in self.by_pair().items():
+            cs = [r.comparison for r in results]
+            rows.append({
+                "pair": f"{engines[0]} vs {engines[1]}", "kind": kind,
+                "cells": f"{sum(c.passed for c in cs)}/{len(cs)}",
+                "max|d|": _num(_nanmax(c.max_abs_diff for c in cs)),
+                "max|d|/bound": "-" if kind == "exact" else _num(_nanmax(c.max_ratio for c in cs)),
+                "ulp p50/p99/max": "/".join(_num(_nanmax(getattr(c, k) for c in cs), ulp=True)
+                                            for k in ("ulp_p50", "ulp_p99", "ulp_max")),
+                "cos min": _num(-_nanmax(-c.cosine_min for c in cs), digits=6),
+                "verdict": "pass" if all(c.passed for c in cs) else "FAIL",
+            })
+        return rows
+
+    def table(self) -> str:
+        """The verdict table for the terminal (plain text)."""
+        rows = self.summary_rows()
+        lines = [f"vitstem conform {self.spec.name} ({self.matrix} matrix, {len(self.results)} comparisons, "
+                 f"{self.seconds:.1f} s)", f"spec {self.spec.digest()}", f"weights {self.weights_digest}", ""]
+        lines += _text_table(rows)
+        if self.engine_seconds:
+            lines += ["", "seconds per engine (exports included): "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in self.engine_seconds.items())]
+        whole = [n for n in self.not_run if n.cell is None]
+        per_cell = [n for n in self.not_run if n.cell is not None]
+        if whole:
+            lines += ["", "not run:"] + [f"  {n.engine}: {n.reason}" for n in whole]
+        if per_cell:
+            lines += ["", f"refused in {len(per_cell)} cells (by design, not failures):"]
+            seen = set()
+            for n in per_cell:
+                if (n.engine, n.reason) not in seen:
+                    seen.add((n.engine, n.reason))
+                    lines.append(f"  {n.engine} {n.cell.label()}: {_short(n.reason)}")
+        fails = self.failures
+        if fails:
+            lines += ["", f"failures ({len(fails)}):"]
+            lines += [f"  {' vs '.join(r.engines)} [{r.cell.label()}]: {_short(r.comparison.note)}" for r in fails[:20]]
+        lines += ["", f"verdict: {self.verdict.upper()}"]
+        return "\n".join(lines)
+
+    def write_markdown(self, path) -> Path:
+        """Markdown for people, with one PNG plot of the error distribution per engine pair beside it."""
+        from .plots import plot_pair
+
+        path = Path(path)
+        lines = [f"# Conformance report: `{self.spec.name}`", "",
+                 f"**Verdict: {self.verdict.upper()}** ({self.matrix} matrix, {len(self.results)} comparisons, "
+                 f"{self.seconds:.1f} s)", "",
+                 f"- spec digest: `{self.spec.digest()}`", f"- weights digest: `{self.weights_digest}`", "",
+                 "## Criteria", ""]
+        lines += [f"- `{k}`: {v}" for k, v in BOUND_NOTE.items()]
+        lines += ["", "## Engines", "", "| engine | status |", "|---|---|"]
+        lines += [f"| {name} | {status} |" for name, status in self.engines.items()]
+        lines += ["", "## Summary per engine pair", ""] + _markdown_table(self.summary_rows())
+        lines += ["", "## Error distributions", ""]
+        for i, ((engines, kind), results) in enumerate(self.by_pair().items()):
+            name = f"{path.stem}-{i:02d}-{_slug(engines[0])}-vs-{_slug(engines[1])}-{kind}.png"
+            plot_pair(path.parent / name, f"{engines[0]} vs {engines[1]} ({kind})", [r.comparison for r in results])
+            lines += [f"![{engines[0]} vs {engines[1]} ({kind})]({name})", ""]
+        lines += ["## Every comparison", ""]
+        lines += _markdown_table([{
+            "engines": " vs ".join(r.engines), "cell": r.cell.label(), "opset": r.opset or "-",
+            "max|d|": _num(r.comparison.max_abs_diff), "bound": _num(r.comparison.bound),
+            "ratio": _num(r.comparison.max_ratio),
+            "ulp p50/p99/max": "/".join(_num(getattr(r.comparison, k), ulp=True) for k in ("ulp_p50", "ulp_p99", "ulp_max")),
+            "verdict": "pass" if r.passed else "FAIL", "note": r.comparison.note} for r in self.results])
+        if self.not_run:
+            lines += ["", "## Not run", ""] + _markdown_table(
+                [{"engine": n.engine, "cell": n.cell.label() if n.cell else "all", "reason": n.reason} for n in self.not_run])
+        return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def _nanmax(values) -> float:
+    values = [v for v in values if not np.isnan(v)]
+    return max(values) if values else float("nan")
+
+
+def _num(value, ulp: bool = False, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if ulp:
+        return f"{value:.0f}" if value == int(value) else f"{value:.1f}"
+    return "0" if value == 0 else f"{value:.{digits}g}"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in text)
+
+
+def _text_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["(no comparisons)"]
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    line = "  ".join(k.ljust(widths[k]) for k in keys)
+    return [line, "  ".join("-" * widths[k] for k in keys)] + ["  ".join(str(r[k]).ljust(widths[k]) for k in keys) for r in rows]
+
+
+def _markdown_table(rows: list[dict]) -> list[str]:
+    if not rows:
+        return ["(none)"]
+    keys = list(rows[0])
+    cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    return (["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            + ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows])
+
+
+class Progress:
+    """A plain-text progress bar on stderr for long matrices (redrawn in place on a terminal)."""
+
+    def __init__(self, total: int, enabled: bool = True, stream=None, width: int = 30):
+        self.total, self.stream, self.width = total, stream or sys.stderr, width
+        self.enabled = enabled and total > 1
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.last = -1
+
+    def update(self, done: int, label: str = "") -> None:
+        if not self.enabled:
+            return
+        filled = self.width * done // self.total
+        text = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {label}"
+        if self.tty:
+            self.stream.write("\r" + text[:110].ljust(110))
+        elif 10 * done // self.total != self.last:  # a log: one line per tenth
+            self.last = 10 * done // self.total
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.update(self.total, "done")
+            if self.tty:
+                self.stream.write("\n")
+            self.stream.flush()

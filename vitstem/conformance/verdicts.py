@@ -1,0 +1,159 @@
+"""Verdicts: does one engine's z0 agree with another's, by the rule of the cell's profile and precision?
+
+- exact: bit-identical (np.array_equal), or fail.
+- fast: |a - b| <= bound element by element, the bound from floating-point error analysis
+  (`vitstem.backends.numpy.bound.fast_error_bound`: 1x against the exact reference, 2x between two
+  fast engines, each of which is within 1x of it).
+- fp16, int8: bounds relative to the float32 (exact) result, plus cosine similarity per token:
+  fp16  |d| <= FP16_RELATIVE * max|z| for every element, and cosine >= FP16_MIN_COSINE;
+  int8  ||d|| / ||z|| <= INT8_RELATIVE_RMS, and cosine >= INT8_MIN_COSINE.
+Every comparison also reports max |d|, max |d| / bound and ULP-distance percentiles (float32 ULPs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+KINDS = ("exact", "fast", "fp16", "int8")
+# fp16 rounds every weight, input and partial result to 11 significant bits (u = 2^-11): allow 16
+# half-precision ULPs of the output's scale, several times the error measured on every preset.
+FP16_RELATIVE = 2.0**-7
+FP16_MIN_COSINE = 0.999
+# int8 (QDQ, per-tensor activations): a quantisation error, not a rounding one.
+INT8_RELATIVE_RMS = 0.15
+INT8_MIN_COSINE = 0.99
+PLOT_SAMPLES = 4096  # per comparison, kept for the error-distribution plots
+
+
+@dataclass
+class Comparison:
+    """The verdict of one comparison and the numbers behind it (bound: at the binding element)."""
+
+    kind: str
+    passed: bool
+    max_abs_diff: float
+    bound: float
+    max_ratio: float
+    ulp_p50: float
+    ulp_p99: float
+    ulp_max: float
+    cosine_min: float
+    relative_rms: float
+    note: str = ""
+    ratio_sample: np.ndarray = field(default=None, repr=False)  # |d| / bound, for plots
+    ulp_sample: np.ndarray = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        """The JSON-ready numbers (samples left out)."""
+        keys = ("kind", "passed", "max_abs_diff", "bound", "max_ratio", "ulp_p50", "ulp_p99", "ulp_max",
+                "cosine_min", "relative_rms", "note")
+        return {k: _plain(getattr(self, k)) for k in keys}
+
+
+def _plain(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if np.isfinite(value) else str(value)  # JSON has no inf/nan
+    return value
+
+
+def ordered_bits(x: np.ndarray) -> np.ndarray:
+    """float32 values as int64 keys whose differences count the float32 values between them."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.int32).astype(np.int64)
+    return np.where(bits < 0, -(bits & 0x7FFFFFFF), bits)  # -0.0 and +0.0 both map to 0
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How many float32 steps apart a and b are, element by element (0 iff equal as numbers)."""
+    return np.abs(ordered_bits(a) - ordered_bits(b))
+
+
+def token_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each token row (last axis) of a and b, in float64; 1 where both are zero."""
+    a, b = (np.asarray(v, np.float64).reshape(-1, np.shape(v)[-1]) for v in (a, b))
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    dot = np.einsum("ij,ij->i", a, b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = dot / (na * nb)
+    return np.where((na == 0) & (nb == 0), 1.0, np.where((na == 0) | (nb == 0), 0.0, cos))
+
+
+def _sample(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    flat = values.ravel()
+    if flat.size > PLOT_SAMPLES:
+        flat = flat[rng.choice(flat.size, PLOT_SAMPLES, replace=False)]
+    return flat.astype(np.float64)
+
+
+def _failed(kind: str, note: str) -> Comparison:
+    nan = float("nan")
+    return Comparison(kind, False, nan, nan, nan, nan, nan, nan, nan, nan, note,
+                      np.zeros(0), np.zeros(0))
+
+
+def compare(candidate, baseline, kind: str, bound=None) -> Comparison:
+    """Compare `candidate` with `baseline` (float32 z0 of the same shape) by the rule of `kind`.
+
+    `bound` is the per-element bound for kind "fast" (broadcastable to the shape); the other
+    kinds derive theirs from the baseline.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    a = np.asarray(candidate)
+    b = np.asarray(baseline)
+    if a.shape != b.shape:
+        return _failed(kind, f"shape {a.shape} differs from {b.shape}")
+    a32, b32 = a.astype(np.float32), b.astype(np.float32)
+    finite = np.isfinite(a32)
+    if not finite.all():
+        return _failed(kind, f"{int(a32.size - np.count_nonzero(finite))} non-finite values")
+    d = np.abs(a32.astype(np.float64) - b32.astype(np.float64))
+    ulps = ulp_distance(a32, b32)
+    cosine = float(token_cosine(a32, b32).min()) if a32.size else 1.0
+    norm_b = float(np.linalg.norm(b32.astype(np.float64)))
+    if norm_b:
+        rel_rms = float(np.linalg.norm(d) / norm_b)
+    else:
+        rel_rms = 0.0 if not d.any() else float("inf")
+    note = ""
+    if kind == "exact":
+        limit = np.zeros_like(d)
+        passed = bool(np.array_equal(a32, b32))
+    elif kind == "fast":
+        if bound is None:
+            raise ValueError("kind 'fast' needs a per-element bound")
+        limit = np.broadcast_to(np.asarray(bound, np.float64), d.shape)
+        passed = bool(np.all(d <= limit))
+    elif kind == "fp16":
+        limit = np.full(d.shape, FP16_RELATIVE * float(np.abs(b32).max(initial=0.0)))
+        passed = bool(np.all(d <= limit)) and cosine >= FP16_MIN_COSINE
+        if cosine < FP16_MIN_COSINE:
+            note = f"cosine {cosine:.6f} < {FP16_MIN_COSINE}"
+    else:  # int8: judged on the relative RMS error and cosine; the per-element ratio is informative
+        limit = np.full(d.shape, INT8_RELATIVE_RMS * float(np.sqrt(np.mean(b32.astype(np.float64) ** 2))))
+        passed = rel_rms <= INT8_RELATIVE_RMS and cosine >= INT8_MIN_COSINE
+        if not passed:
+            note = f"relative RMS {rel_rms:.4f} (limit {INT8_RELATIVE_RMS}), cosine {cosine:.4f} (min {INT8_MIN_COSINE})"
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(d == 0, 0.0, d / limit)  # inf where a zero bound is exceeded
+    worst = int(np.argmax(ratio)) if ratio.size else 0
+    if not passed and not note and ratio.size:
+        where = np.unravel_index(worst, d.shape)
+        note = (f"element {tuple(int(i) for i in where)}: {float(a32[where])!r} vs {float(b32[where])!r} "
+                f"(|d| = {float(d[where]):.3g}, bound {float(limit[where]):.3g})")
+    rng = np.random.default_rng(0)
+    return Comparison(
+        kind=kind, passed=passed,
+        max_abs_diff=float(d.max(initial=0.0)),
+        bound=float(limit.ravel()[worst]) if ratio.size else 0.0,
+        max_ratio=float(ratio.max(initial=0.0)),
+        ulp_p50=float(np.percentile(ulps, 50)) if ulps.size else 0.0,
+        ulp_p99=float(np.percentile(ulps, 99)) if ulps.size else 0.0,
+        ulp_max=float(ulps.max(initial=0)),
+        cosine_min=cosine, relative_rms=rel_rms, note=note,
+        ratio_sample=_sample(ratio, rng), ulp_sample=_sample(ulps, rng),
+    )
