@@ -1,0 +1,85 @@
+"""`export_onnx`: spec + weights -> a checked, self-describing ONNX file, written atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import ExportError
+from ..files import atomic_write_bytes
+from ..spec import Spec, load_spec, load_weights
+from ..spec.digest import weights_digest
+from ..spec.weights import check_weights
+from . import metadata
+from .build import build_model, input_dtype, input_layout
+from .options import resolve_options
+
+PROTOBUF_LIMIT = 2**31 - 1
+
+
+def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", batch="dynamic", image_size="fixed",
+               preprocess_in_graph=False, io_dtype=None, calibration=None, ort_format=False):
+    """The ModelProto `export_onnx` writes (same arguments, no path), checked with full_check."""
+    import onnx
+
+    from .. import __version__
+
+    spec = load_spec(spec)
+    if isinstance(weights, (str, os.PathLike)):
+        weights = load_weights(weights, spec)
+    weights = check_weights(weights, spec)
+    opts = resolve_options(spec, opset=opset, precision=precision, profile=profile, batch=batch,
+                           image_size=image_size, preprocess_in_graph=preprocess_in_graph, io_dtype=io_dtype,
+                           ort_format=ort_format)
+    if calibration is not None and opts.precision != "int8":
+        raise ExportError("calibration images are only used with precision 'int8'")
+    model = build_model(spec, weights, opts, __version__)
+    if opts.precision == "int8":
+        from .quantize import check_calibration, quantize_int8, synthetic_images
+
+        dtype, layout = input_dtype(opts), input_layout(spec, opts)
+        images = (synthetic_images(spec, opts, layout, dtype) if calibration is None
+                  else check_calibration(calibration, dtype, layout, spec))
+        model = quantize_int8(model, images)
+        model.ir_version = onnx.helper.find_min_ir_version_for(list(model.opset_import))
+        model.producer_name, model.producer_version = "vitstem", __version__
+    if model.ByteSize() > PROTOBUF_LIMIT:
+        raise ExportError(f"the model would be {model.ByteSize()} bytes, over protobuf's 2 GiB limit; "
+                          "export fewer image sizes or a smaller spec")
+    metadata.attach(model, {
+        "spec": spec.to_json(), "spec_digest": spec.digest(), "weights_digest": weights_digest(weights),
+        "graph_digest": metadata.graph_digest(model.graph), "export_options": opts.to_json(),
+        "version": __version__,
+    })
+    model.doc_string = (f"vitstem stem of {spec.name}: z0 = pre_norm([prefix tokens; patches E] + E_pos), "
+                        f"shape (batch, tokens, {spec.embed_dim})")
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def export_onnx(spec: "Spec | Mapping | str", weights, path: str | os.PathLike, *, opset: int | None = None,
+                precision: str = "fp32", profile: str = "fast", batch: "str | int" = "dynamic",
+                image_size="fixed", preprocess_in_graph: bool = False, ort_format: bool = False,
+                io_dtype: str | None = None, calibration: np.ndarray | None = None) -> Path:
+    """Write the stem of `spec` with `weights` (mapping or safetensors path) as an ONNX file.
+
+    Never imports torch or TensorFlow. See the README for the options; every invalid combination
+    raises ExportError naming what would work. With ort_format, also writes `path` with suffix .ort.
+    Returns the path written.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ExportError(f"cannot write {path}: directory {path.parent} does not exist")
+    model = build_onnx(spec, weights, opset=opset, precision=precision, profile=profile, batch=batch,
+                       image_size=image_size, preprocess_in_graph=preprocess_in_graph, io_dtype=io_dtype,
+                       calibration=calibration, ort_format=ort_format)
+    data = model.SerializeToString(deterministic=True)
+    atomic_write_bytes(path, data)
+    if ort_format:
+        from .edge import write_ort_format
+
+        write_ort_format(data, path.with_suffix(".ort"))
+    return path

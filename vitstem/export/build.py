@@ -1,0 +1,118 @@
+"""Assemble the stem graph from spec, weights and options: the stages of the reference, in order.
+
+    images -> [Cast] -> [preprocess, exact only] -> patchify -> [Pad] MatMul [+ b] [Pad] -> + table
+           -> [pre_norm] -> [Cast] -> z0
+
+In `fast` the preprocessing (scale, mean, std) and the patch bias are folded into the kernel and
+the table at export time; in `exact` every operation the reference does runs in float64, in the
+reference's order, and z0 is rounded to float32 once.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+from onnx import helper
+
+from ..spec import Spec
+from . import folding
+from . import graph as G
+from .options import ExportOptions
+
+PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see the README design notes)
+
+
+def input_layout(spec: Spec, opts: ExportOptions) -> str:
+    """Layout of the graph input: camera frames are NHWC; otherwise the spec's layout."""
+    return "NHWC" if opts.preprocess_in_graph else spec.input.layout
+
+
+def input_dtype(opts: ExportOptions) -> str:
+    return "uint8" if opts.preprocess_in_graph else opts.io_dtype
+
+
+def _input_info(spec: Spec, opts: ExportOptions):
+    batch = "batch" if opts.batch is None else opts.batch
+    h, w = opts.fixed_size or ("height", "width")
+    c = spec.in_channels
+    shape = [batch, c, h, w] if input_layout(spec, opts) == "NCHW" else [batch, h, w, c]
+    return helper.make_tensor_value_info("images", G.ONNX_DTYPES[input_dtype(opts)], shape)
+
+
+def _output_info(spec: Spec, opts: ExportOptions):
+    batch = "batch" if opts.batch is None else opts.batch
+    tokens = spec.num_tokens(opts.fixed_size) if opts.fixed_size else "tokens"
+    return helper.make_tensor_value_info("z0", G.ONNX_DTYPES[opts.io_dtype], [batch, tokens, spec.embed_dim])
+
+
+def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bias, dtype) -> str:
+    """The (T, D) table tensor: a constant for one size, selected among constants for a list,
+    computed from the input's grid (Resize, sin-cos or constant rows) for dynamic sizes."""
+    prefix = folding.prefix_rows(spec, weights, dtype)
+    if not opts.dynamic_size:
+        tables = [np.concatenate([prefix, folding.patch_rows(spec, weights, spec.patch_grid(hw), bias).astype(dtype)])
+                  for hw in opts.sizes]
+        if opts.fixed_size:
+            return g.const("position", "table", tables[0])
+        return G.select_table(g, grid, [spec.patch_grid(hw) for hw in opts.sizes], tables)
+    pe = spec.position_embedding
+    if pe.kind == "learned":
+        source = folding.patch_rows(spec, weights, spec.pos_grid, bias).reshape(*spec.pos_grid, spec.embed_dim)
+        rows = G.resize_table(g, grid, source.astype(dtype), spec.resample)
+    elif pe.kind == "sincos2d":
+        rows = G.sincos_table(g, grid, spec.embed_dim, pe.sincos_convention, pe.temperature)
+        if bias is not None:
+            rows = g.op("table", "Add", [rows, g.const("table", "bias", bias)])
+        if dtype != np.float64:
+            rows = G.cast(g, "table", rows, np.dtype(dtype).name)
+    else:
+        rows = G.constant_rows(g, grid, (np.zeros(spec.embed_dim) if bias is None else bias).astype(dtype))
+    if prefix.shape[0] == 0:
+        return rows
+    return g.op("table", "Concat", [g.const("table", "prefix", prefix), rows], axis=0)
+
+
+def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptions):
+    """The GraphProto of the stem (float32 / float16 / float64 compute; int8 is applied afterwards)."""
+    dtype = np.dtype(opts.compute_dtype)
+    exact = opts.profile == "exact"
+    layout = input_layout(spec, opts)
+    pre = spec.input.preprocess
+    g = G.GraphBuilder(opts.opset)
+
+    x = "images"
+    if input_dtype(opts) != dtype.name:
+        x = G.cast(g, "input", x, dtype.name)
+    if exact and pre is not None:
+        x = G.preprocess(g, x, layout, pre.scale, pre.mean, pre.std, dtype)
+    grid = None if opts.fixed_size else G.image_grid(g, x, layout, spec.patch_size)
+    patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size, grid or spec.patch_grid(opts.fixed_size))
+
+    order = folding.patch_order(layout)
+    kernel = folding.kernel_matrix(spec, weights, order, fold_preprocess=not exact).astype(dtype)
+    bias = folding.patch_bias(spec, weights, fold_preprocess=not exact)
+    has_bias = spec.patch_bias or (pre is not None and not exact)
+    separate_bias = bias.astype(dtype) if exact and spec.patch_bias else None  # the reference's order
+    table_bias = bias if has_bias and not exact else None
+    z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, PAD_BEFORE_MATMUL)
+    z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
+
+    if spec.pre_norm is not None:
+        fused = not exact and opts.opset >= 17
+        z = G.layer_norm(g, z, weights["norm_pre.weight"].astype(dtype), weights["norm_pre.bias"].astype(dtype),
+                         spec.pre_norm.eps, fused)
+    if dtype.name != opts.io_dtype:
+        z = G.cast(g, "output", z, opts.io_dtype)
+    # The last node writes z0 directly (no Identity).
+    g.nodes[-1].output[0] = "z0"
+    return helper.make_graph(g.nodes, spec.name, [_input_info(spec, opts)], [_output_info(spec, opts)],
+                             g.initializers)
+
+
+def build_model(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptions, producer_version: str):
+    """A ModelProto with an explicit ir_version: the oldest that supports the opset (older runtimes load it)."""
+    opset = [helper.make_opsetid("", opts.opset)]
+    return helper.make_model(build_graph(spec, weights, opts), opset_imports=opset,
+                             ir_version=helper.find_min_ir_version_for(opset), producer_name="vitstem",
+                             producer_version=producer_version)

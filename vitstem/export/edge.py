@@ -1,0 +1,41 @@
+"""Edge deployment helpers from onnxruntime's tools: the .ort file and the mobile usability verdict."""
+
+from __future__ import annotations
+
+import io
+import logging
+import tempfile
+from pathlib import Path
+
+from ..files import atomic_write_bytes
+
+
+def write_ort_format(onnx_bytes: bytes, ort_path: Path) -> Path:
+    """Convert to ORT format as `onnxruntime.tools.convert_onnx_models_to_ort` does by default
+    (all optimizations except the x86-only NCHWc layout), then write it atomically."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="vitstem-ort-") as tmp:
+        target = Path(tmp, "model.ort")
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(target)
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.save_model_format", "ORT")
+        ort.InferenceSession(onnx_bytes, sess_options=so, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=["NchwcTransformer"])
+        return atomic_write_bytes(ort_path, target.read_bytes())
+
+
+def mobile_usability(model_path: Path) -> tuple[bool, str]:
+    """(NNAPI/CoreML worth trying, onnxruntime's log of the analysis), from its usability checker."""
+    from onnxruntime.tools.mobile_helpers import usability_checker
+
+    stream = io.StringIO()
+    logger = logging.getLogger("vitstem.check.mobile")
+    logger.propagate = False
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    try_eps = usability_checker.analyze_model(Path(model_path), skip_optimize=False, logger=logger)
+    return bool(try_eps), stream.getvalue()

@@ -1,0 +1,71 @@
+"""int8 precision: ONNX Runtime's static QDQ quantization of the patch MatMul, calibrated on images.
+
+Only the MatMul is quantized (per-channel int8 weights, uint8 activations); the table Add and the
+LayerNorm stay in float32. With preprocessing folded into the kernel the MatMul sees raw pixels,
+so 0..255 calibrates to a scale of exactly 1: the activation quantization of pixels is lossless.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError
+from ..spec import Spec
+from .options import ExportOptions
+
+CALIBRATION_SEED = 0
+CALIBRATION_IMAGES = 8
+
+
+def synthetic_images(spec: Spec, opts: ExportOptions, layout: str, dtype: str, count: int = CALIBRATION_IMAGES,
+                     seed: int = CALIBRATION_SEED) -> np.ndarray:
+    """Seeded calibration images at the first exported size: pixels 0..255, or N(0, 1) without preprocessing."""
+    h, w = opts.sizes[0] if opts.sizes else spec.image_size
+    c = spec.in_channels
+    shape = (count, c, h, w) if layout == "NCHW" else (count, h, w, c)
+    rng = np.random.default_rng(seed)
+    if spec.input.preprocess is not None:
+        return rng.integers(0, 256, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def quantize_int8(model, calibration: np.ndarray):
+    """The QDQ-quantized ModelProto, calibrated (MinMax) on `calibration`, one image per batch."""
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._batches = iter([{"images": image[None]} for image in calibration])
+
+        def get_next(self):
+            return next(self._batches, None)
+
+    with tempfile.TemporaryDirectory(prefix="vitstem-int8-") as tmp:
+        src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        onnx.save_model(model, src)
+        try:
+            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax)
+        except Exception as exc:  # onnxruntime raises plain exceptions for calibration data it cannot use
+            raise ExportError(f"int8 quantization failed: {exc}") from None
+        return onnx.load_model(dst)
+
+
+def check_calibration(images, expected_dtype: str, layout: str, spec: Spec) -> np.ndarray:
+    """User calibration images as an array in the model's input format; ExportError otherwise."""
+    x = np.asarray(images)
+    c_axis = 1 if layout == "NCHW" else 3
+    if x.ndim != 4 or x.shape[0] == 0 or x.shape[c_axis] != spec.in_channels:
+        raise ExportError(f"calibration images have shape {x.shape}; expected a non-empty batch "
+                          f"{'(B, C, H, W)' if layout == 'NCHW' else '(B, H, W, C)'} with C = {spec.in_channels}")
+    if expected_dtype == "uint8" and x.dtype != np.uint8:
+        raise ExportError(f"calibration images have dtype {x.dtype}; this model takes uint8 frames")
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise ExportError("calibration images contain non-finite values")
+    return x.astype(expected_dtype)
