@@ -88,6 +88,24 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
+def _types(node: dict) -> list[str]:
+    """The JSON types a schema node can accept (an anyOf branch may itself be an anyOf, e.g. pair)."""
+    node = _resolve(node)
+    if "anyOf" in node:
+        return [t for branch in node["anyOf"] for t in _types(branch)]
+    return [node["type"]] if "type" in node else []
+
+
+def _kinds(node: dict) -> str:
+    """What a node accepts, for a message: 'null or integer or array', 'one of "mae", ...'."""
+    node = _resolve(node)
+    if "anyOf" in node:
+        return " or ".join(_kinds(branch) for branch in node["anyOf"])
+    if "enum" in node:
+        return "one of " + ", ".join(map(_describe, node["enum"]))
+    return node.get("type", "a value")
+
+
 def validate(instance: Any, node: dict | None = None, path: str = "") -> list[tuple[str, str]]:
     """Every (field path, reason) by which `instance` breaks the schema; [] when it conforms."""
     node = _resolve(schema() if node is None else node)
@@ -99,10 +117,9 @@ def validate(instance: Any, node: dict | None = None, path: str = "") -> list[tu
             return []
         # Report the branch whose type fits the value; otherwise list what would have fitted.
         for branch, result in zip(branches, results):
-            if "type" in branch and _JSON_TYPES[branch["type"]](instance):
+            if any(_JSON_TYPES[t](instance) for t in _types(branch)):
                 return result
-        kinds = [b.get("type") or ("one of " + ", ".join(map(_describe, b["enum"]))) for b in branches]
-        return [(path, f"expected {' or '.join(kinds)}, got {_describe(instance)}")]
+        return [(path, f"expected {_kinds(node)}, got {_describe(instance)}")]
     if "enum" in node and not any(_same_json_value(instance, v) for v in node["enum"]):
         allowed = ", ".join(_describe(v) for v in node["enum"])
         return [(path, f"{_describe(instance)} is not one of {allowed}")]
