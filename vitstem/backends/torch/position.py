@@ -1,0 +1,66 @@
+"""The position table as tensors: the shared `vitstem.spec.position.position_table`, kept differentiable.
+
+Learned tables are resampled to another grid with the float64 matrices of
+`vitstem.spec.resampling.resample_matrix`, applied in the same order as `resample_grid`
+(along y, then along x), so a table rounded once to float32 has the reference's bits.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from ...spec import Spec
+from ...spec.resampling import resample_matrix
+from ...spec.sincos import sincos_2d
+
+
+@functools.lru_cache(maxsize=32)
+def _matrices(src: tuple[int, int], grid: tuple[int, int], policy: tuple) -> tuple[np.ndarray, np.ndarray]:
+    kwargs = dict(policy)
+    return tuple(resample_matrix(s, g, **kwargs) for s, g in zip(src, grid))
+
+
+@functools.lru_cache(maxsize=32)
+def _sincos(grid: tuple[int, int], dim: int, convention: str, temperature: float) -> np.ndarray:
+    return sincos_2d(grid, dim, convention=convention, temperature=temperature)
+
+
+@torch.compiler.assume_constant_result
+def grid_constants(spec: Spec, grid: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """The float64 constants the table for `grid` needs: (sincos table,) or (Mh, Mw), or () if none.
+
+    A constant to torch.compile (computed once per grid at trace time, never traced).
+    """
+    pe = spec.position_embedding
+    if pe.kind == "sincos2d":
+        return (torch.from_numpy(_sincos(grid, spec.embed_dim, pe.sincos_convention, pe.temperature)),)
+    if pe.kind == "learned" and grid != spec.pos_grid:
+        return tuple(torch.from_numpy(m) for m in _matrices(spec.pos_grid, grid, tuple(spec.resample.kwargs().items())))
+    return ()
+
+
+def resample_rows(rows: torch.Tensor, src: tuple[int, int], grid: tuple[int, int], m_h: torch.Tensor,
+                  m_w: torch.Tensor) -> torch.Tensor:
+    """(sh*sw, D) patch rows -> (gh*gw, D), in rows.dtype, as `resample_grid` computes it."""
+    (sh, sw), (gh, gw), d = src, grid, rows.shape[-1]
+    along_y = (m_h.to(rows) @ rows.reshape(sh, sw * d)).reshape(gh, sw, d)
+    return torch.matmul(m_w.to(rows), along_y).reshape(gh * gw, d)
+
+
+def position_table(spec: Spec, pos_embed: torch.Tensor | None, grid: tuple[int, int], constants,
+                   dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prefix_rows, patch_rows) for `grid` in `dtype`: float64 arithmetic, rounded once to `dtype`."""
+    pe, d = spec.position_embedding, spec.embed_dim
+    prefix = torch.zeros(spec.pos_prefix_rows, d, dtype=dtype, device=device)
+    if pe.kind == "none":
+        return prefix, torch.zeros(grid[0] * grid[1], d, dtype=dtype, device=device)
+    if pe.kind == "sincos2d":
+        return prefix, constants[0].to(device=device, dtype=dtype)
+    table = pos_embed[0]
+    prefix, patches = table[: spec.pos_prefix_rows], table[spec.pos_prefix_rows:]
+    if constants:
+        patches = resample_rows(patches.to(torch.float64), spec.pos_grid, grid, *constants)
+    return prefix.to(dtype), patches.to(dtype)

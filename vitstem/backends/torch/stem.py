@@ -1,0 +1,156 @@
+"""`VitStem`: the spec's z0 as a torch.nn.Module, mirroring the NumPy reference function for function.
+
+Profile "fast" computes in float32 (the patch projection as a conv with kernel = stride = P);
+"exact" computes in float64 (patchify + matmul, as the reference, and exportable to ONNX Runtime,
+which has no float64 Conv) and rounds once to float32 at the end: bit-identical to the reference.
+Parameters are float32 and named as in timm's VisionTransformer (see names.py).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...spec import Spec, check_weights, init_weights, load_spec, weight_shapes
+from ...spec.inputs import check_images
+from .inputs import check_image_tensor
+from .names import TIMM_NAMES
+from .position import grid_constants, position_table
+
+PROFILES = {"fast": torch.float32, "exact": torch.float64}
+
+
+def to_nchw(spec: Spec, images: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) view of a batch in the spec's layout."""
+    return images if spec.input.layout == "NCHW" else images.permute(0, 3, 1, 2)
+
+
+def preprocess(spec: Spec, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """x = (pixels * scale - mean) / std per channel, or x unchanged without preprocessing."""
+    x = x.to(dtype)
+    pre = spec.input.preprocess
+    if pre is None:
+        return x
+    mean = torch.tensor(pre.mean, dtype=dtype, device=x.device).reshape(1, -1, 1, 1)
+    std = torch.tensor(pre.std, dtype=dtype, device=x.device).reshape(1, -1, 1, 1)
+    scale = torch.tensor(pre.scale, dtype=dtype, device=x.device)
+    return (x * scale - mean) / std
+
+
+def patchify(x: torch.Tensor, patch_size: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) -> (B, N, C*Ph*Pw): patches in row-major grid order, each flattened (C, Ph, Pw)."""
+    b, c, h, w = x.shape
+    ph, pw = patch_size
+    x = x.reshape(b, c, h // ph, ph, w // pw, pw)
+    return x.permute(0, 2, 4, 1, 3, 5).reshape(b, (h // ph) * (w // pw), c * ph * pw)
+
+
+def embed_patches(spec: Spec, proj: nn.Conv2d, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, N, D) = x^i E (+ b): a conv with kernel = stride = P in float32, patchify + matmul in float64."""
+    bias = None if proj.bias is None else proj.bias.to(dtype)
+    if dtype == torch.float32:
+        return F.conv2d(x, proj.weight, bias, stride=spec.patch_size).flatten(2).transpose(1, 2)
+    out = patchify(x, spec.patch_size) @ proj.weight.to(dtype).reshape(spec.embed_dim, spec.patch_dim).T
+    return out if bias is None else out + bias
+
+
+def prefix_tokens(spec: Spec, tokens: list[torch.Tensor], batch: int, dtype: torch.dtype,
+                  device: torch.device) -> torch.Tensor:
+    """(B, P, D): [cls, dist, registers...] in that order, the same for every image."""
+    if not tokens:
+        return torch.zeros(batch, 0, spec.embed_dim, dtype=dtype, device=device)
+    return torch.cat([t.to(dtype) for t in tokens], dim=1).expand(batch, -1, -1)
+
+
+def add_position(prefix: torch.Tensor, patches: torch.Tensor, table) -> torch.Tensor:
+    """[prefix; patches] + E_pos; without covers_prefix the prefix tokens get no position."""
+    prefix_rows, patch_rows = table
+    n = prefix_rows.shape[0]  # 0 or the number of prefix tokens
+    prefix = torch.cat([prefix[:, :n] + prefix_rows, prefix[:, n:]], dim=1)
+    return torch.cat([prefix, patches + patch_rows], dim=1)
+
+
+def layer_norm(z: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """LayerNorm over the last axis with the biased variance, in z's dtype."""
+    return F.layer_norm(z, norm.normalized_shape, norm.weight.to(z.dtype), norm.bias.to(z.dtype), norm.eps)
+
+
+class PatchEmbed(nn.Module):
+    """Holds the patch projection as timm names it (`patch_embed.proj`); `embed_patches` applies it."""
+
+    def __init__(self, spec: Spec):
+        super().__init__()
+        self.proj = nn.Conv2d(spec.in_channels, spec.embed_dim, kernel_size=spec.patch_size,
+                              stride=spec.patch_size, bias=spec.patch_bias)
+
+
+class VitStem(nn.Module):
+    """images (the spec's layout, uint8 or float) -> z0 (B, prefix + N, D) float32.
+
+    Built with the canonical `init_weights(spec)`; load others with `load_canonical` or, from
+    a timm ViT, `load_state_dict(timm_model.state_dict(), strict=False)`.
+    """
+
+    def __init__(self, spec, profile: str = "fast"):
+        super().__init__()
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
+        self.spec = spec = load_spec(spec)
+        self.profile = profile
+        self.patch_embed = PatchEmbed(spec)
+        shapes = weight_shapes(spec)
+        for name in ("cls_token", "dist_token", "reg_tokens", "pos_embed"):
+            value = nn.Parameter(torch.zeros(shapes[name])) if name in shapes else None
+            setattr(self, TIMM_NAMES[name], value)
+        self.norm_pre = None if spec.pre_norm is None else nn.LayerNorm(spec.embed_dim, eps=spec.pre_norm.eps)
+        self.load_canonical(init_weights(spec))
+
+    @classmethod
+    def from_weights(cls, spec, weights: Mapping[str, np.ndarray], profile: str = "fast") -> "VitStem":
+        """A module holding `weights` (canonical names, float32 NumPy arrays)."""
+        module = cls(spec, profile)
+        module.load_canonical(weights)
+        return module
+
+    def load_canonical(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Copy canonical weights in, after `check_weights` (WeightsError naming each bad name and shape)."""
+        weights = check_weights(weights, self.spec)
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for name, value in weights.items():
+                params[TIMM_NAMES[name]].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+    def canonical_weights(self) -> dict[str, np.ndarray]:
+        """The parameters under canonical names, as float32 NumPy arrays (copies), in canonical order."""
+        params = dict(self.named_parameters())
+        return {name: params[TIMM_NAMES[name]].detach().cpu().numpy().copy() for name in weight_shapes(self.spec)}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        spec, dtype = self.spec, PROFILES[self.profile]
+        h, w = check_image_tensor(spec, images)
+        grid = (int(h) // spec.patch_size[0], int(w) // spec.patch_size[1])  # the table is a constant per grid
+        x = preprocess(spec, to_nchw(spec, images), dtype)
+        patches = embed_patches(spec, self.patch_embed.proj, x, dtype)
+        tokens = [t for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
+        prefix = prefix_tokens(spec, tokens, x.shape[0], dtype, x.device)
+        table = position_table(spec, self.pos_embed, grid, grid_constants(spec, grid), dtype, x.device)
+        z = add_position(prefix, patches, table)
+        if self.norm_pre is not None:
+            z = layer_norm(z, self.norm_pre)
+        return z.to(torch.float32)
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec.name!r}, profile={self.profile!r}"
+
+
+def forward(spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
+    """z0 as a NumPy float32 array (B, prefix + N, D), as `vitstem.forward(..., backend="torch")`."""
+    spec = load_spec(spec)
+    module = VitStem.from_weights(spec, weights, profile)
+    images, _ = check_images(spec, images)
+    with torch.no_grad():
+        return module(torch.from_numpy(np.ascontiguousarray(images))).numpy()
