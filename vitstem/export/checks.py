@@ -1,0 +1,79 @@
+"""`vitstem check`: is this file a sound vitstem export? Checker, digests, spec round trip, mobile verdict.
+
+The graph holds folded constants (kernel scaled by the preprocessing, bias inside the table), so
+the canonical weights cannot be read back from it. Integrity is therefore checked with the digest
+of the graph as exported (vitstem.graph_digest); provenance, optionally, by comparing the stored
+canonical weights digest (vitstem.weights_digest) with a weights file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import ExportError, SpecError
+from ..spec import load_spec, load_weights
+from ..spec.digest import weights_digest
+from . import metadata
+
+REQUIRED = ("spec", "spec_digest", "weights_digest", "graph_digest", "export_options", "version")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = None, mobile: bool = True) -> dict:
+    """A report dict of every check; ExportError with one line naming the first failure."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        model = onnx.load_model_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
+        raise ExportError(f"{path}: not a readable ONNX file (truncated or corrupt: {_first_line(exc)})") from None
+    if not model.graph.node:
+        raise ExportError(f"{path}: not a readable ONNX file (no graph: truncated or not ONNX)")
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"{path}: onnx checker: {_first_line(exc)}") from None
+    meta = metadata.read(model.metadata_props)
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise ExportError(f"{path}: metadata lacks {', '.join('vitstem.' + k for k in missing)} (not a vitstem export?)")
+    graph = metadata.graph_digest(model.graph)
+    if graph != meta["graph_digest"]:
+        raise ExportError(f"{path}: vitstem.graph_digest mismatch: stored {meta['graph_digest']}, graph has {graph} "
+                          "(the graph was changed after export)")
+    try:
+        spec = load_spec(json.loads(meta["spec"]))
+        options = json.loads(meta["export_options"])
+    except (ValueError, SpecError) as exc:
+        raise ExportError(f"{path}: vitstem.spec does not load: {_first_line(exc)}") from None
+    if spec.digest() != meta["spec_digest"] or spec.to_json() != meta["spec"]:
+        raise ExportError(f"{path}: vitstem.spec_digest mismatch: stored {meta['spec_digest']}, "
+                          f"the stored spec round-trips to {spec.digest()}")
+    report = {"path": str(path), "spec": spec.name, "spec_digest": spec.digest(), "graph_digest": graph,
+              "weights_digest": meta["weights_digest"], "vitstem_version": meta["version"],
+              "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
+              "ir_version": model.ir_version, "options": options, "checker": "ok"}
+    if weights is not None:
+        actual = weights_digest(load_weights(weights, spec))
+        if actual != meta["weights_digest"]:
+            raise ExportError(f"{path}: vitstem.weights_digest mismatch: stored {meta['weights_digest']}, "
+                              f"{weights} has {actual}")
+        report["weights"] = "match"
+    if mobile:
+        from .edge import mobile_usability
+
+        try_eps, log = mobile_usability(path)
+        report["mobile"] = {"nnapi_or_coreml_worth_trying": try_eps, "analysis": log.strip().splitlines()}
+    return report

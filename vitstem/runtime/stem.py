@@ -1,0 +1,99 @@
+"""`Stem`: an ONNX Runtime session of an exported stem, with the spec's input checks in front."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ExportError, InputError, SpecError
+from ..export.metadata import read as read_metadata
+from ..spec.inputs import check_images
+from ..spec.model import Spec, load_spec
+
+_NP_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
+
+
+def _not_vitstem(path, what: str) -> ExportError:
+    return ExportError(f"{path}: {what}; was it written by `vitstem export`?")
+
+
+class Stem:
+    """Callable: images (a batch in the model's input format) -> z0 (B, tokens, D)."""
+
+    def __init__(self, session, source: str = "model"):
+        self.session = session
+        self.metadata = read_metadata(session.get_modelmeta().custom_metadata_map)
+        for key in ("spec", "spec_digest", "export_options"):
+            if key not in self.metadata:
+                raise _not_vitstem(source, f"metadata has no vitstem.{key}")
+        try:
+            self.spec: Spec = load_spec(json.loads(self.metadata["spec"]))
+            self.options: dict = json.loads(self.metadata["export_options"])
+        except (ValueError, SpecError) as exc:
+            raise _not_vitstem(source, f"its vitstem metadata does not parse ({exc})") from None
+        if self.spec.digest() != self.metadata["spec_digest"]:
+            raise ExportError(f"{source}: the stored spec does not match vitstem.spec_digest "
+                              f"({self.spec.digest()} != {self.metadata['spec_digest']})")
+        self.preprocess_in_graph = bool(self.options.get("preprocess_in_graph"))
+        self.input_dtype = "uint8" if self.preprocess_in_graph else self.options.get("io_dtype", "float32")
+        sizes = self.options.get("sizes")
+        self.sizes = None if sizes is None else [tuple(s) for s in sizes]
+        self.batch = self.options.get("batch")
+        # Validation sees the input as the graph takes it: camera frames are NHWC.
+        self._input_spec = (self.spec.replace(input={"layout": "NHWC", "preprocess": self.spec.to_dict()["input"]["preprocess"]})
+                            if self.preprocess_in_graph else self.spec)
+
+    @property
+    def layout(self) -> str:
+        return self._input_spec.input.layout
+
+    def check(self, images) -> np.ndarray:
+        """`images` converted to the graph's input dtype; InputError naming what is wrong otherwise."""
+        x, hw = check_images(self._input_spec, images)
+        if self.preprocess_in_graph and x.dtype != np.uint8:
+            raise InputError(f"images have dtype {x.dtype}; this model takes uint8 frames (B, H, W, C)")
+        if self.sizes is not None and hw not in self.sizes:
+            accepted = ", ".join(f"{h}x{w}" for h, w in self.sizes)
+            raise InputError(f"images have shape {x.shape}: size {hw[0]}x{hw[1]} is not one this model was "
+                             f"exported for ({accepted}); resize the images or export with that size")
+        if self.batch is not None and x.shape[0] != self.batch:
+            raise InputError(f"images have shape {x.shape}: this model was exported for batch {self.batch}")
+        dtype = _NP_DTYPES[self.input_dtype]
+        if x.dtype != dtype:
+            converted = x.astype(dtype)
+            if self.options.get("profile") == "exact" and not np.array_equal(converted, x):
+                raise InputError(f"images have dtype {x.dtype} with values float32 cannot hold exactly; the exact "
+                                 "profile takes float32 inputs (round them first to accept the rounding)")
+            x = converted
+        return np.ascontiguousarray(x)
+
+    def __call__(self, images) -> np.ndarray:
+        x = self.check(images)
+        return self.session.run(["z0"], {"images": x})[0]
+
+    def __repr__(self) -> str:
+        o = self.options
+        return (f"Stem({self.spec.name!r}, precision={o.get('precision')}, profile={o.get('profile')}, "
+                f"input {self.input_dtype} {self.layout})")
+
+
+def load(path: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None) -> Stem:
+    """A `Stem` for an exported model file (.onnx or .ort); ExportError if it is not a readable vitstem model."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExportError(f"{path}: no such model file")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    try:
+        session = ort.InferenceSession(str(path), sess_options=so, providers=providers or ["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExportError(f"{path}: onnxruntime cannot load it ({first})") from None
+    return Stem(session, str(path))
