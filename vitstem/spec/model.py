@@ -240,8 +240,17 @@ def _preprocess_rule(d: dict) -> list[tuple[str, str]]:
 def _resample_rule(d: dict) -> list[tuple[str, str]]:
     rs = d["resample"]
     if rs["policy"] == "custom":
-        return [(f"resample.{key}", "is required when policy is custom")
-                for key in POLICY_FIELDS if key not in rs and key != "phase_steps"]
+        problems = [(f"resample.{key}", "is required when policy is custom")
+                    for key in POLICY_FIELDS if key not in rs and key != "phase_steps"]
+        # Combinations resampling.resample_matrix refuses: caught here, not at the first forward.
+        if rs.get("antialias") is True and rs.get("coordinates") == "align_corners":
+            problems.append(("resample.antialias", "true is only defined with coordinates: half_pixel"))
+        steps = rs.get("phase_steps")
+        if steps is not None and rs.get("antialias") is True:
+            problems.append(("resample.phase_steps", "is only defined with antialias: false"))
+        if _is_number(steps) and steps > 2**53:
+            problems.append(("resample.phase_steps", "exceeds 2**53 (sample positions are float64)"))
+        return problems
     return [(f"resample.{key}", f"{rs[key]!r} contradicts policy {rs['policy']!r} ({value!r}); "
              "use policy: custom to change it")
             for key, value in NAMED_POLICIES[rs["policy"]].items() if key in rs and rs[key] != value]
