@@ -190,6 +190,11 @@ def _count(value) -> int:
     return int(value)
 
 
+def _show(value) -> str:
+    """A value for a message; str() of a 5000-digit int raises ValueError, which must not hide a rule."""
+    return _schema._describe(value)
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -205,9 +210,9 @@ def _sizes_rule(d: dict) -> list[tuple[str, str]]:
     image, patch = _pair(d["image_size"]), _pair(d["patch_size"])
     for i in (0, 1):
         if image[i] > MAX_IMAGE_SIDE:
-            problems.append((f"image_size[{i}]", f"{image[i]} exceeds the maximum side {MAX_IMAGE_SIDE}"))
+            problems.append((f"image_size[{i}]", f"{_show(image[i])} exceeds the maximum side {MAX_IMAGE_SIDE}"))
         if image[i] % patch[i]:
-            problems.append((f"image_size[{i}]", f"{image[i]} is not divisible by patch_size[{i}] = {patch[i]}"))
+            problems.append((f"image_size[{i}]", f"{_show(image[i])} is not divisible by patch_size[{i}] = {_show(patch[i])}"))
     return problems
 
 
@@ -216,7 +221,7 @@ def _position_rule(d: dict) -> list[tuple[str, str]]:
     pe, dim = d["position_embedding"], _count(d["embed_dim"])
     if pe["kind"] == "sincos2d":
         if dim % 4:
-            problems.append(("embed_dim", f"{dim} is not divisible by 4, which sincos2d position tables need"))
+            problems.append(("embed_dim", f"{_show(dim)} is not divisible by 4, which sincos2d position tables need"))
         if pe["sincos_convention"] is None:
             problems.append(("position_embedding.sincos_convention",
                              "is required when kind is sincos2d (big_vision, timm or mae)"))
@@ -233,7 +238,7 @@ def _preprocess_rule(d: dict) -> list[tuple[str, str]]:
     pre = d["input"]["preprocess"]
     if pre is None:
         return []
-    return [(f"input.preprocess.{key}", f"has {len(pre[key])} values but in_channels = {d['in_channels']}")
+    return [(f"input.preprocess.{key}", f"has {len(pre[key])} values but in_channels = {_show(d['in_channels'])}")
             for key in ("mean", "std") if len(pre[key]) != d["in_channels"]]
 
 
@@ -251,7 +256,7 @@ def _resample_rule(d: dict) -> list[tuple[str, str]]:
         if _is_number(steps) and steps > 2**53:
             problems.append(("resample.phase_steps", "exceeds 2**53 (sample positions are float64)"))
         return problems
-    return [(f"resample.{key}", f"{rs[key]!r} contradicts policy {rs['policy']!r} ({value!r}); "
+    return [(f"resample.{key}", f"{_show(rs[key])} contradicts policy {rs['policy']!r} ({_show(value)}); "
              "use policy: custom to change it")
             for key, value in NAMED_POLICIES[rs["policy"]].items() if key in rs and rs[key] != value]
 
@@ -262,12 +267,12 @@ def _memory_rule(d: dict) -> list[tuple[str, str]]:
     image, patch, dim = _pair(d["image_size"]), _pair(d["patch_size"]), _count(d["embed_dim"])
     k = _count(d["in_channels"]) * patch[0] * patch[1]
     if dim * k > MAX_TENSOR_ELEMENTS:
-        problems.append(("embed_dim", f"patch kernel {dim}x{k} has {dim * k} elements, over the limit {MAX_TENSOR_ELEMENTS}"))
+        problems.append(("embed_dim", f"patch kernel {_show(dim)}x{_show(k)} has {_show(dim * k)} elements, over the limit {MAX_TENSOR_ELEMENTS}"))
     pe = d["position_embedding"]
     grid = _pair(pe["grid"]) if pe["grid"] is not None else (image[0] // patch[0], image[1] // patch[1])
     rows = grid[0] * grid[1] + _count(d["prefix"]["register_tokens"]) + 2
     if rows * dim > MAX_TENSOR_ELEMENTS:
-        problems.append(("position_embedding", f"a table of {rows}x{dim} exceeds the limit of {MAX_TENSOR_ELEMENTS} elements"))
+        problems.append(("position_embedding", f"a table of {_show(rows)}x{_show(dim)} exceeds the limit of {MAX_TENSOR_ELEMENTS} elements"))
     return problems
 
 
@@ -295,15 +300,18 @@ def _float_range_rule(d: dict) -> list[tuple[str, str]]:
 _RULES = (_sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule, _float_range_rule)
 
 
-def _semantic_problems(d: dict) -> list[tuple[str, str]]:
+def _semantic_problems(d: dict, malformed: bool = True) -> list[tuple[str, str]]:
     """Rules across fields. Each runs on its own so that one malformed field (already reported by
-    the schema) does not hide the problems the other rules would find."""
+    the schema) does not hide the problems the other rules would find. On a document the schema
+    accepted (`malformed` false) a rule that fails is a bug: it must not pass the spec silently."""
     problems = []
     for rule in _RULES:
         try:
             problems += rule(d)
         except (TypeError, KeyError, ValueError, IndexError, AttributeError, ArithmeticError):
-            pass  # the structural check has reported the field this rule could not read
+            if not malformed:
+                raise
+            # the structural check has reported the field this rule could not read
     return problems
 
 
@@ -384,7 +392,7 @@ def load_spec(source: "Spec | Mapping | str | os.PathLike") -> Spec:
         data = None
     if data is not None:
         reported = {path for path, _ in problems}
-        problems += [p for p in _semantic_problems(data) if p[0] not in reported]
+        problems += [p for p in _semantic_problems(data, malformed=bool(problems)) if p[0] not in reported]
     if problems:
         raise SpecError(problems)
     return _build(data)
