@@ -1,0 +1,35 @@
+"""Input checks for the Keras layer: the shared `check_images` in eager mode, its static part in graphs."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from ...errors import InputError
+from ...spec import Spec
+from ...spec.inputs import check_images, image_hw
+
+
+def check_graph_images(spec: Spec, images: tf.Tensor) -> None:
+    """Check what a traced batch's static shape and dtype show; add run-time asserts for its sizes.
+
+    The static checks run the shared `check_images` on a zero batch of the same static shape
+    (unknown sizes stood in by the spec's), so the rules and messages are the eager ones.
+    """
+    shape = images.shape
+    if shape.rank != 4:
+        raise InputError(f"images have shape {tuple(shape)}; expected rank 4, "
+                         f"{spec.input_shape('B')} ({spec.input.layout})")
+    stand_in = list(spec.input_shape(1))
+    known = [1 if shape[0] is None else shape[0]] + [s if s is not None else stand_in[i + 1]
+                                                      for i, s in enumerate(shape[1:])]
+    check_images(spec, np.broadcast_to(np.zeros((), images.dtype.as_numpy_dtype), known))
+    h, w = image_hw(spec, tf.shape(images))
+    # Stateful asserts run under tf.function without explicit control dependencies.
+    if spec.dynamic_image_size:
+        ph, pw = spec.patch_size
+        tf.debugging.assert_equal((h % ph, w % pw), (0, 0),
+                                  message=f"image size must be a multiple of the patch size {ph}x{pw}")
+    else:
+        tf.debugging.assert_equal((h, w), spec.image_size, message=f"image size must equal the spec image_size "
+                                  f"{spec.image_size[0]}x{spec.image_size[1]} (dynamic_image_size is false)")

@@ -1,0 +1,77 @@
+"""`VitStemLayer`: the stem as a Keras 3 layer (TensorFlow backend) holding the canonical weights."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ...errors import VitstemError
+from ...spec import Spec, check_weights, init_weights, load_spec
+from ...spec.inputs import check_images, image_hw
+from . import stem
+from .inputs import check_graph_images
+
+if keras.backend.backend() != "tensorflow":
+    raise VitstemError(f"vitstem's TensorFlow backend needs Keras on the TensorFlow backend, not "
+                       f"{keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow before importing keras)")
+
+
+@keras.saving.register_keras_serializable(package="vitstem")
+class VitStemLayer(keras.layers.Layer):
+    """z0 = pre_norm([prefix tokens; patches E] + E_pos) for a batch in the spec's layout (NHWC native).
+
+    Variables carry the canonical names and shapes (vitstem.spec.weights), float32, initialised
+    from `weights` or else `init_weights(spec)`. The config holds the spec and profile only:
+    weights travel separately (a .keras file, or set_canonical_weights).
+    """
+
+    def __init__(self, spec: Spec | Mapping | str, profile: str = "fast", *,
+                 weights: Mapping[str, np.ndarray] | None = None, **kwargs):
+        # autocast=False: Keras would otherwise round float64 pixels to float32 before "exact" sees them.
+        super().__init__(autocast=False, **kwargs)
+        self.spec = load_spec(spec)
+        stem.check_profile(profile)
+        self.profile = profile
+        initial = init_weights(self.spec) if weights is None else check_weights(weights, self.spec)
+        # Created here, not in build(): the shapes come from the spec alone.
+        self.stem_variables = {
+            name: self.add_weight(shape=value.shape, dtype="float32", name=name,
+                                  initializer=lambda shape, dtype=None, value=value: tf.constant(value, dtype))
+            for name, value in initial.items()
+        }
+        self.built = True
+
+    @classmethod
+    def from_weights(cls, spec, weights: Mapping[str, np.ndarray], profile: str = "fast", **kwargs) -> "VitStemLayer":
+        """A layer holding `weights` (canonical names, shapes and float32, checked against the spec)."""
+        return cls(spec, profile, weights=weights, **kwargs)
+
+    def set_canonical_weights(self, weights: Mapping[str, np.ndarray]) -> None:
+        """Assign canonical weights; WeightsError lists every missing, extra or mis-shaped one."""
+        weights = check_weights(weights, self.spec)
+        for name, variable in self.stem_variables.items():
+            variable.assign(weights[name])
+
+    def canonical_weights(self) -> dict[str, np.ndarray]:
+        """The weights under their canonical names, as float32 numpy arrays."""
+        return {name: np.array(variable.numpy(), np.float32) for name, variable in self.stem_variables.items()}
+
+    def call(self, images):
+        if tf.executing_eagerly():
+            check_images(self.spec, images)
+        else:
+            check_graph_images(self.spec, images)
+        return stem.z0(self.spec, self.stem_variables, images, self.profile)
+
+    def compute_output_shape(self, input_shape):
+        h, w = image_hw(self.spec, tuple(input_shape))
+        if not self.spec.dynamic_image_size:
+            h, w = self.spec.image_size
+        tokens = self.spec.num_tokens((h, w)) if h is not None and w is not None else None
+        return (input_shape[0], tokens, self.spec.embed_dim)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "spec": self.spec.to_dict(), "profile": self.profile}
