@@ -1,0 +1,304 @@
+"""Prototype ONNX graph structures for the ViT stem and time them in ONNX Runtime against the bare MatMul floor.
+
+Each variant computes the same z0 = [cls + pos_0; patches E + b + pos_1..N] (ViT-B/16: one class
+token, learned table, no pre-norm, preprocessing folded away) and is checked against NumPy before
+it is timed. Used to pick the structure the exporter emits; see benchmarks/README.md.
+
+    python benchmarks/graph_variants.py [--batch 1 8] [--threads 2] [--runs 60] [--levels all basic] [--json OUT]
+
+One thread count per process (ORT's global pool is sized once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from vitstem.benchmark.ort_models import bare_matmul_model, ort_session
+from vitstem.benchmark.timing import interleaved_times, summarize
+
+OPSET = 17
+F32 = TensorProto.FLOAT
+
+
+class Stem:
+    """ViT-B/16 sized stem weights in the layouts the variants need (seeded, float32)."""
+
+    def __init__(self, image=224, patch=16, channels=3, dim=768, seed=0):
+        rng = np.random.default_rng(seed)
+        self.image, self.patch, self.channels, self.dim = image, patch, channels, dim
+        self.grid = image // patch
+        self.n = self.grid * self.grid
+        self.k = channels * patch * patch
+        self.kernel = (rng.standard_normal((dim, channels, patch, patch)) / np.sqrt(self.k)).astype(np.float32)
+        self.bias = (0.02 * rng.standard_normal(dim)).astype(np.float32)
+        self.cls = (0.02 * rng.standard_normal((1, 1, dim))).astype(np.float32)
+        self.pos = (0.02 * rng.standard_normal((1, 1 + self.n, dim))).astype(np.float32)
+
+    def reference(self, nchw: np.ndarray) -> np.ndarray:
+        b, c, h, w = nchw.shape
+        g, p = self.grid, self.patch
+        patches = nchw.reshape(b, c, g, p, g, p).transpose(0, 2, 4, 1, 3, 5).reshape(b, self.n, self.k)
+        x = patches.astype(np.float64) @ self.kernel.reshape(self.dim, self.k).T.astype(np.float64) + self.bias
+        cls = np.broadcast_to(self.cls, (b, 1, self.dim))
+        return (np.concatenate([cls, x], axis=1) + self.pos).astype(np.float32)
+
+    # weights in the layouts the graphs use
+    def e_nchw(self):  # (K, D) with K ordered (C, Ph, Pw)
+        return self.kernel.reshape(self.dim, self.k).T.copy()
+
+    def e_nhwc(self):  # (K, D) with K ordered (Ph, Pw, C)
+        return self.kernel.transpose(0, 2, 3, 1).reshape(self.dim, self.k).T.copy()
+
+    def patch_table(self, with_bias=True):  # (N, D): position rows of the patches (+ bias)
+        return (self.pos[0, 1:] + (self.bias if with_bias else 0)).astype(np.float32)
+
+    def cls_row(self):  # (1, 1, D): cls + its position row
+        return (self.cls + self.pos[:, :1]).astype(np.float32)
+
+    def full_table(self):  # (1+N, D): [cls + pos_0; pos_i + b]
+        return np.concatenate([self.cls_row()[0], self.patch_table()], axis=0)
+
+
+def _init(name, array):
+    return numpy_helper.from_array(np.ascontiguousarray(array), name)
+
+
+def _model(nodes, inits, input_shape, output_shape, name):
+    graph = helper.make_graph(
+        nodes, name, [helper.make_tensor_value_info("images", F32, input_shape)],
+        [helper.make_tensor_value_info("z0", F32, output_shape)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              ir_version=helper.find_min_ir_version_for([helper.make_opsetid("", OPSET)]))
+    return model
+
+
+def _patchify_nodes(s: Stem, layout: str, out: str, rows2d: bool):
+    """Reshape -> Transpose -> Reshape: images to (B, N, K) or (B*N, K) patches."""
+    g, p, c = s.grid, s.patch, s.channels
+    if layout == "NCHW":
+        shape6, perm = [0, c, g, p, g, p], [0, 2, 4, 1, 3, 5]
+    else:
+        shape6, perm = [0, g, p, g, p, c], [0, 1, 3, 2, 4, 5]
+    inits = [_init("shape6", np.array(shape6, np.int64)),
+             _init("shape_rows", np.array([-1, s.k] if rows2d else [0, s.n, s.k], np.int64))]
+    nodes = [helper.make_node("Reshape", ["images", "shape6"], ["x6"]),
+             helper.make_node("Transpose", ["x6"], ["x6t"], perm=perm),
+             helper.make_node("Reshape", ["x6t", "shape_rows"], [out])]
+    # Reshape with 0 copies the batch dim (allowzero=0 default); -1 lets the batch stay dynamic.
+    return nodes, inits
+
+
+def _prepend_cls(s: Stem, patches: str, out: str, row: np.ndarray):
+    """Concat([Expand(row, (B, 1, D)), patches], axis=1)."""
+    inits = [_init("cls_row", row), _init("dim_n", np.array([1], np.int64))]
+    nodes = [helper.make_node("Shape", ["images"], ["batch"], start=0, end=1),
+             helper.make_node("Concat", ["batch", "dim_n", "dim_n"], ["cls_shape"], axis=0),
+             helper.make_node("Expand", ["cls_row", "cls_shape"], ["cls_b"]),
+             helper.make_node("Concat", ["cls_b", patches], [out], axis=1)]
+    return nodes, inits
+
+
+def _out_shape(s):
+    return ["B", 1 + s.n, s.dim]
+
+
+def plain(s: Stem):
+    """Reshape-Transpose-MatMul-Add(bias)-Concat(cls)-Add(pos): the straightforward translation."""
+    nodes, inits = _patchify_nodes(s, "NCHW", "patches", rows2d=False)
+    inits += [_init("E", s.e_nchw()), _init("b", s.bias), _init("pos", s.pos)]
+    nodes += [helper.make_node("MatMul", ["patches", "E"], ["xe"]),
+              helper.make_node("Add", ["xe", "b"], ["xb"])]
+    n2, i2 = _prepend_cls(s, "xb", "tokens", s.cls)
+    nodes += n2 + [helper.make_node("Add", ["tokens", "pos"], ["z0"])]
+    return _model(nodes, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), "plain")
+
+
+def folded(s: Stem, layout="NCHW"):
+    """MatMul then one Add of (pos + bias), then Concat of the precomputed cls row."""
+    nodes, inits = _patchify_nodes(s, layout, "patches", rows2d=False)
+    inits += [_init("E", s.e_nchw() if layout == "NCHW" else s.e_nhwc()), _init("table", s.patch_table())]
+    nodes += [helper.make_node("MatMul", ["patches", "E"], ["xe"]),
+              helper.make_node("Add", ["xe", "table"], ["xt"])]
+    n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    shape = ["B", s.channels, s.image, s.image] if layout == "NCHW" else ["B", s.image, s.image, s.channels]
+    return _model(nodes + n2, inits + i2, shape, _out_shape(s), f"folded_{layout.lower()}")
+
+
+def concat_then_add(s: Stem):
+    """MatMul, Concat a zero-free cls placeholder, one Add of the full table (cls row included)."""
+    nodes, inits = _patchify_nodes(s, "NCHW", "patches", rows2d=False)
+    inits += [_init("E", s.e_nchw()), _init("table", s.full_table())]
+    nodes += [helper.make_node("MatMul", ["patches", "E"], ["xe"])]
+    n2, i2 = _prepend_cls(s, "xe", "tokens", np.zeros((1, 1, s.dim), np.float32))
+    nodes += n2 + [helper.make_node("Add", ["tokens", "table"], ["z0"])]
+    return _model(nodes, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), "concat_then_add")
+
+
+def pad_input(s: Stem):
+    """Pad a zero patch row in front of the patches, MatMul, one Add of the full table: no output Concat."""
+    nodes, inits = _patchify_nodes(s, "NCHW", "patches", rows2d=False)
+    inits += [_init("E", s.e_nchw()), _init("table", s.full_table()),
+              _init("pads", np.array([0, 1, 0, 0, 0, 0], np.int64))]
+    nodes += [helper.make_node("Pad", ["patches", "pads"], ["padded"]),
+              helper.make_node("MatMul", ["padded", "E"], ["xe"]),
+              helper.make_node("Add", ["xe", "table"], ["z0"])]
+    return _model(nodes, inits, ["B", s.channels, s.image, s.image], _out_shape(s), "pad_input")
+
+
+def gemm(s: Stem):
+    """2-D Gemm with the bias as C, then Reshape, Add(pos), Concat(cls row)."""
+    nodes, inits = _patchify_nodes(s, "NCHW", "rows", rows2d=True)
+    inits += [_init("E", s.e_nchw()), _init("b", s.bias), _init("table", s.patch_table(with_bias=False)),
+              _init("shape_bnd", np.array([-1, s.n, s.dim], np.int64))]
+    nodes += [helper.make_node("Gemm", ["rows", "E", "b"], ["xe"]),
+              helper.make_node("Reshape", ["xe", "shape_bnd"], ["xe3"]),
+              helper.make_node("Add", ["xe3", "table"], ["xt"])]
+    n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    return _model(nodes + n2, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), "gemm")
+
+
+def gemm_table(s: Stem, batch: int):
+    """Static batch: Gemm with C = the (pos + bias) table tiled to (B*N, D), so no separate Add."""
+    nodes, inits = _patchify_nodes(s, "NCHW", "rows", rows2d=True)
+    inits += [_init("E", s.e_nchw()), _init("C", np.tile(s.patch_table(), (batch, 1))),
+              _init("shape_bnd", np.array([-1, s.n, s.dim], np.int64))]
+    nodes += [helper.make_node("Gemm", ["rows", "E", "C"], ["xe"]),
+              helper.make_node("Reshape", ["xe", "shape_bnd"], ["xt"])]
+    n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    return _model(nodes + n2, inits + i2, [batch, s.channels, s.image, s.image], [batch, 1 + s.n, s.dim],
+                  "gemm_table")
+
+
+def conv(s: Stem):
+    """Conv (kernel = stride = P, bias) -> Reshape (B, D, N) -> Transpose -> Add(pos) -> Concat(cls row)."""
+    inits = [_init("W", s.kernel), _init("b", s.bias), _init("table", s.patch_table(with_bias=False)),
+             _init("shape_bdn", np.array([0, s.dim, s.n], np.int64))]
+    nodes = [helper.make_node("Conv", ["images", "W", "b"], ["y"], kernel_shape=[s.patch] * 2, strides=[s.patch] * 2),
+             helper.make_node("Reshape", ["y", "shape_bdn"], ["y3"]),
+             helper.make_node("Transpose", ["y3"], ["yt"], perm=[0, 2, 1]),
+             helper.make_node("Add", ["yt", "table"], ["xt"])]
+    n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    return _model(nodes + n2, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), "conv")
+
+
+def folded_two_step(s: Stem):
+    """NCHW patchify as two single-axis moves (ORT has fast paths for those) instead of one 6-D Transpose."""
+    g, p, c = s.grid, s.patch, s.channels
+    inits = [_init("shape_a", np.array([0, c, g, p * g * p], np.int64)),
+             _init("shape_b", np.array([-1, c * p, g, p], np.int64)),
+             _init("shape_rows", np.array([-1, s.n, s.k], np.int64)),
+             _init("E", s.e_nchw()), _init("table", s.patch_table())]
+    nodes = [helper.make_node("Reshape", ["images", "shape_a"], ["xa"]),
+             helper.make_node("Transpose", ["xa"], ["xat"], perm=[0, 2, 1, 3]),  # (B, gy, C, i*gx*j)
+             helper.make_node("Reshape", ["xat", "shape_b"], ["xb"]),  # (B*gy, C*i, gx, j)
+             helper.make_node("Transpose", ["xb"], ["xbt"], perm=[0, 2, 1, 3]),  # (B*gy, gx, C*i, j)
+             helper.make_node("Reshape", ["xbt", "shape_rows"], ["patches"]),
+             helper.make_node("MatMul", ["patches", "E"], ["xe"]),
+             helper.make_node("Add", ["xe", "table"], ["xt"])]
+    n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    return _model(nodes + n2, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), "folded_two_step")
+
+
+def space_to_depth(s: Stem):
+    """SpaceToDepth(P) -> Reshape (B, K, N) -> Transpose (B, N, K) -> MatMul (kernel rows in (i, j, c) order)."""
+    e = s.kernel.transpose(0, 2, 3, 1).reshape(s.dim, s.k).T.copy()  # K order (i, j, c) = DCR SpaceToDepth
+    inits = [_init("shape_bkn", np.array([0, s.k, s.n], np.int64)), _init("E", e), _init("table", s.patch_table())]
+    nodes = [helper.make_node("SpaceToDepth", ["images"], ["sd"], blocksize=s.patch),
+             helper.make_node("Reshape", ["sd", "shape_bkn"], ["sd3"]),
+             helper.make_node("Transpose", ["sd3"], ["patches"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["patches", "E"], ["xe"]),
+             helper.make_node("Add", ["xe", "table"], ["xt"])]
+    n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    return _model(nodes + n2, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), "space_to_depth")
+
+
+def folded_static(s: Stem, batch: int, layout="NCHW"):
+    """Static batch: the expanded cls rows are a constant, so no Shape/Concat/Expand at run time."""
+    nodes, inits = _patchify_nodes(s, layout, "patches", rows2d=False)
+    inits += [_init("E", s.e_nchw() if layout == "NCHW" else s.e_nhwc()), _init("table", s.patch_table()),
+              _init("cls_rows", np.tile(s.cls_row(), (batch, 1, 1)))]
+    nodes += [helper.make_node("MatMul", ["patches", "E"], ["xe"]),
+              helper.make_node("Add", ["xe", "table"], ["xt"]),
+              helper.make_node("Concat", ["cls_rows", "xt"], ["z0"], axis=1)]
+    shape = [batch, s.channels, s.image, s.image] if layout == "NCHW" else [batch, s.image, s.image, s.channels]
+    return _model(nodes, inits, shape, [batch, 1 + s.n, s.dim], f"folded_static_{layout.lower()}")
+
+
+def variants(s: Stem, batch: int) -> dict:
+    """name -> (model, layout of its input)."""
+    return {
+        "plain": (plain(s), "NCHW"),
+        "folded": (folded(s), "NCHW"),
+        "folded_nhwc": (folded(s, "NHWC"), "NHWC"),
+        "concat_then_add": (concat_then_add(s), "NCHW"),
+        "pad_input": (pad_input(s), "NCHW"),
+        "gemm": (gemm(s), "NCHW"),
+        "gemm_table_static": (gemm_table(s, batch), "NCHW"),
+        "conv": (conv(s), "NCHW"),
+        "folded_two_step": (folded_two_step(s), "NCHW"),
+        "space_to_depth": (space_to_depth(s), "NCHW"),
+        "folded_static": (folded_static(s, batch), "NCHW"),
+        "folded_static_nhwc": (folded_static(s, batch, "NHWC"), "NHWC"),
+    }
+
+
+def run(batches, threads, runs, levels, warmup=5) -> dict:
+    s = Stem()
+    rng = np.random.default_rng(1)
+    results = {"runs": runs, "cases": []}
+    for t in [threads]:
+        for b in batches:
+            nchw = rng.standard_normal((b, s.channels, s.image, s.image)).astype(np.float32)
+            nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
+            expect = s.reference(nchw)
+            rows = rng.standard_normal((b * s.n, s.k)).astype(np.float32)
+            floor = ort_session(bare_matmul_model(b * s.n, s.k, s.dim), threads=t)
+            candidates = {"floor": lambda f=floor: f.run(None, {"x": rows})}
+            for name, (model, layout) in variants(s, b).items():
+                feed = {"images": nchw if layout == "NCHW" else nhwc}
+                for level in levels:
+                    sess = ort_session(model, threads=t, level=level)
+                    got = sess.run(None, feed)[0]
+                    err = float(np.abs(got - expect).max())
+                    if err > 1e-4:
+                        raise AssertionError(f"variant {name} at level {level} is wrong: max error {err}")
+                    candidates[f"{name}@{level}"] = lambda sess=sess, feed=feed: sess.run(None, feed)
+            times = interleaved_times(candidates, runs, warmup)
+            floor_ms = summarize(times["floor"])["median_ms"]
+            case = {"batch": b, "threads": t, "figures": {}}
+            for name, ts in times.items():
+                fig = summarize(ts)
+                fig["ratio_to_floor"] = fig["median_ms"] / floor_ms
+                case["figures"][name] = fig
+            results["cases"].append(case)
+            print(f"\nbatch {b}, {t} threads (median of {runs})")
+            for name, fig in sorted(case["figures"].items(), key=lambda kv: kv[1]["median_ms"]):
+                print(f"  {name:28s} {fig['median_ms']:8.3f} ms  x{fig['ratio_to_floor']:.3f}   "
+                      f"(min {fig['min_ms']:.3f} ms, x{fig['min_ms'] / case['figures']['floor']['min_ms']:.3f})")
+    return results
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=60)
+    ap.add_argument("--levels", nargs="+", default=["all"], choices=["disable", "basic", "extended", "all"])
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    results = run(args.batch, args.threads, args.runs, args.levels)
+    if args.json:
+        from vitstem.files import atomic_write_bytes
+
+        atomic_write_bytes(Path(args.json), (json.dumps(results, indent=1, sort_keys=True) + "\n").encode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""CLI: `vitstem bench SPEC`: time every engine against the bare-MatMul floor (heavy imports inside)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _bench(args) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..cli import write_json
+    from ..spec import init_weights, load_spec, load_weights
+    from .suite import format_report, run_benchmark
+
+    spec = load_spec(args.spec)
+    weights = load_weights(args.weights, spec) if args.weights else init_weights(spec, seed=0)
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    result = run_benchmark(spec, weights, args.batch, args.threads, runs=args.runs, warmup=args.warmup,
+                           only=args.only, log=log)
+    if not args.quiet:
+        print(format_report(result))
+    if args.json:
+        write_json(result, args.json)
+    return 0
+
+
+def register(subparsers) -> None:
+    from .candidates import CANDIDATES  # light: frameworks are imported by the builders only
+
+    names = [c.name for c in CANDIDATES]
+
+    p = subparsers.add_parser(
+        "bench", help="time ORT/PyTorch/TensorFlow stems against a bare MatMul",
+        description="Interleaved medians of every engine on SPEC (a file or preset name), each with its "
+                    "ratio to ONNX Runtime running a bare (B*N, K) x (K, D) MatMul: the floor.")
+    p.add_argument("spec", help="spec file or preset name")
+    p.add_argument("--weights", help="safetensors weights (default: init_weights(spec, seed=0))")
+    p.add_argument("--batch", type=_positive, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
+    p.add_argument("--threads", type=_positive, nargs="+", default=[1, 2],
+                   help="intra-op thread counts; each after the first runs in a fresh process (default: 1 2)")
+    p.add_argument("--runs", type=_positive, default=30, help="timed rounds (default: 30)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default: 5)")
+    p.add_argument("--only", nargs="+", choices=names, metavar="NAME",
+                   help=f"time only these candidates (and the floor): {', '.join(names)}")
+    p.add_argument("--json", metavar="OUT", help="write the full result as JSON (atomically; - for stdout)")
+    p.add_argument("--quiet", action="store_true", help="no progress or table (with --json)")
+    p.set_defaults(run=_bench)

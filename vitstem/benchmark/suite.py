@@ -1,0 +1,197 @@
+"""One benchmark run: every candidate for each batch size, interleaved, with each figure's ratio to
+the bare-MatMul floor and each z0 checked against the exact NumPy reference before it is timed.
+
+Thread counts are measured one per process (ORT's and TensorFlow's pools are sized once), so
+`run_benchmark` runs each count after the first in a fresh `python -m vitstem bench` child.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..spec import Spec
+from .timing import interleaved_times, summarize
+
+# Targets of issue 6 (ViT-B/16 at 224, float32, CPU, 2 threads): graph time / bare MatMul time.
+TARGET_SPEC, TARGET_THREADS = "vit_base_patch16_224", 2
+GRAPH_TARGETS = {1: 1.10, 8: 1.20}
+# Backends must be no slower than the peer doing the same math in their framework.
+PEER_TARGETS = {"torch_vitstem": "torch_timm", "tf_vitstem": "tf_handwritten"}
+SETTLE_S = 0.005  # pause between framework groups, longer than ORT's and OpenMP's spin-waits
+
+
+def machine() -> dict:
+    """CPU model, core count, OS, Python and load average: what a figure depends on."""
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    info = {"cpu": model, "logical_cpus": os.cpu_count(), "os": platform.platform(), "python": platform.python_version()}
+    if hasattr(os, "getloadavg"):
+        info["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return info
+
+
+def sample_images(spec: Spec, batch: int, seed: int = 0) -> np.ndarray:
+    """Seeded float32 pixels in the spec's layout: 0..255 integers with preprocessing, N(0, 1) without."""
+    rng = np.random.default_rng(seed)
+    shape = spec.input_shape(batch)
+    if spec.input.preprocess is not None:
+        return rng.integers(0, 256, shape).astype(np.float32)
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def _check(candidate, output, exact: np.ndarray, bound) -> dict:
+    from .candidates import to_numpy
+
+    z = to_numpy(output)
+    if z.shape != exact.shape:
+        raise AssertionError(f"{candidate.name} returned shape {z.shape}, expected {exact.shape}")
+    err = np.abs(z.astype(np.float64) - exact)
+    out = {"max_abs_diff_vs_exact": float(err.max())}
+    if bound is not None:  # two fast engines may differ by 2x the bound; one fast engine by 1x
+        out["within_fast_bound"] = bool((err <= bound).all())
+    return out
+
+
+def _fast_bound(spec: Spec, weights, images):
+    try:
+        from ..backends.numpy.bound import fast_error_bound
+    except ModuleNotFoundError:
+        return None
+    return fast_error_bound(spec, weights, images)
+
+
+def run_cases(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[int], threads: int, runs: int,
+              warmup: int = 5, only: Sequence[str] | None = None, log=print) -> dict:
+    """All candidates at `threads` threads for each batch size, in this process."""
+    from ..backends.numpy.stem import forward as reference
+    from .candidates import CANDIDATES, FLOOR, Context, Unavailable, configure_threads, import_frameworks
+
+    versions = import_frameworks()
+    thread_setting = configure_threads(threads)
+    chosen = [c for c in CANDIDATES if only is None or c.name in only or c.name == FLOOR]
+    cache: dict = {}
+    cases = []
+    for batch in batches:
+        images = sample_images(spec, batch)
+        ctx = Context(spec, weights, images, threads, cache)
+        exact = reference(spec, weights, images, profile="exact").astype(np.float64)
+        bound = _fast_bound(spec, weights, images)
+        calls, checks, unavailable = {}, {}, {}
+        for c in chosen:
+            try:
+                call = c.build(ctx)
+            except Unavailable as exc:
+                unavailable[c.name] = str(exc)
+                continue
+            result = call()
+            checks[c.name] = _check(c, result, exact, bound) if c.computes_z0 else {}
+            calls[c.name] = call
+        log(f"timing {len(calls)} candidates at batch {batch}, {threads} threads, {runs} interleaved runs ...")
+        times = interleaved_times(calls, runs, warmup, groups={c.name: c.group for c in chosen}, settle_s=SETTLE_S)
+        floor_ms = summarize(times[FLOOR])["median_ms"]
+        floor_min = summarize(times[FLOOR])["min_ms"]
+        figures = {}
+        for c in chosen:
+            if c.name in times:
+                fig = summarize(times[c.name])
+                fig.update(ratio_to_floor=fig["median_ms"] / floor_ms, min_ratio_to_floor=fig["min_ms"] / floor_min,
+                           what=c.what, **checks[c.name])
+                figures[c.name] = fig
+        cases.append({"batch": batch, "threads": threads, "figures": figures, "unavailable": unavailable})
+    return {"versions": versions, "thread_setting": {str(threads): thread_setting}, "cases": cases}
+
+
+def targets(spec: Spec, cases: list[dict]) -> list[dict]:
+    """Every target of issue 6 that these cases measure: value, limit and whether it is met."""
+    out = []
+    for case in cases:
+        figs, b, t = case["figures"], case["batch"], case["threads"]
+        if spec.name == TARGET_SPEC and t == TARGET_THREADS and b in GRAPH_TARGETS and "ort_vitstem" in figs:
+            ratio = figs["ort_vitstem"]["ratio_to_floor"]
+            out.append({"target": f"ort_vitstem / floor at batch {b}, {t} threads", "value": ratio,
+                        "limit": GRAPH_TARGETS[b], "met": ratio <= GRAPH_TARGETS[b]})
+        for ours, peer in PEER_TARGETS.items():
+            if ours in figs and peer in figs:
+                ratio = figs[ours]["median_ms"] / figs[peer]["median_ms"]
+                out.append({"target": f"{ours} / {peer} at batch {b}, {t} threads", "value": ratio,
+                            "limit": 1.0, "met": ratio <= 1.0})
+    return out
+
+
+def _child(spec: Spec, weights_path: str, batches, threads: int, runs: int, warmup: int, only) -> dict:
+    """Run one thread count in a fresh interpreter (pools are sized once per process)."""
+    with tempfile.TemporaryDirectory(prefix="vitstem-bench-") as tmp:
+        spec_path, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec_path.write_text(spec.to_json())
+        cmd = [sys.executable, "-m", "vitstem", "bench", str(spec_path), "--weights", weights_path,
+               "--batch", *map(str, batches), "--threads", str(threads), "--runs", str(runs),
+               "--warmup", str(warmup), "--json", str(out), "--quiet"]
+        if only:
+            cmd += ["--only", *only]
+        subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        return json.loads(out.read_text())
+
+
+def run_benchmark(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[int], threads: Sequence[int],
+                  runs: int = 30, warmup: int = 5, only: Sequence[str] | None = None, log=print) -> dict:
+    """The full result document: machine, versions, every case and the targets."""
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    info = machine()
+    first = run_cases(spec, weights, batches, threads[0], runs, warmup, only, log)
+    cases, thread_setting = list(first["cases"]), dict(first["thread_setting"])
+    if len(threads) > 1:
+        from ..spec import save_weights
+
+        with tempfile.TemporaryDirectory(prefix="vitstem-bench-") as tmp:
+            weights_path = str(save_weights(weights, Path(tmp) / "weights.safetensors", spec))
+            for t in threads[1:]:
+                log(f"running {t} threads in a fresh process ...")
+                child = _child(spec, weights_path, batches, t, runs, warmup, only)
+                cases += child["cases"]
+                thread_setting.update(child["thread_setting"])
+    info["load_average_1m_after"] = machine().get("load_average_1m")
+    return {
+        "spec": spec.name, "spec_digest": spec.digest(), "date": started, "machine": info,
+        "versions": first["versions"], "thread_setting": thread_setting, "runs": runs, "warmup": warmup,
+        "statistic": "median of interleaved runs; ratio_to_floor = median / floor median",
+        "cases": cases, "targets": targets(spec, cases),
+    }
+
+
+def format_report(result: dict) -> str:
+    """The human-readable table: every figure, its ratio to the floor, and the targets."""
+    m = result["machine"]
+    lines = [f"vitstem bench {result['spec']}  {result['date']}  {m['cpu']} ({m['logical_cpus']} CPUs), "
+             f"load {m.get('load_average_1m', '?')}", f"median of {result['runs']} interleaved runs after "
+             f"{result['warmup']} warm-up rounds; x = median / floor median (min-based ratio in brackets)"]
+    for case in result["cases"]:
+        lines.append(f"\nbatch {case['batch']}, {case['threads']} threads")
+        for name, f in sorted(case["figures"].items(), key=lambda kv: kv[1]["median_ms"]):
+            check = ""
+            if "max_abs_diff_vs_exact" in f:
+                check = f"  max|z - exact| {f['max_abs_diff_vs_exact']:.1e}"
+                if "within_fast_bound" in f:
+                    check += " (within bound)" if f["within_fast_bound"] else " (OUTSIDE bound)"
+            lines.append(f"  {name:20s} {f['median_ms']:9.3f} ms  x{f['ratio_to_floor']:5.2f} "
+                         f"(x{f['min_ratio_to_floor']:.2f})  {f['what']}{check}")
+        for name, why in case["unavailable"].items():
+            lines.append(f"  {name:20s} unavailable: {why}")
+    if result["targets"]:
+        lines.append("\ntargets")
+        for t in result["targets"]:
+            lines.append(f"  {'met    ' if t['met'] else 'MISSED '} {t['target']}: {t['value']:.3f} (limit {t['limit']})")
+    return "\n".join(lines)

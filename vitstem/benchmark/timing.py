@@ -1,0 +1,49 @@
+"""Interleaved timing: every candidate runs once per round, round-robin, so drift (thermal,
+other processes, frequency changes) hits all of them equally; the figure is the median round."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable, Mapping
+
+
+def _rotated(items: list, by: int) -> list:
+    by %= max(len(items), 1)
+    return items[by:] + items[:by]
+
+
+def interleaved_times(candidates: Mapping[str, Callable[[], object]], runs: int, warmup: int = 3,
+                      groups: Mapping[str, str] | None = None, settle_s: float = 0.0) -> dict[str, list[float]]:
+    """Seconds of each of `runs` calls per candidate, after `warmup` untimed rounds.
+
+    Candidates of one group (one framework's thread pool) run back to back and `settle_s` is
+    slept between groups, so one framework's spinning workers do not steal the cores of the
+    next; the order of groups and of candidates within a group rotates every round.
+    """
+    if runs < 1:
+        raise ValueError(f"runs must be at least 1, got {runs}")
+    groups = groups or {}
+    order: dict[str, list[str]] = {}
+    for name in candidates:
+        order.setdefault(groups.get(name, name), []).append(name)
+    blocks = list(order.values())
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for round_ in range(-warmup, runs):
+        for block in _rotated(blocks, round_):
+            if settle_s:
+                time.sleep(settle_s)
+            for name in _rotated(block, round_):
+                start = time.perf_counter()
+                candidates[name]()
+                elapsed = time.perf_counter() - start
+                if round_ >= 0:
+                    times[name].append(elapsed)
+    return times
+
+
+def summarize(seconds: list[float]) -> dict[str, float]:
+    """Median, min and the quartiles of a list of run times, in milliseconds."""
+    ms = sorted(s * 1e3 for s in seconds)
+    q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
+    return {"median_ms": statistics.median(ms), "min_ms": ms[0], "q1_ms": q[0], "q3_ms": q[2], "runs": len(ms)}
