@@ -16,11 +16,18 @@ def _conform(args) -> int:
 
 
 def _golden(args) -> int:
-    from .golden import write_golden
+    from ..errors import SpecError
+    from .golden import write_golden, write_golden_suite
 
-    out = write_golden(args.spec, args.output, weights=args.weights, seed=args.seed, batch=args.batch,
-                       opset=args.opset, preprocess_in_graph=args.preprocess_in_graph)
-    print(f"wrote {out}/model.onnx and {out}/test_data_set_0/{{input_0,output_0}}.pb")
+    if args.suite:
+        outs = write_golden_suite(args.output)
+    elif args.spec is None:
+        raise SpecError("give a SPEC (file or preset name), or --suite for the committed set")
+    else:
+        outs = [write_golden(args.spec, args.output, weights=args.weights, seed=args.seed, batch=args.batch,
+                             opset=args.opset, preprocess_in_graph=args.preprocess_in_graph)]
+    for out in outs:
+        print(f"wrote {out}/model.onnx and {out}/test_data_set_0/{{input_0,output_0}}.pb")
     return 0
 
 
@@ -49,13 +56,15 @@ def register(sub) -> None:
     conform.set_defaults(run=_conform)
 
     golden = sub.add_parser("golden", help="write golden vectors (model.onnx + test_data_set_0) in the ONNX test layout")
-    golden.add_argument("spec", metavar="SPEC", help="spec file or preset name")
+    golden.add_argument("spec", metavar="SPEC", nargs="?", help="spec file or preset name")
     golden.add_argument("-o", "--output", required=True, metavar="DIR")
     golden.add_argument("--weights", help="canonical weights (.safetensors) (default: seeded)")
     golden.add_argument("--seed", type=int, default=0)
     golden.add_argument("--batch", type=int, default=2)
     golden.add_argument("--opset", type=int, default=None, help="default: the exporter's")
     golden.add_argument("--preprocess-in-graph", action="store_true", help="uint8 NHWC frames in (specs with preprocess)")
+    golden.add_argument("--suite", action="store_true",
+                        help="write the committed set (vitstem.conformance.golden.GOLDEN_SPECS), one directory each")
     golden.set_defaults(run=_golden)
 
     demo = sub.add_parser("demo", help="export the default preset, run its conformance matrix, write a report")

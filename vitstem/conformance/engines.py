@@ -52,6 +52,7 @@ class Prepared:
     run: Callable[[np.ndarray], np.ndarray]
     opset: int | None = None
     resampled_in_float32: bool = False
+    note: str = ""  # how the engine ran the cell, when it is not the obvious way
 
 
 def _installed(module: str) -> bool:
@@ -154,28 +155,40 @@ class OnnxExportEngine(Engine):
     def opsets(self, full):
         return (LOWEST_OPSET, None)
 
-    def model(self, ws: Workspace, spec: Spec, cell: Cell, opset) -> tuple[Path, bool]:
-        """Export once per (spec, profile, precision, opset, size) and share it between the runtimes."""
+    def model(self, ws: Workspace, spec: Spec, cell: Cell, opset) -> tuple[Path, bool, str]:
+        """Export once per (spec, profile, precision, opset, size) and share it between the runtimes.
+
+        At the native size: image_size "fixed". Elsewhere: "dynamic" (ONNX Resize in float32); where
+        the exporter refuses that (e.g. exact, or antialias below opset 18) the cell runs a graph
+        for that one size (table resampled at export time) and the refusal is returned as a note.
+        Returns (path, resampled inside the graph, note)."""
+        native = tuple(cell.image_size) == tuple(spec.image_size)
+        key = ("export", spec.digest(), cell.profile, cell.precision, opset, tuple(cell.image_size))
+        if key not in ws.cache:
+            modes = ["fixed"] if native else ["dynamic", [tuple(cell.image_size)]]
+            note, result = "", None
+            for mode in modes:
+                try:
+                    result = (self._export(ws, spec, cell, opset, mode), mode == "dynamic")
+                    break
+                except ExportError as exc:
+                    note = f"image_size {mode!r} refused: {exc}"
+            ws.cache[key] = (result, note)
+        result, note = ws.cache[key]
+        if result is None:
+            raise Unsupported(f"export refused: {note}")
+        return (*result, note)
+
+    def _export(self, ws: Workspace, spec: Spec, cell: Cell, opset, mode) -> Path:
         from .. import export_onnx
 
-        native = tuple(cell.image_size) == tuple(spec.image_size)
-        size_mode = "fixed" if native else "dynamic"
-        key = ("export", spec.digest(), cell.profile, cell.precision, opset, size_mode)
-        if key not in ws.cache:
-            h, w = spec.image_size
-            name = f"{spec.name}-{spec.input.layout}-{h}x{w}-{cell.profile}-{cell.precision}-op{opset or 'default'}-{size_mode}.onnx"
-            path = ws.workdir / "models" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                export_onnx(spec, ws.weights(spec), path, opset=opset, precision=cell.precision,
-                            profile=cell.profile, batch="dynamic", image_size=size_mode)
-                ws.cache[key] = (path, None)
-            except ExportError as exc:
-                ws.cache[key] = (None, str(exc))
-        path, refusal = ws.cache[key]
-        if refusal is not None:
-            raise Unsupported(f"export refused: {refusal}")
-        return path, not native
+        size = "x".join(map(str, cell.image_size))
+        name = (f"{spec.name}-{spec.input.layout}-{cell.profile}-{cell.precision}-op{opset or 'default'}-"
+                f"{mode if isinstance(mode, str) else size}.onnx")
+        path = ws.workdir / "models" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return export_onnx(spec, ws.weights(spec), path, opset=opset, precision=cell.precision,
+                           profile=cell.profile, batch="dynamic", image_size=mode)
 
 
 def _model_opset(model) -> int:
@@ -208,18 +221,21 @@ class OrtEngine(OnnxExportEngine):
         super().__init__("onnxruntime", ("onnx", "onnxruntime"), "ONNX Runtime (CPU) on vitstem.export_onnx")
 
     def prepare(self, ws, spec, cell, opset):
-        path, resampled = self.model(ws, spec, cell, opset)
-        return Prepared(_ort_runner(path), opset=_model_opset(path), resampled_in_float32=resampled)
+        path, resampled, note = self.model(ws, spec, cell, opset)
+        return Prepared(_ort_runner(path), _model_opset(path), resampled, note)
 
 
 class OnnxReferenceEngine(OnnxExportEngine):
+    # onnx's evaluator has no DequantizeLinear for opset 18 (the exporter's default): int8 runs in ORT only.
+    precisions = ("fp32", "fp16")
+
     def __init__(self):
         super().__init__("onnx-reference", ("onnx",), "onnx.reference.ReferenceEvaluator on vitstem.export_onnx")
 
     def prepare(self, ws, spec, cell, opset):
         from onnx.reference import ReferenceEvaluator
 
-        path, resampled = self.model(ws, spec, cell, opset)
+        path, resampled, note = self.model(ws, spec, cell, opset)
         import onnx
 
         proto = onnx.load(str(path))
@@ -231,7 +247,7 @@ class OnnxReferenceEngine(OnnxExportEngine):
         def run(images):
             return np.asarray(evaluator.run(None, {name: _feed(itype, images)})[0], dtype=np.float32)
 
-        return Prepared(run, opset=_model_opset(path), resampled_in_float32=resampled)
+        return Prepared(run, _model_opset(path), resampled, note)
 
 
 class TorchOnnxEngine(Engine):

@@ -70,6 +70,7 @@ class Report:
     engines: dict[str, str] = field(default_factory=dict)  # name -> "ran" or why not
     results: list[Result] = field(default_factory=list)
     not_run: list[NotRun] = field(default_factory=list)
+    notes: list[NotRun] = field(default_factory=list)  # how an engine ran a cell, when not the obvious way
     seconds: float = 0.0
     engine_seconds: dict[str, float] = field(default_factory=dict)  # preparing (exports) and running
 
@@ -87,10 +88,12 @@ class Report:
                 "engine_seconds": {k: round(v, 3) for k, v in self.engine_seconds.items()},
                 "engines": dict(self.engines), "criteria": BOUND_NOTE,
                 "results": [r.to_json() for r in self.results],
-                "not_run": [n.to_json() for n in self.not_run]}
+                "not_run": [n.to_json() for n in self.not_run],
+                "notes": [n.to_json() for n in self.notes]}
 
     def write_json(self, path) -> Path:
         text = json.dumps(self.to_json(), indent=2, sort_keys=False, allow_nan=False) + "\n"
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         return atomic_write_bytes(path, text.encode())
 
     # -- summaries -----------------------------------------------------------------------
@@ -137,6 +140,12 @@ class Report:
                 if (n.engine, n.reason) not in seen:
                     seen.add((n.engine, n.reason))
                     lines.append(f"  {n.engine} {n.cell.label()}: {_short(n.reason)}")
+        if self.notes:
+            counts: dict[tuple, int] = defaultdict(int)
+            for n in self.notes:
+                counts[(n.engine.split("@")[0], n.reason)] += 1
+            lines += ["", "notes:"] + [f"  {engine} ({count} runs): {_short(reason)}"
+                                       for (engine, reason), count in counts.items()]
         fails = self.failures
         if fails:
             lines += ["", f"failures ({len(fails)}):"]
@@ -149,6 +158,7 @@ class Report:
         from .plots import plot_pair
 
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         lines = [f"# Conformance report: `{self.spec.name}`", "",
                  f"**Verdict: {self.verdict.upper()}** ({self.matrix} matrix, {len(self.results)} comparisons, "
                  f"{self.seconds:.1f} s)", "",
@@ -170,6 +180,9 @@ class Report:
             "ratio": _num(r.comparison.max_ratio),
             "ulp p50/p99/max": "/".join(_num(getattr(r.comparison, k), ulp=True) for k in ("ulp_p50", "ulp_p99", "ulp_max")),
             "verdict": "pass" if r.passed else "FAIL", "note": r.comparison.note} for r in self.results])
+        if self.notes:
+            lines += ["", "## Notes", ""] + _markdown_table(
+                [{"engine": n.engine, "cell": n.cell.label(), "note": n.reason} for n in self.notes])
         if self.not_run:
             lines += ["", "## Not run", ""] + _markdown_table(
                 [{"engine": n.engine, "cell": n.cell.label() if n.cell else "all", "reason": n.reason} for n in self.not_run])
