@@ -64,6 +64,20 @@ def keras_hub_expressible(spec: Spec) -> None:
         problems.append(("dynamic_image_size", "keras-hub ViT runs at its image_shape only"))
     if problems:
         raise SpecError(problems)
+    _check_bias_add_bug(spec)
+
+
+def _check_bias_add_bug(spec: Spec) -> None:
+    """Keras 3 on TensorFlow: `keras.ops.add(x, bias.reshape(1, D, 1, 1))` becomes `tf.nn.bias_add`
+    in NHWC whenever x's last axis also has length D, so a channels_first Conv2D adds its bias
+    along the width when the patch grid is D wide (seen with keras 3.15, TF 2.21)."""
+    if spec.input.layout != "NCHW" or not spec.patch_bias or spec.patch_grid()[1] != spec.embed_dim:
+        return
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        raise SpecError([("input.layout", f"keras (TensorFlow backend) adds a channels_first conv bias along the "
+                          f"width when the grid width equals embed_dim ({spec.embed_dim}); use NHWC")])
 
 
 def to_keras_hub(spec, weights: Mapping[str, np.ndarray]):
