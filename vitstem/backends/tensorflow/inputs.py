@@ -14,16 +14,18 @@ def check_graph_images(spec: Spec, images: tf.Tensor) -> None:
     """Check what a traced batch's static shape and dtype show; add run-time asserts for its sizes.
 
     The static checks run the shared `check_images` on a zero batch of the same static shape
-    (unknown sizes stood in by the spec's), so the rules and messages are the eager ones.
+    (unknown dims stood in by the spec's, batch 1), so the rules and messages are the eager ones.
     """
     shape = images.shape
     if shape.rank != 4:
-        raise InputError(f"images have shape {tuple(shape)}; expected rank 4, "
+        raise InputError(f"images have shape {shape}; expected rank 4, "
                          f"{spec.input_shape('B')} ({spec.input.layout})")
     stand_in = list(spec.input_shape(1))
-    known = [1 if shape[0] is None else shape[0]] + [s if s is not None else stand_in[i + 1]
-                                                      for i, s in enumerate(shape[1:])]
-    check_images(spec, np.broadcast_to(np.zeros((), images.dtype.as_numpy_dtype), known))
+    known = tuple(s if s is not None else stand_in[i] for i, s in enumerate(shape))
+    try:
+        check_images(spec, np.broadcast_to(np.zeros((), images.dtype.as_numpy_dtype), known))
+    except InputError as exc:  # name the traced shape, not the stand-in's
+        raise InputError(str(exc).replace(f"shape {known}", f"shape {tuple(shape)}", 1)) from None
     h, w = image_hw(spec, tf.shape(images))
     # Stateful asserts run under tf.function without explicit control dependencies.
     if spec.dynamic_image_size:
