@@ -102,3 +102,5 @@ def test_keras_channels_first_bias_bug_is_caught_not_silently_wrong():
     assert spec.patch_grid()[1] == spec.embed_dim and spec.input.layout == "NCHW"
     with pytest.raises(vitstem.SpecError, match="use NHWC"):
         to_keras_hub(spec, vitstem.init_weights(spec))
+    with pytest.raises(vitstem.SpecError, match="use NHWC"):
+        from_keras_hub(_backbone(image_shape=(3, 12, 32), patch_size=4, hidden_dim=8, data_format="channels_first"))

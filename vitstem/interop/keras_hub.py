@@ -43,7 +43,7 @@ def from_keras_hub(backbone_or_layer, *, preprocess=None, name: str | None = Non
         raise SpecError(f"{LAYER_CLASS}: the patch conv is not a linear conv with kernel = stride, padding valid")
     kernel = as_float32(conv.kernel, "patch_embedding/kernel").transpose(3, 2, 0, 1)  # HWIO -> OIHW
     table = as_float32(layer.position_embedding.embeddings, "position_embedding/embeddings")
-    return assemble(
+    spec, weights = assemble(
         name=name or getattr(backbone_or_layer, "name", None) or "keras_hub_vit",
         kernel=kernel, bias=conv.bias if conv.use_bias else None,
         image_size=tuple(int(s) for s in layer.image_size),
@@ -51,6 +51,8 @@ def from_keras_hub(backbone_or_layer, *, preprocess=None, name: str | None = Non
         pos=table[None], covers_prefix=True,
         layout="NHWC" if layer.data_format == "channels_last" else "NCHW",
         preprocess=checked_preprocess(preprocess, kernel.shape[1]))
+    _check_bias_add_bug(spec)  # the layer would not compute what its weights say
+    return spec, weights
 
 
 def keras_hub_expressible(spec: Spec) -> None:
