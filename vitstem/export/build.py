@@ -58,8 +58,12 @@ def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bi
         return G.select_table(g, grid, [spec.patch_grid(hw) for hw in opts.sizes], tables)
     pe = spec.position_embedding
     if pe.kind == "learned":
-        source = folding.patch_rows(spec, weights, spec.pos_grid, bias).reshape(*spec.pos_grid, spec.embed_dim)
+        # Resample the table alone and add the bias after: Resize's float32 error then scales with
+        # |table|, as vitstem.backends.numpy.bound assumes, not with |table + bias|.
+        source = folding.patch_rows(spec, weights, spec.pos_grid, None).reshape(*spec.pos_grid, spec.embed_dim)
         rows = G.resize_table(g, grid, source.astype(dtype), spec.resample)
+        if bias is not None:
+            rows = g.op("table", "Add", [rows, g.const("table", "bias", bias.astype(dtype))])
     elif pe.kind == "sincos2d":
         rows = G.sincos_table(g, grid, spec.embed_dim, pe.sincos_convention, pe.temperature)
         if bias is not None:

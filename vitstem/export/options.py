@@ -129,6 +129,11 @@ def resolve_options(spec: Spec, *, opset=None, precision="fp32", profile="fast",
             raise ExportError("image_size 'dynamic' resamples the learned position table with ONNX Resize, which "
                               "ONNX Runtime has no float64 kernel for, so profile 'exact' cannot hold; use a fixed "
                               "size or a list of sizes (tables resampled at export time), or profile 'fast'")
+        if pe.kind == "learned" and getattr(rs, "phase_steps", None) is not None:
+            raise ExportError(f"the spec's resample policy {rs.policy!r} rounds sample positions to 1/{rs.phase_steps} "
+                              "(phase_steps, as TensorFlow's bicubic kernel does), which ONNX Resize cannot express; "
+                              "use a fixed size or a list of sizes (tables resampled at export time with the exact "
+                              "policy), or a custom policy with phase_steps: null")
         if pe.kind == "learned" and rs.antialias and opset < 18:
             raise ExportError(f"the spec's resample policy {rs.policy!r} is antialiased, which ONNX Resize expresses "
                               f"only from opset 18 (got opset {opset}); use opset >= 18, a fixed size, a list of sizes, "

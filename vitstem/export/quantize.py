@@ -7,6 +7,7 @@ so 0..255 calibrates to a scale of exactly 1: the activation quantization of pix
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -48,12 +49,15 @@ def quantize_int8(model, calibration: np.ndarray):
     with tempfile.TemporaryDirectory(prefix="vitstem-int8-") as tmp:
         src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
         onnx.save_model(model, src)
+        logging.disable(logging.WARNING)  # its advice to run shape pre-processing does not apply here
         try:
             quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax)
         except Exception as exc:  # onnxruntime raises plain exceptions for calibration data it cannot use
             raise ExportError(f"int8 quantization failed: {exc}") from None
+        finally:
+            logging.disable(logging.NOTSET)
         return onnx.load_model(dst)
 
 
