@@ -75,9 +75,8 @@ def _table(flat: Mapping, has_cls: bool, image_grid, posemb: str):
             return table, False, image_grid
         if has_cls and rows == n + 1:
             return table, True, image_grid
-        raise WeightsError(f"{key} has {rows} rows; a {image_grid[0]}x{image_grid[1]} grid needs {n}"
-                           + (f" or {n + 1} (with the class slot)" if has_cls else ""))
-    # No image size given: the grid is square (big_vision and vision_transformer only build square ones).
+    # Otherwise the table's own grid, square (big_vision and vision_transformer only build square
+    # ones); the spec then resamples it to the image grid like big_vision's resample_posemb.
     if key == "Transformer/posembed_input/pos_embedding" and has_cls:
         side, covers = square_side(rows - 1), True
     elif has_cls and square_side(rows) is None:
@@ -85,8 +84,8 @@ def _table(flat: Mapping, has_cls: bool, image_grid, posemb: str):
     else:
         side, covers = square_side(rows), False
     if side is None:
-        raise WeightsError(f"{key} has {rows} rows, which is no square grid (plus the class slot); "
-                           "pass image_size to say the grid")
+        raise WeightsError(f"{key} has {rows} rows, which is no square grid (plus the class slot)"
+                           + ("" if image_grid is None else f" and does not fit the {image_grid[0]}x{image_grid[1]} image grid"))
     return table, covers, (side, side)
 
 
@@ -94,9 +93,10 @@ def from_big_vision(params, *, image_size: int | tuple[int, int] | None = None, 
                     preprocess: Mapping | None = None, name: str = "big_vision_vit") -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, canonical weights) from a big_vision / vision_transformer parameter tree or .npz path.
 
-    image_size: (H, W) the model runs at; default: a square grid from the table's row count
-    (required with a sin-cos table). posemb: "auto" (the table if there is one, else big_vision's
-    fixed sincos2d), "learn", "sincos2d" or "none". A hybrid (ResNet root) is refused.
+    image_size: (H, W) the model runs at; default: the table's square grid x patch (required with
+    a sin-cos table). A table that does not fit image_size is resampled as big_vision does.
+    posemb: "auto" (the table if there is one, else big_vision's fixed sincos2d), "learn",
+    "sincos2d" or "none". A hybrid (ResNet root) is refused.
     """
     flat = read_npz(params) if isinstance(params, (str, os.PathLike)) else flatten_params(params)
     if posemb not in ("auto", "learn", "sincos2d", "none"):
@@ -123,5 +123,5 @@ def from_big_vision(params, *, image_size: int | tuple[int, int] | None = None, 
     return assemble(
         name=name, kernel=kernel.transpose(3, 2, 0, 1), bias=flat.get("embedding/bias"),
         image_size=image_size or (grid[0] * ph, grid[1] * pw),
-        cls=flat.get("cls"), pos=table, covers_prefix=covers, sincos=sincos, layout="NHWC",
+        cls=flat.get("cls"), pos=table, covers_prefix=covers, pos_grid=grid, sincos=sincos, layout="NHWC",
         preprocess=checked_preprocess(preprocess, kernel.shape[2]), resample="big_vision")
