@@ -28,7 +28,6 @@ def _sincos(grid: tuple[int, int], dim: int, convention: str, temperature: float
     return sincos_2d(grid, dim, convention=convention, temperature=temperature)
 
 
-@torch.compiler.assume_constant_result
 def grid_constants(spec: Spec, grid: tuple[int, int]) -> tuple[torch.Tensor, ...]:
     """The float64 constants the table for `grid` needs: (sincos table,) or (Mh, Mw), or () if none.
 
@@ -40,6 +39,11 @@ def grid_constants(spec: Spec, grid: tuple[int, int]) -> tuple[torch.Tensor, ...
     if pe.kind == "learned" and grid != spec.pos_grid:
         return tuple(torch.from_numpy(m) for m in _matrices(spec.pos_grid, grid, tuple(spec.resample.kwargs().items())))
     return ()
+
+
+# What torch.compiler.assume_constant_result does, without importing torch._dynamo: that imports
+# triton, which segfaults in a process that imported tensorflow first.
+grid_constants._dynamo_marked_constant = True
 
 
 def resample_rows(rows: torch.Tensor, src: tuple[int, int], grid: tuple[int, int], m_h: torch.Tensor,

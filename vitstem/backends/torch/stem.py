@@ -2,7 +2,9 @@
 
 Profile "fast" computes in float32 (the patch projection as a conv with kernel = stride = P);
 "exact" computes in float64 (patchify + matmul, as the reference, and exportable to ONNX Runtime,
-which has no float64 Conv) and rounds once to float32 at the end: bit-identical to the reference.
+which has no float64 Conv) and rounds once to float32 at the end. That matches the reference bit for
+bit, except rarely by one ulp where a float64 sum lies at a float32 rounding midpoint (torch's MKL
+and NumPy's OpenBLAS add the K products in different orders).
 Parameters are float32 and named as in timm's VisionTransformer (see names.py).
 """
 
@@ -91,11 +93,11 @@ class PatchEmbed(nn.Module):
 class VitStem(nn.Module):
     """images (the spec's layout, uint8 or float) -> z0 (B, prefix + N, D) float32.
 
-    Built with the canonical `init_weights(spec)`; load others with `load_canonical` or, from
-    a timm ViT, `load_state_dict(timm_model.state_dict(), strict=False)`.
+    Holds `weights` (canonical names) or else `init_weights(spec)`; load others with `load_canonical`
+    or, from a timm ViT, `load_state_dict(timm_model.state_dict(), strict=False)`.
     """
 
-    def __init__(self, spec, profile: str = "fast"):
+    def __init__(self, spec, profile: str = "fast", weights: Mapping[str, np.ndarray] | None = None):
         super().__init__()
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
@@ -107,14 +109,12 @@ class VitStem(nn.Module):
             value = nn.Parameter(torch.zeros(shapes[name])) if name in shapes else None
             setattr(self, TIMM_NAMES[name], value)
         self.norm_pre = None if spec.pre_norm is None else nn.LayerNorm(spec.embed_dim, eps=spec.pre_norm.eps)
-        self.load_canonical(init_weights(spec))
+        self.load_canonical(init_weights(spec) if weights is None else weights)
 
     @classmethod
     def from_weights(cls, spec, weights: Mapping[str, np.ndarray], profile: str = "fast") -> "VitStem":
         """A module holding `weights` (canonical names, float32 NumPy arrays)."""
-        module = cls(spec, profile)
-        module.load_canonical(weights)
-        return module
+        return cls(spec, profile, weights)
 
     def load_canonical(self, weights: Mapping[str, np.ndarray]) -> None:
         """Copy canonical weights in, after `check_weights` (WeightsError naming each bad name and shape)."""
@@ -122,7 +122,7 @@ class VitStem(nn.Module):
         params = dict(self.named_parameters())
         with torch.no_grad():
             for name, value in weights.items():
-                params[TIMM_NAMES[name]].copy_(torch.from_numpy(np.ascontiguousarray(value)))
+                params[TIMM_NAMES[name]].copy_(torch.tensor(value))  # a copy: read-only arrays are fine
 
     def canonical_weights(self) -> dict[str, np.ndarray]:
         """The parameters under canonical names, as float32 NumPy arrays (copies), in canonical order."""
