@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from vitstem.benchmark.ort_models import bare_matmul_model, ort_session
+from vitstem.benchmark.ort_models import bare_matmul_model, ort_session, use_global_threads
+from vitstem.benchmark.quiet import ForeignLoad, wait_for_quiet
 from vitstem.benchmark.timing import interleaved_times, summarize
 
 OPSET = 17
@@ -231,7 +232,7 @@ def folded_static(s: Stem, batch: int, layout="NCHW"):
 
 
 def variants(s: Stem, batch: int) -> dict:
-    """name -> (model, layout of its input)."""
+    """name -> (model, layout of its input) for the hand-built prototypes."""
     return {
         "plain": (plain(s), "NCHW"),
         "folded": (folded(s), "NCHW"),
@@ -248,39 +249,67 @@ def variants(s: Stem, batch: int) -> dict:
     }
 
 
-def run(batches, threads, runs, levels, warmup=5) -> dict:
+def exporter_cases(batch: int, rng) -> dict:
+    """name -> (model, feed, expected) for vitstem.export's own graphs of vit_base_patch16_224."""
+    import vitstem
+    from vitstem.export import build_onnx
+
+    spec = vitstem.load_spec("vit_base_patch16_224")
+    weights = vitstem.init_weights(spec)
+    frames = rng.integers(0, 256, (batch, *spec.image_size, spec.in_channels)).astype(np.uint8)
+    nchw = np.ascontiguousarray(frames.transpose(0, 3, 1, 2)).astype(np.float32)
+    expect = vitstem.forward(spec, weights, nchw, profile="exact")
+    cases = {
+        "export_default": (build_onnx(spec, weights), {"images": nchw}),
+        "export_batch_static": (build_onnx(spec, weights, batch=batch), {"images": nchw}),
+        "export_frames_uint8_nhwc": (build_onnx(spec, weights, preprocess_in_graph=True), {"images": frames}),
+    }
+    return {name: (model, feed, expect) for name, (model, feed) in cases.items()}
+
+
+def run(batches, threads, runs, levels, warmup=5, only=None, wait_quiet_s=0.0) -> dict:
+    import os
+
     s = Stem()
     rng = np.random.default_rng(1)
-    results = {"runs": runs, "cases": []}
-    for t in [threads]:
-        for b in batches:
-            nchw = rng.standard_normal((b, s.channels, s.image, s.image)).astype(np.float32)
-            nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
-            expect = s.reference(nchw)
-            rows = rng.standard_normal((b * s.n, s.k)).astype(np.float32)
-            floor = ort_session(bare_matmul_model(b * s.n, s.k, s.dim), threads=t)
-            candidates = {"floor": lambda f=floor: f.run(None, {"x": rows})}
-            for name, (model, layout) in variants(s, b).items():
-                feed = {"images": nchw if layout == "NCHW" else nhwc}
-                for level in levels:
-                    sess = ort_session(model, threads=t, level=level)
-                    got = sess.run(None, feed)[0]
-                    err = float(np.abs(got - expect).max())
-                    if err > 1e-4:
-                        raise AssertionError(f"variant {name} at level {level} is wrong: max error {err}")
-                    candidates[f"{name}@{level}"] = lambda sess=sess, feed=feed: sess.run(None, feed)
-            times = interleaved_times(candidates, runs, warmup)
-            floor_ms = summarize(times["floor"])["median_ms"]
-            case = {"batch": b, "threads": t, "figures": {}}
-            for name, ts in times.items():
-                fig = summarize(ts)
-                fig["ratio_to_floor"] = fig["median_ms"] / floor_ms
-                case["figures"][name] = fig
-            results["cases"].append(case)
-            print(f"\nbatch {b}, {t} threads (median of {runs})")
-            for name, fig in sorted(case["figures"].items(), key=lambda kv: kv[1]["median_ms"]):
-                print(f"  {name:28s} {fig['median_ms']:8.3f} ms  x{fig['ratio_to_floor']:.3f}   "
-                      f"(min {fig['min_ms']:.3f} ms, x{fig['min_ms'] / case['figures']['floor']['min_ms']:.3f})")
+    results = {"runs": runs, "threads": threads, "load_average_1m_before": os.getloadavg()[0], "cases": []}
+    for b in batches:
+        nchw = rng.standard_normal((b, s.channels, s.image, s.image)).astype(np.float32)
+        nhwc = np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))
+        expect = s.reference(nchw)
+        cases = {name: (model, {"images": nchw if layout == "NCHW" else nhwc}, expect)
+                 for name, (model, layout) in variants(s, b).items()}
+        cases.update(exporter_cases(b, rng))
+        rows = rng.standard_normal((b * s.n, s.k)).astype(np.float32)
+        floor = ort_session(bare_matmul_model(b * s.n, s.k, s.dim), threads=threads)
+        candidates = {"floor": lambda f=floor: f.run(None, {"x": rows})}
+        for name, (model, feed, expect) in cases.items():
+            if only and name not in only:
+                continue
+            for level in levels:
+                sess = ort_session(model, threads=threads, level=level)
+                err = float(np.abs(sess.run(None, feed)[0] - expect).max())
+                if err > 1e-3:
+                    raise AssertionError(f"variant {name} at level {level} is wrong: max error {err}")
+                candidates[f"{name}@{level}"] = lambda sess=sess, feed=feed: sess.run(None, feed)
+        if wait_quiet_s:
+            wait_for_quiet(wait_quiet_s)
+        probe = ForeignLoad().start()
+        times = interleaved_times(candidates, runs, warmup)
+        foreign = probe.stop()
+        floor_fig = summarize(times["floor"])
+        case = {"batch": b, "threads": threads, "foreign_cpu_load": foreign, "figures": {}}
+        for name, ts in times.items():
+            fig = summarize(ts)
+            fig["ratio_to_floor"] = fig["median_ms"] / floor_fig["median_ms"]
+            fig["min_ratio_to_floor"] = fig["min_ms"] / floor_fig["min_ms"]
+            case["figures"][name] = fig
+        results["cases"].append(case)
+        print(f"\nbatch {b}, {threads} threads (median of {runs}; other processes used {foreign:.2f} CPUs)")
+        for name, fig in sorted(case["figures"].items(), key=lambda kv: kv[1]["median_ms"]):
+            print(f"  {name:34s} {fig['median_ms']:8.3f} ms  x{fig['ratio_to_floor']:.3f}   "
+                  f"(min {fig['min_ms']:.3f} ms, x{fig['min_ratio_to_floor']:.3f})")
+    results["load_average_1m_after"] = os.getloadavg()[0]
     return results
 
 
@@ -290,9 +319,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--levels", nargs="+", default=["all"], choices=["disable", "basic", "extended", "all"])
+    ap.add_argument("--only", nargs="+", help="variant names to time (default: all)")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
-    results = run(args.batch, args.threads, args.runs, args.levels)
+    use_global_threads(args.threads)
+    results = run(args.batch, args.threads, args.runs, args.levels, only=args.only, wait_quiet_s=args.wait_quiet)
     if args.json:
         from vitstem.files import atomic_write_bytes
 

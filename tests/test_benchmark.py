@@ -41,6 +41,7 @@ def test_every_candidate_has_every_figure(bench_json):
     assert [(c["batch"], c["threads"]) for c in bench_json["cases"]] == [(1, 1), (3, 1)]
     for case in bench_json["cases"]:
         assert case["unavailable"] == {}
+        assert case["foreign_cpu_load"] is None or case["foreign_cpu_load"] >= 0
         assert set(case["figures"]) == {c.name for c in CANDIDATES}
         floor = case["figures"][FLOOR]
         assert floor["ratio_to_floor"] == 1.0 and floor["min_ratio_to_floor"] == 1.0

@@ -38,7 +38,8 @@ _global_threads: int | None = None
 
 
 def use_global_threads(threads: int) -> None:
-    """Create the process-wide ORT pool of `threads` (once: ORT cannot resize it later)."""
+    """Create the process-wide ORT pool of `threads` (once: ORT cannot resize it later). Call it
+    only in a process of its own: afterwards every session in the process must use that pool."""
     global _global_threads
     if _global_threads == threads:
         return
@@ -50,10 +51,16 @@ def use_global_threads(threads: int) -> None:
 
 
 def session_options(threads: int, level: str = "all") -> ort.SessionOptions:
-    """Sessions on the shared pool of `threads`, sequential execution, the given optimization level."""
-    use_global_threads(threads)
+    """Sequential execution at the given optimization level, on the global pool when this process
+    made one (`use_global_threads`, which must then have `threads`), else on a pool of its own."""
     options = ort.SessionOptions()
-    options.use_per_session_threads = False
+    if _global_threads is None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    elif _global_threads != threads:
+        raise RuntimeError(f"this process's ORT pool has {_global_threads} threads, not {threads}")
+    else:
+        options.use_per_session_threads = False
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = LEVELS[level]
     options.log_severity_level = 3

@@ -1,8 +1,10 @@
 """One benchmark run: every candidate for each batch size, interleaved, with each figure's ratio to
 the bare-MatMul floor and each z0 checked against the exact NumPy reference before it is timed.
 
-Thread counts are measured one per process (ORT's and TensorFlow's pools are sized once), so
-`run_benchmark` runs each count after the first in a fresh `python -m vitstem bench` child.
+Each thread count is measured in a fresh `python -m vitstem bench --in-process` child: ORT's
+global pool and TensorFlow's pools are sized once per process, and once ORT has a global pool
+every later session in that process must use it (quantization's calibration sessions fail), so
+the caller's process is never touched.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..spec import Spec
+from .quiet import ForeignLoad, wait_for_quiet
 from .timing import interleaved_times, summarize
 
 # Targets of issue 6 (ViT-B/16 at 224, float32, CPU, 2 threads): graph time / bare MatMul time.
@@ -75,8 +78,12 @@ def _fast_bound(spec: Spec, weights, images):
 
 
 def run_cases(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[int], threads: int, runs: int,
-              warmup: int = 5, only: Sequence[str] | None = None, log=print) -> dict:
-    """All candidates at `threads` threads for each batch size, in this process."""
+              warmup: int = 5, only: Sequence[str] | None = None, log=print, wait_quiet_s: float = 0.0) -> dict:
+    """All candidates at `threads` threads for each batch size, in this process.
+
+    `wait_quiet_s`: before timing each batch size, wait up to this long for other processes to
+    leave the CPUs idle. Each case records the CPUs other processes kept busy while it was timed.
+    """
     from ..backends.numpy.stem import forward as reference
     from .candidates import CANDIDATES, FLOOR, Context, Unavailable, configure_threads, import_frameworks
 
@@ -100,8 +107,12 @@ def run_cases(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[i
             result = call()
             checks[c.name] = _check(c, result, exact, bound) if c.computes_z0 else {}
             calls[c.name] = call
+        if wait_quiet_s:
+            wait_for_quiet(wait_quiet_s, log=log)
         log(f"timing {len(calls)} candidates at batch {batch}, {threads} threads, {runs} interleaved runs ...")
+        probe = ForeignLoad().start()
         times = interleaved_times(calls, runs, warmup, groups={c.name: c.group for c in chosen}, settle_s=SETTLE_S)
+        foreign = probe.stop()
         floor_ms = summarize(times[FLOOR])["median_ms"]
         floor_min = summarize(times[FLOOR])["min_ms"]
         figures = {}
@@ -111,7 +122,8 @@ def run_cases(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[i
                 fig.update(ratio_to_floor=fig["median_ms"] / floor_ms, min_ratio_to_floor=fig["min_ms"] / floor_min,
                            what=c.what, **checks[c.name])
                 figures[c.name] = fig
-        cases.append({"batch": batch, "threads": threads, "figures": figures, "unavailable": unavailable})
+        cases.append({"batch": batch, "threads": threads, "figures": figures, "unavailable": unavailable,
+                      "foreign_cpu_load": None if foreign is None else round(foreign, 3)})
     return {"versions": versions, "thread_setting": {str(threads): thread_setting}, "cases": cases}
 
 
@@ -132,14 +144,15 @@ def targets(spec: Spec, cases: list[dict]) -> list[dict]:
     return out
 
 
-def _child(spec: Spec, weights_path: str, batches, threads: int, runs: int, warmup: int, only) -> dict:
-    """Run one thread count in a fresh interpreter (pools are sized once per process)."""
+def _child(spec: Spec, weights_path: str, batches, threads: int, runs: int, warmup: int, only,
+           wait_quiet_s: float) -> dict:
+    """`run_cases` for one thread count in a fresh interpreter."""
     with tempfile.TemporaryDirectory(prefix="vitstem-bench-") as tmp:
         spec_path, out = Path(tmp) / "spec.json", Path(tmp) / "out.json"
         spec_path.write_text(spec.to_json())
         cmd = [sys.executable, "-m", "vitstem", "bench", str(spec_path), "--weights", weights_path,
                "--batch", *map(str, batches), "--threads", str(threads), "--runs", str(runs),
-               "--warmup", str(warmup), "--json", str(out), "--quiet"]
+               "--warmup", str(warmup), "--wait-quiet", str(wait_quiet_s), "--json", str(out), "--in-process"]
         if only:
             cmd += ["--only", *only]
         subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -147,27 +160,28 @@ def _child(spec: Spec, weights_path: str, batches, threads: int, runs: int, warm
 
 
 def run_benchmark(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[int], threads: Sequence[int],
-                  runs: int = 30, warmup: int = 5, only: Sequence[str] | None = None, log=print) -> dict:
-    """The full result document: machine, versions, every case and the targets."""
+                  runs: int = 30, warmup: int = 5, only: Sequence[str] | None = None, log=print,
+                  wait_quiet_s: float = 0.0) -> dict:
+    """The full result document: machine, versions, every case and the targets (one child per thread count)."""
+    from ..spec import save_weights
+
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     info = machine()
-    first = run_cases(spec, weights, batches, threads[0], runs, warmup, only, log)
-    cases, thread_setting = list(first["cases"]), dict(first["thread_setting"])
-    if len(threads) > 1:
-        from ..spec import save_weights
-
-        with tempfile.TemporaryDirectory(prefix="vitstem-bench-") as tmp:
-            weights_path = str(save_weights(weights, Path(tmp) / "weights.safetensors", spec))
-            for t in threads[1:]:
-                log(f"running {t} threads in a fresh process ...")
-                child = _child(spec, weights_path, batches, t, runs, warmup, only)
-                cases += child["cases"]
-                thread_setting.update(child["thread_setting"])
+    cases, thread_setting, versions = [], {}, {}
+    with tempfile.TemporaryDirectory(prefix="vitstem-bench-") as tmp:
+        weights_path = str(save_weights(weights, Path(tmp) / "weights.safetensors", spec))
+        for t in threads:
+            log(f"measuring {t} thread(s) in a fresh process ...")
+            child = _child(spec, weights_path, batches, t, runs, warmup, only, wait_quiet_s)
+            cases += child["cases"]
+            thread_setting.update(child["thread_setting"])
+            versions = child["versions"]
     info["load_average_1m_after"] = machine().get("load_average_1m")
     return {
         "spec": spec.name, "spec_digest": spec.digest(), "date": started, "machine": info,
-        "versions": first["versions"], "thread_setting": thread_setting, "runs": runs, "warmup": warmup,
-        "statistic": "median of interleaved runs; ratio_to_floor = median / floor median",
+        "versions": versions, "thread_setting": thread_setting, "runs": runs, "warmup": warmup,
+        "statistic": "median of interleaved runs; ratio_to_floor = median / floor median; min_ratio_to_floor = "
+                     "min / floor min (robust when foreign_cpu_load > 0: other processes shared the CPUs)",
         "cases": cases, "targets": targets(spec, cases),
     }
 
@@ -179,7 +193,9 @@ def format_report(result: dict) -> str:
              f"load {m.get('load_average_1m', '?')}", f"median of {result['runs']} interleaved runs after "
              f"{result['warmup']} warm-up rounds; x = median / floor median (min-based ratio in brackets)"]
     for case in result["cases"]:
-        lines.append(f"\nbatch {case['batch']}, {case['threads']} threads")
+        foreign = case.get("foreign_cpu_load")
+        lines.append(f"\nbatch {case['batch']}, {case['threads']} threads"
+                     + ("" if foreign is None else f"  (other processes kept {foreign:.2f} CPUs busy meanwhile)"))
         for name, f in sorted(case["figures"].items(), key=lambda kv: kv[1]["median_ms"]):
             check = ""
             if "max_abs_diff_vs_exact" in f:
