@@ -42,7 +42,8 @@ def run_ort(model, x: np.ndarray) -> np.ndarray:
     so = ort.SessionOptions()
     so.log_severity_level = 3
     data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, so, providers=["CPUExecutionProvider"]).run(["z0"], {"images": x})[0]
+    session = ort.InferenceSession(data, so, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]  # ours: images -> z0; torch's names differ
 
 
 def run_reference_evaluator(model, x: np.ndarray) -> np.ndarray:
