@@ -69,7 +69,7 @@ def test_from_timm_matches_timm_at_native_size(config):
     x = _images(spec.input_shape(2))
     assert_agrees(spec, weights, x, timm_z0(model, x))
     assert spec.num_prefix_tokens == model.num_prefix_tokens
-    assert spec.position_embedding.covers_prefix == (not model.no_embed_class)
+    assert spec.position_embedding.covers_prefix == (not model.no_embed_class and model.num_prefix_tokens > 0)
 
 
 def test_clip_pre_norm_without_patch_bias():

@@ -89,7 +89,8 @@ def assemble(*, name: str, kernel: np.ndarray, image_size: tuple[int, int], bias
         "prefix": {"class_token": cls is not None, "dist_token": dist is not None, "register_tokens": registers},
         "position_embedding": {
             "kind": kind,
-            "covers_prefix": bool(covers_prefix),
+            # Without prefix tokens coverage means nothing; one canonical value keeps specs comparable.
+            "covers_prefix": bool(covers_prefix) and (cls is not None or dist is not None or registers > 0),
             "grid": [int(grid[0]), int(grid[1])] if kind == "learned" and grid != image_grid else None,
             "sincos_convention": sincos if kind == "sincos2d" else None,
         },
