@@ -3,8 +3,14 @@
     z0 = pre_norm( [x_cls; x_dist; x_reg...; x^1 E; ...; x^N E] + E_pos )
 
 for each image, where x^i is the i-th patch flattened channel-major (C, Ph, Pw) and
-E = patch_embed.weight.reshape(D, K).T, K = C*Ph*Pw. Profile "fast" computes in float32;
-"exact" computes in float64 and rounds once, at the very end, to float32.
+E = patch_embed.weight.reshape(D, K).T, K = C*Ph*Pw.
+
+Profile "fast" computes in float32, in whatever order the engine likes. Profile "exact" computes
+in float64 with every sum in a fixed order (`sum_in_order`: k = 0, 1, ..., K-1, left to right) and
+rounds once, at the very end, to float32. The fixed order is what makes exact bit-identical across
+engines: two float64 GEMMs that sum in different orders land on different sides of a float32
+rounding midpoint about once in 300 000 elements (measured), so "float64 then round" alone is not
+enough. Every step here is an IEEE-correctly-rounded elementwise operation in a defined order.
 """
 
 from __future__ import annotations
@@ -45,10 +51,26 @@ def patchify(x: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
     return x.transpose(0, 2, 4, 1, 3, 5).reshape(b, (h // ph) * (w // pw), c * ph * pw)
 
 
+def sum_in_order(terms) -> np.ndarray:
+    """((t_0 + t_1) + t_2) + ... : a sum whose float64 bits every engine can reproduce."""
+    terms = iter(terms)
+    total = next(terms).copy()
+    for term in terms:
+        total += term
+    return total
+
+
 def embed_patches(spec: Spec, weights: Mapping[str, np.ndarray], patches: np.ndarray, dtype) -> np.ndarray:
-    """x^i E (+ b): the patch projection as one matmul, equal to a conv with kernel = stride = P."""
+    """x^i E (+ b): the patch projection, equal to a conv with kernel = stride = P.
+
+    fast: one float32 matmul. exact: sum over k of x_k * E[k] in order k = 0..K-1 (float64).
+    """
     E = weights["patch_embed.weight"].astype(dtype).reshape(spec.embed_dim, spec.patch_dim).T
-    out = patches @ E
+    if dtype == np.float64:
+        columns = np.ascontiguousarray(np.moveaxis(patches, -1, 0))[..., None]  # (K, B, N, 1): x_k per patch
+        out = sum_in_order(columns[k] * E[k] for k in range(spec.patch_dim))
+    else:
+        out = patches @ E
     if spec.patch_bias:
         out = out + weights["patch_embed.bias"].astype(dtype)
     return out
@@ -70,10 +92,18 @@ def add_position(spec: Spec, prefix: np.ndarray, patches: np.ndarray, table, dty
 
 
 def layer_norm(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    """LayerNorm over the last axis with the biased variance, as torch.nn.LayerNorm."""
-    mean = z.mean(axis=-1, keepdims=True)
-    centred = z - mean
-    var = (centred * centred).mean(axis=-1, keepdims=True)
+    """LayerNorm over the last axis with the biased variance, as torch.nn.LayerNorm.
+
+    In float64 (exact) the two sums over D run in order d = 0..D-1; in float32 any order will do.
+    """
+    if z.dtype == np.float64:
+        def mean(v):
+            return sum_in_order(np.ascontiguousarray(np.moveaxis(v, -1, 0))[..., None]) / v.shape[-1]
+    else:
+        def mean(v):
+            return v.mean(axis=-1, keepdims=True)
+    centred = z - mean(z)
+    var = mean(centred * centred)
     return centred / np.sqrt(var + z.dtype.type(eps)) * weight + bias
 
 
