@@ -126,6 +126,17 @@ def test_preprocessing_from_pretrained_cfg_on_uint8_pixels():
     assert_agrees(spec, weights, pixels, timm_z0(model, normalised))
 
 
+def test_weights_are_copies_not_views_of_the_parameters():
+    import torch
+
+    model = _vit()
+    _, weights = from_timm(model, preprocess=None)
+    before = weights["pos_embed"].copy()
+    with torch.no_grad():
+        model.pos_embed.add_(1.0)
+    assert np.array_equal(weights["pos_embed"], before)
+
+
 def test_patch_drop_is_the_identity_in_eval_and_refused_in_training():
     model = _vit(patch_drop_rate=0.5)
     spec, weights = from_timm(model, preprocess=None)
@@ -191,3 +202,22 @@ def test_to_timm_state_dict_refuses_what_timm_cannot_hold():
     nhwc = vitstem.load_spec("big_vision_vit_s16_sincos_224")
     with pytest.raises(vitstem.SpecError, match="NCHW"):
         to_timm_state_dict(nhwc, vitstem.init_weights(nhwc))
+
+
+@pytest.mark.parametrize("name", ["vit_base_patch16_224", "deit_base_distilled_patch16_224", "vit_base_patch16_clip_224",
+                                  "vit_base_patch16_siglip_224", "vit_base_patch14_reg4_dinov2"])
+def test_presets_describe_the_timm_models_of_the_same_name(name):
+    import timm
+
+    # The dinov2 preset accepts other sizes, as timm does when asked for dynamic_img_size.
+    extra = {"dynamic_img_size": True} if "dinov2" in name else {}
+    model = _random_stem(timm.create_model(name, pretrained=False, depth=1, num_classes=0, **extra))
+    spec, weights = from_timm(model)
+    preset = vitstem.load_spec(name)
+    assert spec.replace(name=name) == preset
+    if name == "vit_base_patch16_clip_224":  # one full-size z0 on uint8 pixels, preprocessing included
+        pixels = np.random.default_rng(0).integers(0, 256, spec.input_shape(1), dtype=np.uint8)
+        cfg = model.pretrained_cfg
+        normalised = ((pixels / np.float32(255) - np.float32(cfg["mean"]).reshape(1, 3, 1, 1))
+                      / np.float32(cfg["std"]).reshape(1, 3, 1, 1)).astype(np.float32)
+        assert_agrees(spec, weights, pixels, timm_z0(model, normalised))

@@ -18,7 +18,11 @@ from ..spec.model import SPEC_VERSION
 
 
 def as_float32(value, what: str) -> np.ndarray:
-    """A numpy float32 copy of a tensor-like (numpy, torch, TF/Keras variable), contiguous."""
+    """A numpy float32 copy of a tensor-like (numpy, torch, TF/Keras variable), contiguous.
+
+    Always a copy: torch's .numpy() shares memory with the parameter, and the weights must not
+    change when the model is trained or edited afterwards.
+    """
     if hasattr(value, "detach"):  # torch: leave the autograd graph and the device
         value = value.detach().cpu()
         if str(value.dtype) in ("torch.bfloat16", "torch.float16"):
@@ -29,7 +33,7 @@ def as_float32(value, what: str) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype.kind != "f":
         raise WeightsError(f"{what} has dtype {array.dtype}; a floating-point tensor was expected")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.array(array, dtype=np.float32, order="C", copy=True)
 
 
 def preprocess_doc(scale: float, mean, std) -> dict:
