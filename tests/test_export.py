@@ -318,3 +318,13 @@ def test_export_imports_neither_torch_nor_tensorflow(tmp_path):
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorflow', 'keras', 'jax'))\n"
         "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dynamic_size_below_opset_18_without_antialias():
+    """Before opset 18 Resize has no antialias attribute: policies without it still export and agree."""
+    spec, weights = spec_and_weights(small_spec(resample={"policy": "hf_pytorch"}))
+    model = build_onnx(spec, weights, image_size="dynamic", opset=MIN_OPSET)
+    for hw in [(16, 24), (28, 12), (8, 36)]:
+        x = images(spec, hw=hw)
+        assert_within_bound(run_ort(model, x), spec, weights, x, resampled_in_float32=True)
+        assert_within_bound(run_reference_evaluator(model, x), spec, weights, x, resampled_in_float32=True)
