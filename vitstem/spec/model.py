@@ -297,7 +297,16 @@ def _float_range_rule(d: dict) -> list[tuple[str, str]]:
     return problems
 
 
-_RULES = (_sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule, _float_range_rule)
+def _name_rule(d: dict) -> list[tuple[str, str]]:
+    """The name goes into ONNX graphs and YAML files: it must be encodable text (JSON allows "\\ud800")."""
+    try:
+        d["name"].encode("utf-8")
+    except UnicodeEncodeError:
+        return [("name", "is not valid Unicode text (it contains a lone surrogate)")]
+    return []
+
+
+_RULES = (_name_rule, _sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule, _float_range_rule)
 
 
 def _semantic_problems(d: dict, malformed: bool = True) -> list[tuple[str, str]]:
