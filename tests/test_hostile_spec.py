@@ -469,3 +469,12 @@ def test_fast_error_bound_is_never_nan():
     assert not np.isnan(bound).any(), bound
     fast, exact = vitstem.forward(spec, weights, images), vitstem.forward(spec, weights, images, profile="exact")
     assert (np.abs(fast - exact) <= bound).all()
+
+
+def test_names_that_are_not_unicode_text_are_refused(tmp_path):
+    """JSON allows a lone surrogate ("\\ud800"); it validated, then crashed export (protobuf) with UnicodeEncodeError."""
+    path = tmp_path / "spec.json"
+    path.write_text('{"spec_version": 1, "image_size": 4, "patch_size": 2, "embed_dim": 4, "name": "a\\ud800"}')
+    with pytest.raises(vitstem.SpecError, match="name: is not valid Unicode text"):
+        load_spec(path)
+    assert load_spec({**BASE, "name": "名前\n\x00"}).name == "名前\n\x00"
