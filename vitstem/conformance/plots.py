@@ -2,41 +2,46 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 
 from ..files import atomic_write_bytes
 
+COLORS = {"fast": "tab:blue", "exact": "tab:green", "fp16": "tab:orange", "int8": "tab:purple"}
 
-def plot_pair(path, title: str, comparisons) -> Path:
-    """Two histograms over the pair's cells: |d| / bound (log10) and the float32 ULP distance."""
-    import io
 
+def plot_pair(path, title: str, kinds: dict) -> Path:
+    """Two histograms over all the pair's cells, one colour per kind (exact, fast, fp16, int8):
+    log10(|d| / bound) (fails right of the dashed line) and the float32 ULP distance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ratios = np.concatenate([c.ratio_sample for c in comparisons if c.ratio_sample is not None] or [np.zeros(0)])
-    ulps = np.concatenate([c.ulp_sample for c in comparisons if c.ulp_sample is not None] or [np.zeros(0)])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2))
-    nonzero = ratios[ratios > 0]
-    if nonzero.size:
-        left.hist(np.log10(nonzero[np.isfinite(nonzero)]), bins=40, color="tab:blue")
-        left.axvline(0.0, color="tab:red", linestyle="--", label="bound")
-        left.legend()
-    left.set_title(f"log10(|d| / bound), {ratios.size - nonzero.size} of {ratios.size} exactly 0", fontsize=9)
-    left.set_xlabel("log10 ratio (fails right of the line)")
-    if ulps.size:
-        top = max(1, int(ulps.max()))
-        right.hist(ulps, bins=min(top + 1, 50), range=(-0.5, top + 0.5), color="tab:green")
-        right.set_yscale("log")
-    right.set_title("float32 ULP distance", fontsize=9)
-    right.set_xlabel("ULPs")
-    fig.suptitle(title, fontsize=10)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 2.8))
+    for kind, comparisons in kinds.items():
+        ratios = np.concatenate([c.ratio_sample for c in comparisons] or [np.zeros(0)])
+        ulps = np.concatenate([c.ulp_sample for c in comparisons] or [np.zeros(0)])
+        nonzero = ratios[(ratios > 0) & np.isfinite(ratios)]
+        label = f"{kind} ({ratios.size - nonzero.size}/{ratios.size} equal)"
+        if nonzero.size:
+            left.hist(np.log10(nonzero), bins=40, color=COLORS.get(kind), alpha=0.6, label=label)
+        else:
+            left.plot([], [], color=COLORS.get(kind), label=label)
+        if ulps.size and ulps.max() > 0:
+            right.hist(np.log10(1 + ulps), bins=40, color=COLORS.get(kind), alpha=0.6, label=kind)
+    left.axvline(0.0, color="tab:red", linestyle="--")
+    left.set_title("log10(|d| / bound), sampled elements", fontsize=7)
+    right.set_title("log10(1 + float32 ULP distance)", fontsize=7)
+    for axis in (left, right):
+        axis.tick_params(labelsize=7)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80)
+    fig.savefig(buffer, format="png", dpi=72)
     plt.close(fig)
     return atomic_write_bytes(Path(path), buffer.getvalue())

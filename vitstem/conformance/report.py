@@ -18,8 +18,8 @@ from .verdicts import Comparison, _failed
 BOUND_NOTE = {
     "exact": "bit-identical (np.array_equal)",
     "fast": "|d| <= fast_error_bound per element (1x vs the exact reference, 2x between two fast engines)",
-    "fp16": "|d| <= 2^-7 max|z| and per-token cosine >= 0.999, vs the float32 exact result",
-    "int8": "relative RMS <= 0.15 and per-token cosine >= 0.99, vs the float32 exact result",
+    "fp16": "|d| <= 2^-7 max|z| and per-image cosine >= 0.999, vs the float32 exact result",
+    "int8": "relative RMS <= 0.15 and per-image cosine >= 0.99, vs the float32 exact result",
 }
 
 
@@ -169,10 +169,13 @@ class Report:
         lines += [f"| {name} | {status} |" for name, status in self.engines.items()]
         lines += ["", "## Summary per engine pair", ""] + _markdown_table(self.summary_rows())
         lines += ["", "## Error distributions", ""]
-        for i, ((engines, kind), results) in enumerate(self.by_pair().items()):
-            name = f"{path.stem}-{i:02d}-{_slug(engines[0])}-vs-{_slug(engines[1])}-{kind}.png"
-            plot_pair(path.parent / name, f"{engines[0]} vs {engines[1]} ({kind})", [r.comparison for r in results])
-            lines += [f"![{engines[0]} vs {engines[1]} ({kind})]({name})", ""]
+        by_engines: dict[tuple, dict[str, list]] = defaultdict(dict)
+        for (engines, kind), results in self.by_pair().items():
+            by_engines[engines][kind] = [r.comparison for r in results]
+        for i, (engines, kinds) in enumerate(by_engines.items()):
+            name = f"{path.stem}-{i:02d}-{_slug(engines[0])}-vs-{_slug(engines[1])}.png"
+            plot_pair(path.parent / name, f"{engines[0]} vs {engines[1]}", kinds)
+            lines += [f"![{engines[0]} vs {engines[1]}]({name})", ""]
         lines += ["## Every comparison", ""]
         lines += _markdown_table([{
             "engines": " vs ".join(r.engines), "cell": r.cell.label(), "opset": r.opset or "-",

@@ -4,7 +4,7 @@
 - fast: |a - b| <= bound element by element, the bound from floating-point error analysis
   (`vitstem.backends.numpy.bound.fast_error_bound`: 1x against the exact reference, 2x between two
   fast engines, each of which is within 1x of it).
-- fp16, int8: bounds relative to the float32 (exact) result, plus cosine similarity per token:
+- fp16, int8: bounds relative to the float32 (exact) result, plus cosine similarity per image:
   fp16  |d| <= FP16_RELATIVE * max|z| for every element, and cosine >= FP16_MIN_COSINE;
   int8  ||d|| / ||z|| <= INT8_RELATIVE_RMS, and cosine >= INT8_MIN_COSINE.
 Every comparison also reports max |d|, max |d| / bound and ULP-distance percentiles (float32 ULPs).
@@ -45,6 +45,7 @@ class Comparison:
     cosine_min: float
     relative_rms: float
     note: str = ""
+    mismatches: int = 0  # elements that differ at all
     ties: int = 0  # exact: mismatches that are float64 double-rounding near-ties (see `near_ties`)
     ratio_sample: np.ndarray = field(default=None, repr=False)  # |d| / bound, for plots
     ulp_sample: np.ndarray = field(default=None, repr=False)
@@ -52,7 +53,7 @@ class Comparison:
     def summary(self) -> dict:
         """The JSON-ready numbers (samples left out)."""
         keys = ("kind", "passed", "max_abs_diff", "bound", "max_ratio", "ulp_p50", "ulp_p99", "ulp_max",
-                "cosine_min", "relative_rms", "ties", "note")
+                "cosine_min", "relative_rms", "mismatches", "ties", "note")
         return {k: _plain(getattr(self, k)) for k in keys}
 
 
@@ -76,9 +77,10 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(ordered_bits(a) - ordered_bits(b))
 
 
-def token_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each token row (last axis) of a and b, in float64; 1 where both are zero."""
-    a, b = (np.asarray(v, np.float64).reshape(-1, np.shape(v)[-1]) for v in (a, b))
+def image_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each image's z0 (everything but the batch axis) in a and b, in float64;
+    1 where both are zero. Per image, not per token: prefix tokens are ~50x smaller than patch rows."""
+    a, b = (np.asarray(v, np.float64).reshape(np.shape(v)[0], -1) for v in (a, b))
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
     dot = np.einsum("ij,ij->i", a, b)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -127,7 +129,7 @@ def compare(candidate, baseline, kind: str, bound=None, *, ties=None) -> Compari
         return _failed(kind, f"{int(a32.size - np.count_nonzero(finite))} non-finite values")
     d = np.abs(a32.astype(np.float64) - b32.astype(np.float64))
     ulps = ulp_distance(a32, b32)
-    cosine = float(token_cosine(a32, b32).min()) if a32.size else 1.0
+    cosine = float(image_cosine(a32, b32).min()) if a32.size else 1.0
     norm_b = float(np.linalg.norm(b32.astype(np.float64)))
     if norm_b:
         rel_rms = float(np.linalg.norm(d) / norm_b)
@@ -177,6 +179,6 @@ def compare(candidate, baseline, kind: str, bound=None, *, ties=None) -> Compari
         ulp_p50=float(np.percentile(ulps, 50)) if ulps.size else 0.0,
         ulp_p99=float(np.percentile(ulps, 99)) if ulps.size else 0.0,
         ulp_max=float(ulps.max(initial=0)),
-        cosine_min=cosine, relative_rms=rel_rms, note=note, ties=tie_count,
+        cosine_min=cosine, relative_rms=rel_rms, note=note, mismatches=int(np.count_nonzero(d)), ties=tie_count,
         ratio_sample=_sample(ratio, rng), ulp_sample=_sample(ulps, rng),
     )
