@@ -52,6 +52,8 @@ import numbers
 
 import numpy as np
 
+from .exact import sum_in_order
+
 MODES = ("bicubic", "bilinear")
 COORDINATES = ("half_pixel", "align_corners")
 
@@ -152,7 +154,12 @@ def resample_matrix(in_size: int, out_size: int, *, mode: str, cubic_coeff_a: fl
 def resample_grid(grid: np.ndarray, out_hw: tuple[int, int], *, mode: str, cubic_coeff_a: float,
                   antialias: bool, coordinates: str, exclude_outside: bool,
                   phase_steps: int | None = None) -> np.ndarray:
-    """grid (h, w, D) -> (H, W, D) in grid.dtype: the matrices are built in float64, cast to grid.dtype, and applied with two matmuls in grid.dtype (so float64 in -> float64 compute)."""
+    """grid (h, w, D) -> (H, W, D) in grid.dtype, along y then along x.
+
+    The matrices are built in float64 and cast to grid.dtype. float32 applies them with two
+    matmuls; float64 sums the taps in input-index order (k = 0..h-1, then l = 0..w-1), the fixed
+    order that lets every engine reproduce the exact profile's table bit for bit.
+    """
     grid = np.asarray(grid)
     if grid.ndim != 3:
         raise ValueError(f"grid must have shape (h, w, D), got shape {grid.shape}")
@@ -166,5 +173,9 @@ def resample_grid(grid: np.ndarray, out_hw: tuple[int, int], *, mode: str, cubic
                  exclude_outside=exclude_outside, phase_steps=phase_steps)
     m_h = resample_matrix(h, out_h, **flags).astype(grid.dtype)
     m_w = resample_matrix(w, out_w, **flags).astype(grid.dtype)
+    if grid.dtype == np.float64:
+        rows = sum_in_order(m_h[:, k, None, None] * grid[k] for k in range(h))  # (H, w, D), along y
+        return sum_in_order(m_w[None, :, l, None] * rows[:, l, None, :] for l in range(w))  # along x
     rows = (m_h @ grid.reshape(h, w * d)).reshape(out_h, w, d)  # resample along y
     return np.matmul(m_w, rows)  # (W, w) @ (H, w, D) -> (H, W, D): resample along x
+

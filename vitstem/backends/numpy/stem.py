@@ -7,10 +7,8 @@ E = patch_embed.weight.reshape(D, K).T, K = C*Ph*Pw.
 
 Profile "fast" computes in float32, in whatever order the engine likes. Profile "exact" computes
 in float64 with every sum in a fixed order (`sum_in_order`: k = 0, 1, ..., K-1, left to right) and
-rounds once, at the very end, to float32. The fixed order is what makes exact bit-identical across
-engines: two float64 GEMMs that sum in different orders land on different sides of a float32
-rounding midpoint about once in 300 000 elements (measured), so "float64 then round" alone is not
-enough. Every step here is an IEEE-correctly-rounded elementwise operation in a defined order.
+rounds once, at the very end, to float32: every step is an IEEE-correctly-rounded elementwise
+operation in a defined order, so every engine can reproduce the float64 bits (see spec/exact.py).
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from typing import Mapping
 import numpy as np
 
 from ...spec import Spec
+from ...spec.exact import sum_in_order
 from ...spec.inputs import check_images
 from ...spec.position import position_table
 from ...spec.weights import check_weights
@@ -49,15 +48,6 @@ def patchify(x: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
     ph, pw = patch_size
     x = x.reshape(b, c, h // ph, ph, w // pw, pw)
     return x.transpose(0, 2, 4, 1, 3, 5).reshape(b, (h // ph) * (w // pw), c * ph * pw)
-
-
-def sum_in_order(terms) -> np.ndarray:
-    """((t_0 + t_1) + t_2) + ... : a sum whose float64 bits every engine can reproduce."""
-    terms = iter(terms)
-    total = next(terms).copy()
-    for term in terms:
-        total += term
-    return total
 
 
 def embed_patches(spec: Spec, weights: Mapping[str, np.ndarray], patches: np.ndarray, dtype) -> np.ndarray:
