@@ -56,6 +56,8 @@ def _check_stem_structure(model) -> None:
     pe = model.patch_embed
     if type(pe) is not PatchEmbed:
         _refuse(model, f"patch_embed is a {type(pe).__name__}, not a plain PatchEmbed (conv patchify)")
+    if pe.img_size is None:
+        _refuse(model, "patch_embed has no img_size, so the table has no native grid")
     if pe.dynamic_img_pad:
         _refuse(model, "dynamic_img_pad pads inputs that are not multiples of the patch size")
     if not _is_identity(pe.norm):
