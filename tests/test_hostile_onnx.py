@@ -209,3 +209,13 @@ def test_weights_that_are_not_the_exported_ones(exported, tmp_path):
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "vitstem", *args], capture_output=True, text=True,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.mark.parametrize("name", ["", "\x00", "名前\nx", "a" * 5000])
+def test_every_valid_spec_name_exports(tmp_path, name):
+    """name: "" is a valid spec; export_onnx raised onnx's ValidationError (graph name must be non-empty)."""
+    from vitstem.runtime import load
+
+    spec = SPEC.replace(name=name)
+    vitstem.export_onnx(spec, vitstem.init_weights(spec), tmp_path / "m.onnx")
+    assert load(tmp_path / "m.onnx").spec == spec
