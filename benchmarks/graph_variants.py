@@ -152,6 +152,24 @@ def pad_input(s: Stem):
     return _model(nodes, inits, ["B", s.channels, s.image, s.image], _out_shape(s), "pad_input")
 
 
+def pad_flat(s: Stem, layout="NCHW"):
+    """As pad_input, but the zero patch is padded on the flattened (B, N*K) axis: one contiguous copy per image."""
+    g, p, c = s.grid, s.patch, s.channels
+    shape6, perm = ([0, c, g, p, g, p], [0, 2, 4, 1, 3, 5]) if layout == "NCHW" else ([0, g, p, g, p, c], [0, 1, 3, 2, 4, 5])
+    inits = [_init("shape6", np.array(shape6, np.int64)), _init("flat", np.array([0, -1], np.int64)),
+             _init("pads", np.array([0, s.k, 0, 0], np.int64)), _init("rows", np.array([0, -1, s.k], np.int64)),
+             _init("E", s.e_nchw() if layout == "NCHW" else s.e_nhwc()), _init("table", s.full_table())]
+    nodes = [helper.make_node("Reshape", ["images", "shape6"], ["x6"]),
+             helper.make_node("Transpose", ["x6"], ["x6t"], perm=perm),
+             helper.make_node("Reshape", ["x6t", "flat"], ["xf"]),
+             helper.make_node("Pad", ["xf", "pads"], ["xp"]),
+             helper.make_node("Reshape", ["xp", "rows"], ["padded"]),
+             helper.make_node("MatMul", ["padded", "E"], ["xe"]),
+             helper.make_node("Add", ["xe", "table"], ["z0"])]
+    shape = ["B", s.channels, s.image, s.image] if layout == "NCHW" else ["B", s.image, s.image, s.channels]
+    return _model(nodes, inits, shape, _out_shape(s), f"pad_flat_{layout.lower()}")
+
+
 def gemm(s: Stem):
     """2-D Gemm with the bias as C, then Reshape, Add(pos), Concat(cls row)."""
     nodes, inits = _patchify_nodes(s, "NCHW", "rows", rows2d=True)
@@ -231,6 +249,29 @@ def folded_static(s: Stem, batch: int, layout="NCHW"):
     return _model(nodes, inits, shape, [batch, 1 + s.n, s.dim], f"folded_static_{layout.lower()}")
 
 
+def conv_channels_last(s: Stem, prefix="pad"):
+    """Conv without bias -> Transpose to NHWC -> Reshape (B, N, D) -> prefix row -> one table Add.
+
+    ORT (level all, x86) runs the Conv in its blocked NCHWc layout and fuses the NHWC Transpose
+    into the ReorderOutput it has to insert anyway (channels_last), so no separate transpose runs.
+    prefix: "pad" pads a zero row in front and adds the full table; "concat" adds the patch
+    table and concatenates the expanded cls row.
+    """
+    inits = [_init("W", s.kernel), _init("shape_bnd", np.array([0, s.n, s.dim], np.int64))]
+    nodes = [helper.make_node("Conv", ["images", "W"], ["y"], kernel_shape=[s.patch] * 2, strides=[s.patch] * 2),
+             helper.make_node("Transpose", ["y"], ["yt"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["yt", "shape_bnd"], ["y3"])]
+    if prefix == "pad":
+        inits += [_init("pads", np.array([0, 1, 0, 0, 0, 0], np.int64)), _init("table", s.full_table())]
+        nodes += [helper.make_node("Pad", ["y3", "pads"], ["yp"]), helper.make_node("Add", ["yp", "table"], ["z0"])]
+        n2, i2 = [], []
+    else:
+        inits += [_init("table", s.patch_table())]
+        nodes += [helper.make_node("Add", ["y3", "table"], ["xt"])]
+        n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    return _model(nodes + n2, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), f"conv_cl_{prefix}")
+
+
 def variants(s: Stem, batch: int) -> dict:
     """name -> (model, layout of its input) for the hand-built prototypes."""
     return {
@@ -239,9 +280,13 @@ def variants(s: Stem, batch: int) -> dict:
         "folded_nhwc": (folded(s, "NHWC"), "NHWC"),
         "concat_then_add": (concat_then_add(s), "NCHW"),
         "pad_input": (pad_input(s), "NCHW"),
+        "pad_flat": (pad_flat(s), "NCHW"),
+        "pad_flat_nhwc": (pad_flat(s, "NHWC"), "NHWC"),
         "gemm": (gemm(s), "NCHW"),
         "gemm_table_static": (gemm_table(s, batch), "NCHW"),
         "conv": (conv(s), "NCHW"),
+        "conv_cl_pad": (conv_channels_last(s, "pad"), "NCHW"),
+        "conv_cl_concat": (conv_channels_last(s, "concat"), "NCHW"),
         "folded_two_step": (folded_two_step(s), "NCHW"),
         "space_to_depth": (space_to_depth(s), "NCHW"),
         "folded_static": (folded_static(s, batch), "NCHW"),
