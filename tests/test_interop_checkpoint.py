@@ -147,3 +147,19 @@ def test_cli_errors_are_one_line(tmp_path):
     result = _cli(tmp_path / "enc.safetensors", "--format", "hf", "-o", tmp_path / "o")
     assert result.returncode == 2 and "patch_embeddings.projection.weight" in result.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_file_import_needs_no_framework(tmp_path):
+    """The file path runs where no peer is installed: it must not even import one."""
+    model = _vit(reg_tokens=1, pre_norm=True)
+    _save_torch_state(model, tmp_path / "model.safetensors")
+    code = ("import sys; from vitstem.interop import import_checkpoint, write_import; "
+            f"spec, w = import_checkpoint({str(tmp_path / 'model.safetensors')!r}, 'timm', pre_norm_eps=1e-6); "
+            f"write_import(spec, w, {str(tmp_path / 'out')!r}); "
+            "print(','.join(m for m in ('torch', 'tensorflow', 'keras', 'timm', 'transformers', 'keras_hub', 'onnx') "
+            "if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+    spec = vitstem.load_spec(tmp_path / "out" / "spec.yaml")
+    _same((spec, vitstem.load_weights(tmp_path / "out" / "weights.safetensors", spec)), from_timm(model, preprocess=None))
