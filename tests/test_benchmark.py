@@ -50,6 +50,8 @@ def test_every_candidate_has_every_figure(bench_json):
             assert 0 < fig["min_ms"] <= fig["q1_ms"] <= fig["median_ms"] <= fig["q3_ms"]
             assert fig["ratio_to_floor"] == pytest.approx(fig["median_ms"] / floor["median_ms"], rel=1e-12)
             assert fig["min_ratio_to_floor"] == pytest.approx(fig["min_ms"] / floor["min_ms"], rel=1e-12)
+            assert fig["cpu_median_ms"] > 0
+            assert fig["cpu_ratio_to_floor"] == pytest.approx(fig["cpu_median_ms"] / floor["cpu_median_ms"], rel=1e-12)
             if name != FLOOR:  # every engine's z0 was compared with the exact reference before timing
                 assert fig["max_abs_diff_vs_exact"] < 1e-5
                 assert fig["within_fast_bound"] is True

@@ -13,6 +13,7 @@ import datetime
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,16 +111,20 @@ def run_cases(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[i
         if wait_quiet_s:
             wait_for_quiet(wait_quiet_s, log=log)
         log(f"timing {len(calls)} candidates at batch {batch}, {threads} threads, {runs} interleaved runs ...")
-        probe = ForeignLoad().start()
-        times = interleaved_times(calls, runs, warmup, groups={c.name: c.group for c in chosen}, settle_s=SETTLE_S)
+        probe, cpu = ForeignLoad().start(), {}
+        times = interleaved_times(calls, runs, warmup, groups={c.name: c.group for c in chosen}, settle_s=SETTLE_S,
+                                  cpu=cpu)
         foreign = probe.stop()
-        floor_ms = summarize(times[FLOOR])["median_ms"]
-        floor_min = summarize(times[FLOOR])["min_ms"]
+        floor = summarize(times[FLOOR])
+        floor_cpu = statistics.median(cpu[FLOOR])
         figures = {}
         for c in chosen:
             if c.name in times:
                 fig = summarize(times[c.name])
-                fig.update(ratio_to_floor=fig["median_ms"] / floor_ms, min_ratio_to_floor=fig["min_ms"] / floor_min,
+                cpu_ms = statistics.median(cpu[c.name]) * 1e3
+                fig.update(ratio_to_floor=fig["median_ms"] / floor["median_ms"],
+                           min_ratio_to_floor=fig["min_ms"] / floor["min_ms"],
+                           cpu_median_ms=cpu_ms, cpu_ratio_to_floor=cpu_ms / (floor_cpu * 1e3),
                            what=c.what, **checks[c.name])
                 figures[c.name] = fig
         cases.append({"batch": batch, "threads": threads, "figures": figures, "unavailable": unavailable,
@@ -181,7 +186,8 @@ def run_benchmark(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequen
         "spec": spec.name, "spec_digest": spec.digest(), "date": started, "machine": info,
         "versions": versions, "thread_setting": thread_setting, "runs": runs, "warmup": warmup,
         "statistic": "median of interleaved runs; ratio_to_floor = median / floor median; min_ratio_to_floor = "
-                     "min / floor min (robust when foreign_cpu_load > 0: other processes shared the CPUs)",
+                     "min / floor min (robust when foreign_cpu_load > 0: other processes shared the CPUs); "
+                     "cpu_ratio_to_floor = median process CPU time / the floor's (the work itself at 1 thread)",
         "cases": cases, "targets": targets(spec, cases),
     }
 
@@ -191,7 +197,8 @@ def format_report(result: dict) -> str:
     m = result["machine"]
     lines = [f"vitstem bench {result['spec']}  {result['date']}  {m['cpu']} ({m['logical_cpus']} CPUs), "
              f"load {m.get('load_average_1m', '?')}", f"median of {result['runs']} interleaved runs after "
-             f"{result['warmup']} warm-up rounds; x = median / floor median (min-based ratio in brackets)"]
+             f"{result['warmup']} warm-up rounds; x = median / floor median; min x = fastest / fastest floor; "
+             "cpu x = median CPU time / the floor's"]
     for case in result["cases"]:
         foreign = case.get("foreign_cpu_load")
         lines.append(f"\nbatch {case['batch']}, {case['threads']} threads"
@@ -203,7 +210,7 @@ def format_report(result: dict) -> str:
                 if "within_fast_bound" in f:
                     check += " (within bound)" if f["within_fast_bound"] else " (OUTSIDE bound)"
             lines.append(f"  {name:20s} {f['median_ms']:9.3f} ms  x{f['ratio_to_floor']:5.2f} "
-                         f"(x{f['min_ratio_to_floor']:.2f})  {f['what']}{check}")
+                         f"(min x{f['min_ratio_to_floor']:.2f}, cpu x{f['cpu_ratio_to_floor']:.2f})  {f['what']}{check}")
         for name, why in case["unavailable"].items():
             lines.append(f"  {name:20s} unavailable: {why}")
     if result["targets"]:

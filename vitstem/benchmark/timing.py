@@ -14,8 +14,13 @@ def _rotated(items: list, by: int) -> list:
 
 
 def interleaved_times(candidates: Mapping[str, Callable[[], object]], runs: int, warmup: int = 3,
-                      groups: Mapping[str, str] | None = None, settle_s: float = 0.0) -> dict[str, list[float]]:
-    """Seconds of each of `runs` calls per candidate, after `warmup` untimed rounds.
+                      groups: Mapping[str, str] | None = None, settle_s: float = 0.0,
+                      cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+    """Wall-clock seconds of each of `runs` calls per candidate, after `warmup` untimed rounds.
+
+    `cpu`, if given, receives this process's CPU seconds per call too: with one thread that is
+    the work itself, unaffected by other processes taking the core (with more threads it also
+    counts workers spinning while they wait).
 
     Candidates of one group (one framework's thread pool) run back to back and `settle_s` is
     slept between groups, so one framework's spinning workers do not steal the cores of the
@@ -29,16 +34,20 @@ def interleaved_times(candidates: Mapping[str, Callable[[], object]], runs: int,
         order.setdefault(groups.get(name, name), []).append(name)
     blocks = list(order.values())
     times: dict[str, list[float]] = {name: [] for name in candidates}
+    if cpu is not None:
+        cpu.update({name: [] for name in candidates})
     for round_ in range(-warmup, runs):
         for block in _rotated(blocks, round_):
             if settle_s:
                 time.sleep(settle_s)
             for name in _rotated(block, round_):
-                start = time.perf_counter()
+                cpu_start, start = time.process_time(), time.perf_counter()
                 candidates[name]()
-                elapsed = time.perf_counter() - start
+                elapsed, cpu_elapsed = time.perf_counter() - start, time.process_time() - cpu_start
                 if round_ >= 0:
                     times[name].append(elapsed)
+                    if cpu is not None:
+                        cpu[name].append(cpu_elapsed)
     return times
 
 
