@@ -104,3 +104,18 @@ def test_keras_channels_first_bias_bug_is_caught_not_silently_wrong():
         to_keras_hub(spec, vitstem.init_weights(spec))
     with pytest.raises(vitstem.SpecError, match="use NHWC"):
         from_keras_hub(_backbone(image_shape=(3, 12, 32), patch_size=4, hidden_dim=8, data_format="channels_first"))
+
+
+@pytest.mark.parametrize("scale,offset", [(1 / 127.5, -1.0),  # ViT's value range (-1, 1)
+                                          ([1 / (255 * s) for s in (0.229, 0.224, 0.225)],
+                                           [-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])])
+def test_image_converter_becomes_the_spec_preprocessing(scale, offset):
+    from keras import ops
+    from keras_hub.layers import ViTImageConverter
+
+    converter = ViTImageConverter(scale=scale, offset=offset)  # no image_size: no resizing
+    backbone = _backbone()
+    spec, weights = from_keras_hub(backbone, image_converter=converter)
+    pixels = np.random.default_rng(5).integers(0, 256, spec.input_shape(2), dtype=np.uint8)
+    normalised = ops.convert_to_numpy(converter(pixels))
+    assert_agrees(spec, weights, pixels, keras_z0(backbone.get_layer("vit_patching_and_embedding"), normalised))

@@ -30,10 +30,35 @@ def _embedding_layer(obj):
     raise SpecError(f"{type(obj).__name__} is neither a keras-hub ViTBackbone nor its {LAYER_CLASS} layer")
 
 
-def from_keras_hub(backbone_or_layer, *, preprocess=None, name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
+def converter_preprocess(converter, channels: int) -> dict | None:
+    """{scale, mean, std} doing what a keras-hub ImageConverter's `x * scale + offset` does.
+
+    A scalar scale maps exactly: (p * scale - (-offset)) / 1. Per-channel scales s_c become
+    scale 1, std 1/s_c, mean -offset_c/s_c. The converter's resizing is outside the stem.
+    """
+    if converter is None:
+        return None
+
+    def per_channel(value, default):
+        value = default if value is None else value
+        return [float(value)] * channels if np.isscalar(value) else [float(v) for v in value]
+
+    scale, offset = converter.scale, per_channel(converter.offset, 0.0)
+    if scale is None or np.isscalar(scale):
+        doc = {"scale": 1.0 if scale is None else float(scale), "mean": [-o for o in offset], "std": [1.0] * channels}
+    else:
+        scales = per_channel(scale, 1.0)
+        doc = {"scale": 1.0, "mean": [-o / s for o, s in zip(offset, scales)], "std": [1.0 / s for s in scales]}
+    return checked_preprocess(doc, channels)
+
+
+def from_keras_hub(backbone_or_layer, *, image_converter=None, preprocess=None,
+                   name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, canonical weights) reproducing the output of a keras-hub ViT's patching-and-embedding layer.
 
-    preprocess: None (the spec takes the normalised floats the backbone takes) or {scale, mean, std}.
+    image_converter: a keras-hub (ViT)ImageConverter whose scale/offset become the spec's
+    preprocessing; or preprocess: {scale, mean, std}; with neither the spec takes the normalised
+    floats the backbone takes.
     """
     layer = _embedding_layer(backbone_or_layer)
     if not layer.built:
@@ -50,7 +75,8 @@ def from_keras_hub(backbone_or_layer, *, preprocess=None, name: str | None = Non
         cls=layer.class_token if layer.use_class_token else None,
         pos=table[None], covers_prefix=True,
         layout="NHWC" if layer.data_format == "channels_last" else "NCHW",
-        preprocess=checked_preprocess(preprocess, kernel.shape[1]))
+        preprocess=converter_preprocess(image_converter, kernel.shape[1]) if image_converter is not None
+        else checked_preprocess(preprocess, kernel.shape[1]))
     _check_bias_add_bug(spec)  # the layer would not compute what its weights say
     return spec, weights
 
