@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     except VitstemError as exc:
         print(f"vitstem: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        print(f"vitstem: error: {exc.strerror}: {exc.filename}", file=sys.stderr)
+    except OSError as exc:  # a path the user gave: missing, a directory, too long, read-only, disk full...
+        if exc.filename is None:  # not about a file: a bug, keep the traceback
+            raise
+        print(f"vitstem: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
         return 2
 
 
