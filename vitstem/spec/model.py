@@ -383,7 +383,11 @@ def load_spec(source: "Spec | Mapping | str | os.PathLike") -> Spec:
         return source
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if path.is_file():
+        try:
+            is_file = path.is_file()
+        except OSError as exc:  # e.g. a name too long for the file system
+            raise SpecError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
+        if is_file:
             source = _read_document(path)
         else:
             from .presets import PRESETS
