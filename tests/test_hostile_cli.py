@@ -50,6 +50,9 @@ CASES = [
     (["init", "{d}/bad.yaml", "-o", "{d}/out"], "embed_dim"),
     (["init", "vitstem_tiny_test", "-o", "{d}/absent_dir/out"], "No such file or directory"),
     (["init", "vitstem_tiny_test", "-o", "{d}"], "Is a directory"),
+    # Regressions: ENAMETOOLONG escaped as a traceback (from Path.is_file and from mkstemp).
+    (["init", "vitstem_tiny_test", "-o", "{d}/" + "w" * 300], "File name too long: {d}/www"),
+    (["spec", "validate", "s" * 300], "cannot read spec file sss"),
     (["forward", "vitstem_tiny_test", "{d}/x.npy", "--weights", "{d}/absent.safetensors", "-o", "{d}/out"],
      "cannot read weights file"),
     (["forward", "vitstem_tiny_test", "{d}/x.npy", "--weights", "{d}/other.safetensors", "-o", "{d}/out"],
@@ -93,7 +96,7 @@ def test_user_errors_are_one_line_and_exit_2(files, capsys, argv, words):
     out, err = capsys.readouterr()
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vitstem: error: "), err
-    assert words in lines[0], lines[0]
+    assert words.format(d=files) in lines[0], lines[0]
     assert not (files / "out").exists() and not (files / "absent_dir").exists()
     assert not [p.name for p in files.iterdir() if p.name.startswith(".")]  # no temp file left behind
 
