@@ -28,8 +28,10 @@ import numpy as np
 from ..backends.torch.names import from_timm_names  # the shared name table (no torch import)
 from ..errors import SpecError, WeightsError
 from ..spec import Spec, read_safetensors, save_weights
-from .assemble import assemble, checked_preprocess, preprocess_doc, square_side
+from .assemble import assemble, checked_preprocess, square_side
 from .big_vision import from_big_vision, read_npz
+from .hf import processor_preprocess
+from .timm import pretrained_cfg_preprocess
 
 FORMATS = ("timm", "hf", "big_vision")
 AUTO = "auto"
@@ -98,11 +100,8 @@ def _timm_facts(tensors: Mapping, config: dict) -> dict:
     canonical = from_timm_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     cfg = config.get("pretrained_cfg") or {}
     input_size = cfg.get("input_size")
-    facts = {"weights": canonical, "image_size": _pair(input_size[1:]) if input_size else None, "resample": "timm",
-             "name": config.get("architecture") or "timm_vit"}
-    if "mean" in cfg and "std" in cfg:
-        facts["preprocess"] = preprocess_doc(1 / 255, cfg["mean"], cfg["std"])
-    return facts
+    return {"weights": canonical, "image_size": _pair(input_size[1:]) if input_size else None, "resample": "timm",
+            "name": config.get("architecture") or "timm_vit", "preprocess": pretrained_cfg_preprocess(cfg)}
 
 
 def _hf_facts(tensors: Mapping, config: dict, processor: dict) -> dict:
@@ -111,17 +110,10 @@ def _hf_facts(tensors: Mapping, config: dict, processor: dict) -> dict:
               "patch_embed.bias", "cls_token": "cls_token", "distillation_token": "dist_token",
               "position_embeddings": "pos_embed"}
     canonical = {new: tensors[prefix + old] for old, new in rename.items() if prefix + old in tensors}
-    facts = {"weights": canonical, "image_size": _pair(config.get("image_size")), "resample": "hf_pytorch",
-             "no_embed_class": False, "name": config.get("_name_or_path") or config.get("model_type") or "hf_vit"}
-    if processor:
-        scale = float(processor.get("rescale_factor", 1 / 255)) if processor.get("do_rescale", True) else 1.0
-        channels = int(canonical["patch_embed.weight"].shape[1])
-        if processor.get("do_normalize", True):
-            mean, std = processor.get("image_mean", [0.5] * channels), processor.get("image_std", [0.5] * channels)
-        else:
-            mean, std = [0.0] * channels, [1.0] * channels
-        facts["preprocess"] = preprocess_doc(scale, mean, std)
-    return facts
+    channels = int(canonical["patch_embed.weight"].shape[1])
+    return {"weights": canonical, "image_size": _pair(config.get("image_size")), "resample": "hf_pytorch",
+            "no_embed_class": False, "name": config.get("_name_or_path") or config.get("model_type") or "hf_vit",
+            "preprocess": processor_preprocess(processor or None, channels)}
 
 
 def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, grid=None,

@@ -29,12 +29,17 @@ def _embeddings(model):
 
 
 def processor_preprocess(processor, channels: int) -> dict | None:
-    """{scale, mean, std} from a ViTImageProcessor-like object (do_rescale / do_normalize honoured)."""
+    """{scale, mean, std} from a ViTImageProcessor-like object or its preprocessor_config.json dict.
+
+    do_rescale / do_normalize are honoured; missing fields take ViTImageProcessor's defaults
+    (rescale 1/255, mean = std = 0.5). Resizing and cropping are outside the stem.
+    """
     if processor is None:
         return None
-    scale = float(processor.rescale_factor) if getattr(processor, "do_rescale", True) else 1.0
-    if getattr(processor, "do_normalize", True):
-        mean, std = processor.image_mean, processor.image_std
+    get = processor.get if isinstance(processor, dict) else lambda key, default: getattr(processor, key, default)
+    scale = float(get("rescale_factor", 1 / 255)) if get("do_rescale", True) else 1.0
+    if get("do_normalize", True):
+        mean, std = get("image_mean", 0.5), get("image_std", 0.5)
         mean = [mean] * channels if np.isscalar(mean) else list(mean)
         std = [std] * channels if np.isscalar(std) else list(std)
     else:

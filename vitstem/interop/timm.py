@@ -72,13 +72,16 @@ def _check_stem_structure(model) -> None:
         _refuse(model, "VisionTransformerDistilled ignores its register tokens in _pos_embed")
 
 
+def pretrained_cfg_preprocess(cfg: dict | None) -> dict | None:
+    """timm's eval transform normalises pixels / 255 with the pretrained_cfg's mean and std."""
+    cfg = cfg or {}
+    return preprocess_doc(1 / 255, cfg["mean"], cfg["std"]) if "mean" in cfg and "std" in cfg else None
+
+
 def _preprocess(model, preprocess):
     if preprocess != _AUTO:
         return checked_preprocess(preprocess, model.patch_embed.proj.in_channels)
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    if "mean" in cfg and "std" in cfg:
-        return preprocess_doc(1 / 255, cfg["mean"], cfg["std"])
-    return None
+    return pretrained_cfg_preprocess(getattr(model, "pretrained_cfg", None))
 
 
 def from_timm(model, *, preprocess=_AUTO, name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
