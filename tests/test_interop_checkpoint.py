@@ -163,3 +163,18 @@ def test_file_import_needs_no_framework(tmp_path):
     assert result.stdout.strip() == ""
     spec = vitstem.load_spec(tmp_path / "out" / "spec.yaml")
     _same((spec, vitstem.load_weights(tmp_path / "out" / "weights.safetensors", spec)), from_timm(model, preprocess=None))
+
+
+def test_hf_import_refuses_other_embeddings(tmp_path):
+    from safetensors.numpy import save_file
+
+    tensors = {"embeddings.patch_embeddings.projection.weight": np.zeros((8, 3, 4, 4), np.float32),
+               "embeddings.cls_token": np.zeros((1, 1, 8), np.float32),
+               "embeddings.register_tokens": np.zeros((1, 4, 8), np.float32),
+               "embeddings.position_embeddings": np.zeros((1, 17, 8), np.float32)}
+    save_file(tensors, str(tmp_path / "model.safetensors"))
+    with pytest.raises(vitstem.SpecError, match="register_tokens"):
+        import_checkpoint(tmp_path / "model.safetensors", "hf")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "dinov2_with_registers"}))
+    with pytest.raises(vitstem.SpecError, match="dinov2_with_registers"):
+        import_checkpoint(tmp_path / "model.safetensors", "hf")

@@ -104,11 +104,22 @@ def _timm_facts(tensors: Mapping, config: dict) -> dict:
             "name": config.get("architecture") or "timm_vit", "preprocess": pretrained_cfg_preprocess(cfg)}
 
 
+HF_MODEL_TYPES = ("vit", "deit")  # embeddings whose forward hf.py documents
+HF_NAMES = {"patch_embeddings.projection.weight": "patch_embed.weight", "patch_embeddings.projection.bias":
+            "patch_embed.bias", "cls_token": "cls_token", "distillation_token": "dist_token",
+            "position_embeddings": "pos_embed"}
+
+
 def _hf_facts(tensors: Mapping, config: dict, processor: dict) -> dict:
+    model_type = config.get("model_type")
+    if model_type is not None and model_type not in HF_MODEL_TYPES:
+        raise SpecError(f"config.json says model_type {model_type!r}; the hf import knows {', '.join(HF_MODEL_TYPES)} "
+                        "(other models' embeddings, e.g. DINOv2's registers and interpolation, differ)")
     prefix = _find_prefix(tensors, "patch_embeddings.projection.weight", "transformers")
-    rename = {"patch_embeddings.projection.weight": "patch_embed.weight", "patch_embeddings.projection.bias":
-              "patch_embed.bias", "cls_token": "cls_token", "distillation_token": "dist_token",
-              "position_embeddings": "pos_embed"}
+    unknown = sorted(k for k in tensors if k.startswith(prefix) and k[len(prefix):] not in (*HF_NAMES, "mask_token"))
+    if unknown:
+        raise SpecError(f"the embeddings hold tensors a ViT/DeiT stem does not have: {', '.join(unknown)}")
+    rename = HF_NAMES
     canonical = {new: tensors[prefix + old] for old, new in rename.items() if prefix + old in tensors}
     channels = int(canonical["patch_embed.weight"].shape[1])
     return {"weights": canonical, "image_size": _pair(config.get("image_size")), "resample": "hf_pytorch",
