@@ -328,3 +328,47 @@ def test_export_killed_midway_leaves_no_partial_model(tmp_path):
 
     with pytest.raises(vitstem.ExportError, match="no such model file"):
         load(tmp_path / "m.onnx")
+
+
+_AUDITED = textwrap.dedent("""
+    import os, sys
+    written = []
+
+    def hook(event, args):  # every file Python opens for writing, by any route (open, os.open, mkstemp)
+        if event == "open" and args[0] is not None and not isinstance(args[0], int):
+            mode, flags = args[1], args[2]
+            if (mode and any(c in mode for c in "wax+")) or (flags & (os.O_WRONLY | os.O_RDWR)):
+                written.append(os.path.abspath(os.fsdecode(args[0])))
+
+    sys.addaudithook(hook)
+    from vitstem.cli import main
+    for argv in {commands!r}:
+        assert main(argv) == 0, argv
+    print("\\n".join(written))
+""")
+
+
+def test_every_file_the_cli_writes_goes_through_a_hidden_temp_file(tmp_path):
+    """init, forward, export (with .ort), golden and run: each target appears only by rename."""
+    import tempfile
+
+    np.save(tmp_path / "x.npy", np.zeros(SPEC.input_shape(2), np.float32))
+    commands = [["init", "vitstem_tiny_test", "-o", "w.safetensors"],
+                ["forward", "vitstem_tiny_test", "x.npy", "--weights", "w.safetensors", "-o", "z.npy"],
+                ["export", "vitstem_tiny_test", "--weights", "w.safetensors", "-o", "m.onnx", "--ort"],
+                ["run", "m.onnx", "x.npy", "-o", "z_run.npy"],
+                ["golden", "vitstem_tiny_test", "-o", "golden"],
+                ["spec", "show", "vitstem_tiny_test"]]
+    result = subprocess.run([sys.executable, "-c", _AUDITED.format(commands=commands)], cwd=tmp_path,
+                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
+    written = [line for line in result.stdout.splitlines() if line.startswith("/")]
+    scratch = os.path.realpath(tempfile.gettempdir())
+    direct = [p for p in written if not os.path.basename(p).startswith(".")
+              and not (p.startswith(scratch) and not p.startswith(str(tmp_path)))  # a library's own scratch files
+              and not p.startswith("/dev/")]
+    assert direct == [], direct
+    targets = {"w.safetensors", "z.npy", "m.onnx", "m.ort", "z_run.npy"}
+    assert targets <= {p.name for p in tmp_path.iterdir()}
+    assert any((tmp_path / "golden").rglob("*.pb"))
+    assert not [p.name for p in tmp_path.rglob(".*.tmp")]  # every temp file was renamed
