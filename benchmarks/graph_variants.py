@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -272,6 +273,28 @@ def conv_channels_last(s: Stem, prefix="pad"):
     return _model(nodes + n2, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), f"conv_cl_{prefix}")
 
 
+def conv_sum(s: Stem, batch=None):
+    """Conv -> Add of the patch table in NCHW (1, D, gh, gw) -> Transpose to NHWC -> Reshape -> Concat(cls row).
+
+    Tries to have ORT fold the table Add into its NCHWc Conv (the Conv's 'Sum' input) so that the
+    only passes left are the reorder and the prefix Concat.
+    """
+    table = s.patch_table().T.reshape(1, s.dim, s.grid, s.grid)
+    if batch:
+        table = np.tile(table, (batch, 1, 1, 1))
+    inits = [_init("W", s.kernel), _init("table", table), _init("shape_bnd", np.array([0, s.n, s.dim], np.int64))]
+    nodes = [helper.make_node("Conv", ["images", "W"], ["y"], kernel_shape=[s.patch] * 2, strides=[s.patch] * 2),
+             helper.make_node("Add", ["y", "table"], ["ys"]),
+             helper.make_node("Transpose", ["ys"], ["yt"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["yt", "shape_bnd"], ["xt"])]
+    if batch:
+        inits.append(_init("cls_rows", np.tile(s.cls_row(), (batch, 1, 1))))
+        nodes.append(helper.make_node("Concat", ["cls_rows", "xt"], ["z0"], axis=1))
+        return _model(nodes, inits, [batch, s.channels, s.image, s.image], [batch, 1 + s.n, s.dim], "conv_sum_static")
+    n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    return _model(nodes + n2, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), "conv_sum")
+
+
 def variants(s: Stem, batch: int) -> dict:
     """name -> (model, layout of its input) for the hand-built prototypes."""
     return {
@@ -287,6 +310,8 @@ def variants(s: Stem, batch: int) -> dict:
         "conv": (conv(s), "NCHW"),
         "conv_cl_pad": (conv_channels_last(s, "pad"), "NCHW"),
         "conv_cl_concat": (conv_channels_last(s, "concat"), "NCHW"),
+        "conv_sum": (conv_sum(s), "NCHW"),
+        "conv_sum_static": (conv_sum(s, batch), "NCHW"),
         "folded_two_step": (folded_two_step(s), "NCHW"),
         "space_to_depth": (space_to_depth(s), "NCHW"),
         "folded_static": (folded_static(s, batch), "NCHW"),
@@ -339,8 +364,8 @@ def run(batches, threads, runs, levels, warmup=5, only=None, wait_quiet_s=0.0) -
                 candidates[f"{name}@{level}"] = lambda sess=sess, feed=feed: sess.run(None, feed)
         if wait_quiet_s:
             wait_for_quiet(wait_quiet_s)
-        probe = ForeignLoad().start()
-        times = interleaved_times(candidates, runs, warmup)
+        probe, cpu = ForeignLoad().start(), {}
+        times = interleaved_times(candidates, runs, warmup, cpu=cpu)
         foreign = probe.stop()
         floor_fig = summarize(times["floor"])
         case = {"batch": b, "threads": threads, "foreign_cpu_load": foreign, "figures": {}}
@@ -348,12 +373,14 @@ def run(batches, threads, runs, levels, warmup=5, only=None, wait_quiet_s=0.0) -
             fig = summarize(ts)
             fig["ratio_to_floor"] = fig["median_ms"] / floor_fig["median_ms"]
             fig["min_ratio_to_floor"] = fig["min_ms"] / floor_fig["min_ms"]
+            fig["cpu_median_ms"] = statistics.median(cpu[name]) * 1e3
+            fig["cpu_ratio_to_floor"] = statistics.median(cpu[name]) / statistics.median(cpu["floor"])
             case["figures"][name] = fig
         results["cases"].append(case)
         print(f"\nbatch {b}, {threads} threads (median of {runs}; other processes used {foreign:.2f} CPUs)")
         for name, fig in sorted(case["figures"].items(), key=lambda kv: kv[1]["median_ms"]):
             print(f"  {name:34s} {fig['median_ms']:8.3f} ms  x{fig['ratio_to_floor']:.3f}   "
-                  f"(min {fig['min_ms']:.3f} ms, x{fig['min_ratio_to_floor']:.3f})")
+                  f"(min {fig['min_ms']:.3f} ms, x{fig['min_ratio_to_floor']:.3f}; cpu x{fig['cpu_ratio_to_floor']:.3f})")
     results["load_average_1m_after"] = os.getloadavg()[0]
     return results
 
