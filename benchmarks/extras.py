@@ -65,6 +65,38 @@ def fresh_process(spec_name: str, tmp: Path, repeats: int) -> dict:
     return {name: wall_clock(code, repeats) for name, code in cases.items()}
 
 
+def session_creation(tmp: Path, repeats: int) -> dict:
+    """Seconds to create an ORT session (imports done) from the exported file, from ORT's own saved
+    optimized model (loaded with optimizations off), and from the .ort format, each at 1 thread."""
+    import onnxruntime as ort
+
+    model = tmp / "model.onnx"
+    saved = tmp / "model.optimized.onnx"
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED  # portable: no NCHWc layout
+    opts.optimized_model_filepath = str(saved)
+    ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    ort_file = tmp / "model.ort"
+    from vitstem.export.edge import write_ort_format
+
+    write_ort_format(model.read_bytes(), ort_file)
+    cases = {"onnx_level_all": (model, ort.GraphOptimizationLevel.ORT_ENABLE_ALL),
+             "onnx_level_basic": (model, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC),
+             "saved_optimized_level_off": (saved, ort.GraphOptimizationLevel.ORT_DISABLE_ALL),
+             "ort_format": (ort_file, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)}
+    out = {}
+    for name, (path, level) in cases.items():
+        seconds = []
+        for _ in range(repeats):
+            o = ort.SessionOptions()
+            o.graph_optimization_level, o.intra_op_num_threads = level, 1
+            start = time.perf_counter()
+            ort.InferenceSession(str(path), o, providers=["CPUExecutionProvider"])
+            seconds.append(time.perf_counter() - start)
+        out[name] = {"median_s": statistics.median(seconds), "min_s": min(seconds), "file_bytes": path.stat().st_size}
+    return out
+
+
 def file_size(spec_name: str, tmp: Path) -> dict:
     """The exported file against the canonical weights and against its own initializers."""
     import onnx
@@ -156,6 +188,7 @@ def main(argv=None) -> int:
         result["fresh_process"] = fresh_process(args.spec, Path(tmp), args.repeats)
         result["fresh_process_foreign_cpu_load"] = probe.stop()
         result["file_size"] = file_size(args.spec, Path(tmp))
+        result["session_creation"] = session_creation(Path(tmp), args.repeats)
         child_json = Path(tmp) / "precisions.json"
         subprocess.run([sys.executable, __file__, "--spec", args.spec, "--batch", *map(str, args.batch),
                         "--threads", str(args.threads), "--runs", str(args.runs), "--wait-quiet", str(args.wait_quiet),
@@ -174,7 +207,12 @@ def main(argv=None) -> int:
     ]
     for t in result["targets"]:
         t["met"] = t["value"] <= t["limit"]
-    print(json.dumps({k: result[k] for k in ("fresh_process", "targets")}, indent=1))
+    for name, fig in result["fresh_process"].items():
+        print(f"fresh process {name:28s} median {fig['median_s']:.3f} s  min {fig['min_s']:.3f} s")
+    for name, fig in result["session_creation"].items():
+        print(f"session creation {name:25s} median {fig['median_s'] * 1e3:.1f} ms  min {fig['min_s'] * 1e3:.1f} ms")
+    for t in result["targets"]:
+        print(f"{'met   ' if t['met'] else 'MISSED'} {t['target']}: {t['value']:.3f} (limit {t['limit']})")
     for case in result["precisions"]["cases"]:
         print(f"batch {case['batch']}: " + ", ".join(f"{n} {f['median_ms']:.3f} ms x{f['ratio_to_floor']:.2f}"
                                                    for n, f in case["figures"].items()))
