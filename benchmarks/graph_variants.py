@@ -319,6 +319,28 @@ def variants(s: Stem, batch: int) -> dict:
     }
 
 
+def conv_prototype(spec, weights):
+    """The recommended fast NCHW graph built from the exporter's own folded constants:
+    Conv(folded kernel) -> Transpose(0,2,3,1) -> Reshape -> Pad(prefix rows) -> Add(full table)."""
+    from vitstem.export import folding
+
+    d, (ph, pw), c = spec.embed_dim, spec.patch_size, spec.in_channels
+    kernel = folding.kernel_matrix(spec, weights, "CHW", fold_preprocess=True).T.reshape(d, c, ph, pw)
+    bias = folding.patch_bias(spec, weights, fold_preprocess=True)
+    table = np.concatenate([folding.prefix_rows(spec, weights, np.float32),
+                            folding.patch_rows(spec, weights, spec.patch_grid(), bias).astype(np.float32)])
+    p = spec.num_prefix_tokens
+    inits = [_init("W", kernel.astype(np.float32)), _init("rows", np.array([0, -1, d], np.int64)),
+             _init("pads", np.array([0, p, 0, 0, 0, 0], np.int64)), _init("table", table)]
+    nodes = [helper.make_node("Conv", ["images", "W"], ["y"], kernel_shape=[ph, pw], strides=[ph, pw]),
+             helper.make_node("Transpose", ["y"], ["yt"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["yt", "rows"], ["y3"]),
+             helper.make_node("Pad", ["y3", "pads"], ["yp"]),
+             helper.make_node("Add", ["yp", "table"], ["z0"])]
+    h, w = spec.image_size
+    return _model(nodes, inits, ["B", c, h, w], ["B", spec.num_tokens(), d], "export_conv_prototype")
+
+
 def exporter_cases(batch: int, rng) -> dict:
     """name -> (model, feed, expected) for vitstem.export's own graphs of vit_base_patch16_224."""
     import vitstem
@@ -330,6 +352,7 @@ def exporter_cases(batch: int, rng) -> dict:
     nchw = np.ascontiguousarray(frames.transpose(0, 3, 1, 2)).astype(np.float32)
     expect = vitstem.forward(spec, weights, nchw, profile="exact")
     cases = {
+        "export_conv_prototype": (conv_prototype(spec, weights), {"images": nchw}),
         "export_default": (build_onnx(spec, weights), {"images": nchw}),
         "export_batch_static": (build_onnx(spec, weights, batch=batch), {"images": nchw}),
         "export_frames_uint8_nhwc": (build_onnx(spec, weights, preprocess_in_graph=True), {"images": frames}),
