@@ -25,7 +25,9 @@ class VitStemLayer(keras.layers.Layer):
 
     Variables carry the canonical names and shapes (vitstem.spec.weights), float32, initialised
     from `weights` or else `init_weights(spec)`. The config holds the spec and profile only:
-    weights travel separately (a .keras file, or set_canonical_weights).
+    weights travel separately (a .keras file, or set_canonical_weights). The exact profile runs
+    eagerly even inside a tf.function (a tf.py_function, still differentiable): such a graph is
+    not XLA-compilable and its SavedModel only runs in a Python process holding this class.
     """
 
     def __init__(self, spec: Spec | Mapping | str, profile: str = "fast", *,
@@ -62,8 +64,11 @@ class VitStemLayer(keras.layers.Layer):
     def call(self, images):
         if tf.executing_eagerly():
             check_images(self.spec, images)
-        else:
-            check_graph_images(self.spec, images)
+            return stem.z0(self.spec, self.stem_variables, images, self.profile)
+        check_graph_images(self.spec, images)
+        if self.profile == "exact":
+            return stem.z0_eagerly(self.spec, self.stem_variables, images, self.profile,
+                                   self.compute_output_shape(tuple(images.shape)))
         return stem.z0(self.spec, self.stem_variables, images, self.profile)
 
     def compute_output_shape(self, input_shape):

@@ -2,6 +2,8 @@
 
 The resampling matrices and sin-cos tables come from `vitstem.spec` (numpy, float64); only their
 application to the layer's `pos_embed` variable is done here, so gradients reach the variable.
+fast applies the matrices as matmuls; exact sums the taps in `resample_grid`'s order, giving the
+shared constant's float64 bits.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from ...spec import Spec
+from ...spec.exact import sum_in_order
 from ...spec.resampling import resample_matrix
 from ...spec.sincos import sincos_2d
 
@@ -26,18 +29,30 @@ def grid_constant(fn, grid, shape) -> tf.Tensor:
     return out
 
 
-def resample_patch_rows(spec: Spec, rows: tf.Tensor, grid) -> tf.Tensor:
-    """(sh*sw, D) float64 rows on spec.pos_grid -> (gh*gw, D): along y, then along x, as `resample_grid`."""
+def resample_patch_rows(spec: Spec, rows: tf.Tensor, grid, in_order: bool) -> tf.Tensor:
+    """(sh*sw, D) float64 rows on spec.pos_grid -> (gh*gw, D): along y, then along x, as `resample_grid`.
+
+    Two matmuls, or with `in_order` (exact) the taps summed in input-index order, k = 0..sh-1
+    then l = 0..sw-1, as `resample_grid` does in float64: its bits, and still differentiable.
+    """
     (sh, sw), d = spec.pos_grid, spec.embed_dim
     flags = spec.resample.kwargs()
     m_h = grid_constant(lambda h, w: resample_matrix(sh, h, **flags), grid, [None, sh])
     m_w = grid_constant(lambda h, w: resample_matrix(sw, w, **flags), grid, [None, sw])
+    if in_order:
+        src = tf.reshape(rows, (sh, sw, d))
+        along_y = sum_in_order(m_h[:, k, None, None] * src[k] for k in range(sh))  # (gh, sw, D)
+        out = sum_in_order(m_w[None, :, l, None] * along_y[:, l, None, :] for l in range(sw))  # (gh, gw, D)
+        return tf.reshape(out, (-1, d))
     along_y = tf.reshape(tf.matmul(m_h, tf.reshape(rows, (sh, sw * d))), (-1, sw, d))
     return tf.reshape(tf.einsum("jl,ild->ijd", m_w, along_y), (-1, d))
 
 
-def position_table(spec: Spec, pos_embed, grid) -> tuple[tf.Tensor, tf.Tensor]:
-    """(prefix_rows, patch_rows) float64 for `grid` ((gh, gw) ints or scalar tensors); see vitstem.spec.position."""
+def position_table(spec: Spec, pos_embed, grid, in_order: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+    """(prefix_rows, patch_rows) float64 for `grid` ((gh, gw) ints or scalar tensors); see vitstem.spec.position.
+
+    With `in_order` (exact) a resampled table has the shared constant's float64 bits.
+    """
     pe, d = spec.position_embedding, spec.embed_dim
     prefix_rows = tf.zeros((spec.pos_prefix_rows, d), tf.float64)
     if pe.kind == "none":
@@ -52,4 +67,4 @@ def position_table(spec: Spec, pos_embed, grid) -> tuple[tf.Tensor, tf.Tensor]:
     if static and tuple(grid) == tuple(spec.pos_grid):
         return prefix_rows, patch_rows
     # A symbolic grid always goes through the matrices: at the native grid they are exactly the identity.
-    return prefix_rows, resample_patch_rows(spec, patch_rows, grid)
+    return prefix_rows, resample_patch_rows(spec, patch_rows, grid, in_order)
