@@ -1,10 +1,9 @@
 """The position table as tensors: the shared `vitstem.spec.position.position_table`, kept differentiable.
 
 Learned tables are resampled to another grid with the float64 matrices of
-`vitstem.spec.resampling.resample_matrix`, applied in the same order as `resample_grid`
-(along y, then along x), then rounded once to float32 in the fast profile. That gives the
-reference's bits except where MKL's and OpenBLAS's float64 sums round to the two sides of a float32
-midpoint (measured: 5 of 14.5 million table elements, each 1 ulp).
+`vitstem.spec.resampling.resample_matrix`, applied as `resample_grid` applies them in float64
+(taps summed in input-index order, along y then along x) and rounded once to float32 in the fast
+profile: the reference's table, bit for bit, in either profile.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from ...spec import Spec
+from ...spec.exact import sum_in_order
 from ...spec.resampling import resample_matrix
 from ...spec.sincos import sincos_2d
 
@@ -50,10 +50,12 @@ grid_constants._dynamo_marked_constant = True
 
 def resample_rows(rows: torch.Tensor, src: tuple[int, int], grid: tuple[int, int], m_h: torch.Tensor,
                   m_w: torch.Tensor) -> torch.Tensor:
-    """(sh*sw, D) patch rows -> (gh*gw, D), in rows.dtype, as `resample_grid` computes it."""
+    """(sh*sw, D) float64 patch rows -> (gh*gw, D), as `resample_grid` computes float64 tables."""
     (sh, sw), (gh, gw), d = src, grid, rows.shape[-1]
-    along_y = (m_h.to(rows) @ rows.reshape(sh, sw * d)).reshape(gh, sw, d)
-    return torch.matmul(m_w.to(rows), along_y).reshape(gh * gw, d)
+    table, m_h, m_w = rows.reshape(sh, sw, d), m_h.to(rows), m_w.to(rows)
+    along_y = sum_in_order(m_h[:, k, None, None] * table[k] for k in range(sh))  # (gh, sw, D)
+    along_x = sum_in_order(m_w[None, :, l, None] * along_y[:, l, None, :] for l in range(sw))  # (gh, gw, D)
+    return along_x.reshape(gh * gw, d)
 
 
 def position_table(spec: Spec, pos_embed: torch.Tensor | None, grid: tuple[int, int], constants,

@@ -1,11 +1,10 @@
 """`VitStem`: the spec's z0 as a torch.nn.Module, mirroring the NumPy reference function for function.
 
-Profile "fast" computes in float32 (the patch projection as a conv with kernel = stride = P);
-"exact" computes in float64 (patchify + matmul, as the reference, and exportable to ONNX Runtime,
-which has no float64 Conv) and rounds once to float32 at the end. That matches the reference bit for
-bit, except rarely by one ulp where a float64 sum lies at a float32 rounding midpoint (torch's MKL
-and NumPy's OpenBLAS add the K products in different orders).
-Parameters are float32 and named as in timm's VisionTransformer (see names.py).
+Profile "fast" computes in float32 (the patch projection as a conv with kernel = stride = P).
+Profile "exact" computes in float64 with every sum in the reference's fixed order
+(`vitstem.spec.exact.sum_in_order`: the patch projection over k = 0..K-1, LayerNorm's means over
+d = 0..D-1), out of elementwise ops only, and rounds once to float32 at the end: the reference's
+bits. Parameters are float32 and named as in timm's VisionTransformer (see names.py).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...spec import Spec, check_weights, init_weights, load_spec, weight_shapes
+from ...spec.exact import sum_in_order
 from ...spec.inputs import check_images
 from .inputs import check_image_tensor
 from .names import TIMM_NAMES
@@ -52,11 +52,14 @@ def patchify(x: torch.Tensor, patch_size: tuple[int, int]) -> torch.Tensor:
 
 
 def embed_patches(spec: Spec, proj: nn.Conv2d, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, N, D) = x^i E (+ b): a conv with kernel = stride = P in float32, patchify + matmul in float64."""
+    """(B, N, D) = x^i E (+ b): a conv with kernel = stride = P in float32; in float64 the sum over
+    k of x_k * E[k] in order k = 0..K-1 (as the reference; ONNX Runtime also has no float64 Conv)."""
     bias = None if proj.bias is None else proj.bias.to(dtype)
     if dtype == torch.float32:
         return F.conv2d(x, proj.weight, bias, stride=spec.patch_size).flatten(2).transpose(1, 2)
-    out = patchify(x, spec.patch_size) @ proj.weight.to(dtype).reshape(spec.embed_dim, spec.patch_dim).T
+    columns = patchify(x, spec.patch_size).movedim(-1, 0).contiguous().unsqueeze(-1)  # (K, B, N, 1): x_k
+    E = proj.weight.to(dtype).reshape(spec.embed_dim, spec.patch_dim).T
+    out = sum_in_order(columns[k] * E[k] for k in range(spec.patch_dim))
     return out if bias is None else out + bias
 
 
@@ -77,8 +80,19 @@ def add_position(prefix: torch.Tensor, patches: torch.Tensor, table) -> torch.Te
 
 
 def layer_norm(z: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
-    """LayerNorm over the last axis with the biased variance, in z's dtype."""
-    return F.layer_norm(z, norm.normalized_shape, norm.weight.to(z.dtype), norm.bias.to(z.dtype), norm.eps)
+    """LayerNorm over the last axis with the biased variance: F.layer_norm in float32; in float64 the
+    reference's formula with both means summed in order d = 0..D-1."""
+    weight, bias = norm.weight.to(z.dtype), norm.bias.to(z.dtype)
+    if z.dtype == torch.float32:
+        return F.layer_norm(z, norm.normalized_shape, weight, bias, norm.eps)
+
+    def mean(v):
+        columns = v.movedim(-1, 0).contiguous().unsqueeze(-1)  # (D, B, T, 1)
+        return sum_in_order(columns[d] for d in range(v.shape[-1])) / v.shape[-1]
+
+    centred = z - mean(z)
+    var = mean(centred * centred)
+    return centred / torch.sqrt(var + norm.eps) * weight + bias
 
 
 class PatchEmbed(nn.Module):
