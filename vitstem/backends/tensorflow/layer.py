@@ -27,7 +27,7 @@ class VitStemLayer(keras.layers.Layer):
     from `weights` or else `init_weights(spec)`. The config holds the spec and profile only:
     weights travel separately (a .keras file, or set_canonical_weights). The exact profile runs
     eagerly even inside a tf.function (a tf.py_function, still differentiable): such a graph is
-    not XLA-compilable and its SavedModel only runs in a Python process holding this class.
+    not XLA-compilable, and a SavedModel of it runs only in the Python process that saved it.
     """
 
     def __init__(self, spec: Spec | Mapping | str, profile: str = "fast", *,

@@ -72,8 +72,8 @@ def embed_patches(spec: Spec, weights: Mapping[str, tf.Tensor], patches: tf.Tens
     weight = tf.cast(weights["patch_embed.weight"], dtype)
     if dtype == tf.float64:
         E = tf.transpose(tf.reshape(weight, (spec.embed_dim, spec.patch_dim)))  # OIHW: row k is the reference's E[k]
-        columns = tf.unstack(tf.transpose(patches, (2, 0, 1))[..., None])  # K of (B, N, 1): x_k per patch
-        out = sum_in_order(x_k * e_k for x_k, e_k in zip(columns, tf.unstack(E)))
+        columns = tf.transpose(patches, (2, 0, 1))[..., None]  # (K, B, N, 1): x_k per patch
+        out = sum_in_order(products_in_order(columns, E[:, None, None, :]))
     else:
         # Canonical OIHW (D, C, Ph, Pw) -> HWIO (Ph, Pw, C, D), TF's conv kernel layout: its rows then
         # follow the (Ph, Pw, C) flattening of NHWC patches, so E is the same map as the reference's.
@@ -83,6 +83,12 @@ def embed_patches(spec: Spec, weights: Mapping[str, tf.Tensor], patches: tf.Tens
     if spec.patch_bias:
         out = out + tf.cast(weights["patch_embed.bias"], dtype)
     return out
+
+
+def products_in_order(a: tf.Tensor, b: tf.Tensor, block: int = 32):
+    """a[k] * b[k] for k = 0, 1, ..., in order; multiplied `block` k at a time (fewer eager ops)."""
+    for k in range(0, a.shape[0], block):
+        yield from tf.unstack(a[k:k + block] * b[k:k + block])
 
 
 def prefix_tokens(spec: Spec, weights: Mapping[str, tf.Tensor], batch, dtype: tf.DType) -> tf.Tensor:
