@@ -22,7 +22,7 @@ def _onnx_stem(spec, weights, profile, hw, directory):
     return load(path)
 
 
-@fuzz(8)
+@fuzz(5)
 @given(doc=valid_docs(max_side=4), seed=st.integers(0, 2**32 - 1), other_grid=st.booleans())
 def test_every_engine_agrees_with_the_reference_on_random_specs(tmp_path_factory, doc, seed, other_grid):
     from vitstem.backends.numpy.bound import fast_error_bound

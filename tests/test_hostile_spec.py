@@ -418,14 +418,14 @@ def test_yaml_alias_bomb_is_reported_without_expanding_it(tmp_path):
     (".json", '{"spec_version": 1, "embed_dim": ' + "9" * 5000 + "}"),
     (".yaml", "spec_version: 1\nembed_dim: " + "9" * 5000 + "\n"),
     (".json", "[" * 100_000 + "]" * 100_000),
-    (".yaml", "[" * 100_000 + "]" * 100_000),
+    (".yaml", "[" * 5_000 + "]" * 5_000),
     (".yaml", "{a: !!python/object/apply:os.system [echo pwned]}"),
     (".json", "\ufeff{}"),
     (".yaml", "\x00\x01"),
     (".json", ""),
 ])
 def test_hostile_spec_files(tmp_path, suffix, text):
-    """5000-digit integers (ValueError) and 100k-deep nesting (RecursionError) escaped as tracebacks."""
+    """5000-digit integers (ValueError) and deep nesting (RecursionError) escaped as tracebacks."""
     path = tmp_path / f"spec{suffix}"
     path.write_text(text)
     with pytest.raises(vitstem.SpecError, match=str(path.name)):
