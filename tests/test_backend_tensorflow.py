@@ -38,25 +38,27 @@ def tf_forward(spec, weights, images, profile):
     return vitstem.forward(spec, weights, images, backend="tensorflow", profile=profile)
 
 
-def tf_function_forward(spec, weights, images, profile):
-    """z0 from the layer under tf.function, traced with unknown batch and image sizes."""
+def tf_function_forward(spec, weights, images, profile, unknown_sizes=False):
+    """z0 from the layer under tf.function, traced for the batch's shape or with unknown batch and image sizes.
+
+    Known shapes are what let Grappler rewrite sums (AddN) and divisions (rsqrt, reciprocals).
+    """
     import tensorflow as tf
 
     from vitstem.backends.tensorflow import VitStemLayer
 
     layer = VitStemLayer.from_weights(spec, weights, profile)
-    signature = tf.TensorSpec((None, *[None if s != spec.in_channels else s for s in images.shape[1:]]),
-                              tf.as_dtype(images.dtype))
-    return tf.function(layer, input_signature=[signature])(images).numpy()
+    shape = [None if unknown_sizes and s != spec.in_channels else s for s in images.shape]
+    return tf.function(layer, input_signature=[tf.TensorSpec(shape, tf.as_dtype(images.dtype))])(images).numpy()
 
 
-def assert_exact(spec, weights, images, traced=False):
-    """TF's exact z0 equals the reference's bit for bit (eagerly, and under tf.function if `traced`)."""
+def assert_exact(spec, weights, images, traced=()):
+    """TF's exact z0 equals the reference's bit for bit, eagerly and traced with each of `traced`'s unknown_sizes."""
     expected = reference.forward(spec, weights, images, profile="exact")
     z = tf_forward(spec, weights, images, "exact")
     assert z.dtype == np.float32 and np.array_equal(z, expected)
-    if traced:
-        assert np.array_equal(tf_function_forward(spec, weights, images, "exact"), expected)
+    for unknown_sizes in traced:
+        assert np.array_equal(tf_function_forward(spec, weights, images, "exact", unknown_sizes), expected)
 
 
 def small_dynamic(spec):
@@ -80,7 +82,7 @@ def test_exact_is_bit_identical_at_full_size_eagerly_and_traced(name, batch):
     # Under tf.function Grappler would turn the ordered sums into AddN, x / sqrt(v) into x * rsqrt(v)
     # and divisions by constants into products: the layer runs exact eagerly there too.
     spec = load_spec(name)
-    assert_exact(spec, init_weights(spec, seed=2), images_for(spec, batch=batch, seed=2), traced=True)
+    assert_exact(spec, init_weights(spec, seed=2), images_for(spec, batch=batch, seed=2), traced=[False])
 
 
 @pytest.mark.parametrize("hw", [(12, 16), (4, 2), (8, 20), (24, 6), (40, 32)])
@@ -89,7 +91,7 @@ def test_exact_is_bit_identical_for_the_tiny_spec_at_other_sizes(hw):
     weights = init_weights(spec, seed=3)
     images = images_for(spec, hw=hw, seed=4)
     assert tf_forward(spec, weights, images, "exact").shape == (2, spec.num_tokens(hw), spec.embed_dim)
-    assert_exact(spec, weights, images, traced=True)
+    assert_exact(spec, weights, images, traced=[False, True])
 
 
 def test_exact_steps_have_the_reference_float64_bits():
@@ -117,46 +119,48 @@ def test_exact_steps_have_the_reference_float64_bits():
 
 
 def order_spec(**changes):
-    return load_spec({"spec_version": 1, "name": "order", "image_size": [2, 2], "in_channels": 2,
+    return load_spec({"spec_version": 1, "name": "order", "image_size": [2, 2], "in_channels": 3,
                       "patch_size": [2, 2], "embed_dim": 3, "patch_bias": False, "prefix": {"class_token": False},
                       "position_embedding": {"kind": "none"}, "input": {"layout": "NHWC", "preprocess": None},
                       **changes})
 
 
+BIG = 2.0**60  # 2^60 + 1 rounds to 2^60 in float64: a 1 added while a BIG is pending is lost
+
+
 @pytest.mark.parametrize("traced", [False, True])
 def test_exact_projection_sums_in_the_reference_k_order(traced):
-    # One patch of ones, so the K = 8 terms are the kernel entries in the reference's (C, Ph, Pw)
-    # order. A 1 added to +-2^60 is lost (2^60 + 1 rounds to 2^60 in float64), so the result
-    # counts the 1s that come while no big term is pending: it depends on the order.
-    big = 2.0**60
-    columns = np.array([[1, big, 1, 1, -big, 1, 1, 1],   # 1, big, big, big, 0, 1, 2, 3 -> 3
-                        [big, 1, -big, 1, 1, 1, 1, 1],   # big, big, 0, 1, ..., 5 -> 5
-                        [1, 1, 1, 1, 1, 1, big, -big]])  # ..., 6, big, 0 -> 0 (the exact sum is 6)
+    # One patch of ones, so the K = 12 terms are the kernel entries in the reference's (C, Ph, Pw)
+    # order, and each result counts the 1s that come while no BIG is pending. Other orders give
+    # other numbers: (Ph, Pw, C) [8, 5, 0], numpy's pairwise sum [4, 8, 0], and the AddN Grappler
+    # makes of a traced chain (TF 2.21; inputs sorted by name: unstack, unstack:1, unstack:10, ...) [5, 7, 8].
+    columns = np.array([[1, BIG, 1, 1, -BIG, 1, 1, 1, 1, 1, 1, 1],   # 1, BIG, BIG, BIG, 0, 1, ..., 7
+                        [BIG, 1, -BIG, 1, 1, 1, 1, 1, 1, 1, 1, 1],   # BIG, BIG, 0, 1, ..., 9
+                        [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, BIG, -BIG]])  # 1, ..., 10, BIG, 0
     spec = order_spec()
-    weights = {"patch_embed.weight": columns.reshape(3, 2, 2, 2).astype(np.float32)}  # OIHW = (D, C, Ph, Pw)
-    images = np.ones((1, 2, 2, 2), np.float32)  # NHWC; the (Ph, Pw, C) order would give [5, 3, 0]
+    weights = {"patch_embed.weight": columns.reshape(3, 3, 2, 2).astype(np.float32)}  # OIHW = (D, C, Ph, Pw)
+    images = np.ones((1, 2, 2, 3), np.float32)
     run = tf_function_forward if traced else tf_forward
     z = run(spec, weights, images, "exact")
-    assert np.array_equal(z, [[[3, 5, 0]]])
+    assert np.array_equal(z, [[[7, 9, 0]]])
     assert np.array_equal(z, reference.forward(spec, weights, images, profile="exact"))
 
 
 @pytest.mark.parametrize("traced", [False, True])
 def test_exact_layer_norm_sums_in_order(traced):
-    # z0's class row is the class token, t = [2^60, 1, -2^60, 1, 1, 1, 1, 1]. In order the mean is
-    # 5/8 (the first 1 is lost; numpy's pairwise sum would give 4/8), the centred 1s are 0.375, the
-    # variance is (2^120 + 2^120) / 8 = 2^118 (the small squares are lost), so the row is
-    # [2, 0.375 * 2^-59, -2, 0.375 * 2^-59, ...].
-    big = 2.0**60
-    spec = order_spec(embed_dim=8, prefix={"class_token": True}, pre_norm={"eps": 1e-6})
+    # z0's class row is the class token t = [BIG, 1, -BIG, 1 (29 times)], D = 32. In order its sum
+    # is 29 (the first 1 is lost), so the centred 1s are 3/32; the squares sum to 2^121 (the small
+    # ones are lost), the variance is 2^116 and its root 2^58, so the row is [4, s, -4, s, ...]
+    # with s = 3/32 * 2^-58. numpy's pairwise mean (16/32) or a sorted-by-name AddN (19/32) differ.
+    spec = order_spec(embed_dim=32, prefix={"class_token": True}, pre_norm={"eps": 1e-6})
     weights = init_weights(spec, seed=16)
-    weights.update({"cls_token": np.array([[[big, 1, -big, 1, 1, 1, 1, 1]]], np.float32),
-                    "norm_pre.weight": np.ones(8, np.float32), "norm_pre.bias": np.zeros(8, np.float32)})
+    weights.update({"cls_token": np.array([[[BIG, 1, -BIG] + [1] * 29]], np.float32),
+                    "norm_pre.weight": np.ones(32, np.float32), "norm_pre.bias": np.zeros(32, np.float32)})
     images = images_for(spec, batch=1, seed=17)
     run = tf_function_forward if traced else tf_forward
     z = run(spec, weights, images, "exact")
-    small = 0.375 * 2.0**-59
-    assert np.array_equal(z[0, 0], np.array([2, small, -2, small, small, small, small, small], np.float32))
+    s = 3 / 32 * 2.0**-58
+    assert np.array_equal(z[0, 0], np.array([4, s, -4] + [s] * 29, np.float32))
     assert np.array_equal(z, reference.forward(spec, weights, images, profile="exact"))
 
 
