@@ -36,6 +36,8 @@ def files(tmp_path_factory):
     (d / "list.json").write_text("[1, 2, 3]")
     (d / "not_an_image.png").write_bytes(b"GIF89a" + os.urandom(40))
     (d / "junk.onnx").write_bytes(os.urandom(300))
+    (d / "pickle.npz").write_bytes(pickle.dumps({"embedding/kernel": [0.0]}))
+    np.savez(d / "object.npz", **{"embedding/kernel": np.array([object()], dtype=object)})
     vitstem.export_onnx(SPEC, vitstem.init_weights(SPEC), d / "m.onnx")
     return d
 
@@ -80,6 +82,10 @@ CASES = [
     (["check", "--no-mobile", "{d}/absent.onnx"], "cannot read"),
     (["check", "--no-mobile", "{d}/junk.onnx"], "junk.onnx"),
     (["check", "--no-mobile", "{d}/w.safetensors"], "w.safetensors"),
+    (["import", "{d}/pickle.safetensors", "--format", "timm", "-o", "{d}/out"], "not a readable safetensors file"),
+    (["import", "{d}/pickle.npz", "--format", "big_vision", "-o", "{d}/out"], "pickled"),
+    (["import", "{d}/object.npz", "--format", "big_vision", "-o", "{d}/out"], "allow_pickle=False"),
+    (["import", "{d}/other.safetensors", "--format", "timm", "-o", "{d}/out"], "patch_embed.proj.weight"),
     (["run", "{d}/absent.onnx", "{d}/x.npy", "-o", "{d}/out"], "no such model file"),
     (["run", "{d}/junk.onnx", "{d}/x.npy", "-o", "{d}/out"], "onnxruntime cannot load it"),
     (["run", "{d}/m.onnx", "{d}/x_nhwc.npy", "-o", "{d}/out"], "channels"),
