@@ -219,3 +219,18 @@ def test_every_valid_spec_name_exports(tmp_path, name):
     spec = SPEC.replace(name=name)
     vitstem.export_onnx(spec, vitstem.init_weights(spec), tmp_path / "m.onnx")
     assert load(tmp_path / "m.onnx").spec == spec
+
+
+@pytest.mark.parametrize("options", ['[]', "null", '{"sizes": 5}', '{"sizes": [[1]]}', '{"io_dtype": "int64"}',
+                                     '{"batch": "x"}'])
+def test_tampered_export_options_are_refused(exported, tmp_path, options):
+    """vitstem.export_options is covered by no digest and not validated: check_onnx passed all of these and the
+    runtime crashed (AttributeError, TypeError, KeyError) or took them at their word."""
+    from vitstem.export import check_onnx
+    from vitstem.runtime import load
+
+    path = _tampered(exported, tmp_path, _set_meta("export_options", options))
+    with pytest.raises(vitstem.ExportError, match="export_options"):
+        check_onnx(path, mobile=False)
+    with pytest.raises(vitstem.ExportError, match="export_options"):
+        load(path)
