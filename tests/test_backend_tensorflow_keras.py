@@ -83,6 +83,38 @@ def test_inside_a_keras_model_and_trainable():
     assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads.values())
 
 
+def test_exact_in_a_keras_model_has_the_reference_bits_and_gradients():
+    # Keras predicts through a tf.function; exact then runs eagerly inside it (a tf.py_function),
+    # so it keeps the reference's bits and still passes gradients to every variable.
+    import keras
+    import tensorflow as tf
+
+    from vitstem.backends.tensorflow import VitStemLayer
+
+    spec = load_spec(TINY).replace(pre_norm={"eps": 1e-6})
+    weights = init_weights(spec, seed=8)
+    stem = VitStemLayer.from_weights(spec, weights, profile="exact")
+    inputs = keras.Input(shape=(3, None, None))
+    model = keras.Model(inputs, stem(inputs))
+    images = float_images(spec, hw=(20, 6), seed=9)  # the table is resampled
+    expected = reference.forward(spec, weights, images, profile="exact")
+    assert np.array_equal(model.predict(images, verbose=0), expected)
+
+    def loss():
+        return tf.reduce_sum(tf.square(stem(images)))
+
+    with tf.GradientTape() as tape:
+        eager = loss()
+    eager_grads = tape.gradient(eager, stem.trainable_variables)
+    with tf.GradientTape() as tape:
+        traced = tf.function(loss)()
+    traced_grads = tape.gradient(traced, stem.trainable_variables)
+    assert float(eager) == float(traced)  # the same z0 bits, reduced by the same kernel
+    assert len(traced_grads) == len(weights)
+    for e, t in zip(eager_grads, traced_grads):
+        assert t is not None and float(tf.reduce_max(tf.abs(t))) > 0 and np.array_equal(e.numpy(), t.numpy())
+
+
 def test_tf_function_with_unknown_image_sizes_traces_once():
     import tensorflow as tf
 
