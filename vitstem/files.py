@@ -15,7 +15,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except OSError as exc:  # name the target, not the temp file the user never asked for
         raise type(exc)(exc.errno, exc.strerror, str(path)) from None
     try:
-        umask = os.umask(0)
+        umask = os.umask(0o077)  # reading the umask means setting it: briefly set a strict one, never 0
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, "wb") as f:
