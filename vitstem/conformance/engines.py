@@ -81,7 +81,6 @@ class Engine:
     description = ""
     requires: tuple[str, ...] = ()
     modules: tuple[str, ...] = ()  # "module:attribute" entries
-    onnx = False  # runs at several opsets and precisions
     precisions = ("fp32",)
 
     def missing(self) -> str | None:
@@ -145,7 +144,6 @@ def _feed(input_type: str, images: np.ndarray) -> np.ndarray:
 class OnnxExportEngine(Engine):
     """Our framework-free export (`vitstem.export_onnx`), run by ONNX Runtime or onnx's reference evaluator."""
 
-    onnx = True
     precisions = ("fp32", "fp16", "int8")
     modules = ("vitstem.export:export_onnx",)
 
@@ -256,7 +254,6 @@ class TorchOnnxEngine(Engine):
     name, description = "torch-onnx", "ONNX Runtime on torch.onnx.export(dynamo=True) of the PyTorch backend"
     requires = ("torch", "onnx", "onnxruntime", "onnxscript")
     modules = ("vitstem.backends.torch:VitStem",)
-    onnx = True
 
     def opsets(self, full):
         return (LOWEST_OPSET, None) if full else (None,)
@@ -271,7 +268,10 @@ class TorchOnnxEngine(Engine):
         if key not in ws.cache:
             ws.cache[key] = self._export(ws, spec, cell, opset)
         model = ws.cache[key]
-        return Prepared(_ort_runner(model), opset=_model_opset(model))
+        produced = _model_opset(model)
+        note = "" if opset in (None, produced) else (
+            f"asked for opset {opset}; torch.onnx.export(dynamo=True) produced opset {produced}")
+        return Prepared(_ort_runner(model), opset=produced, note=note)
 
     def _export(self, ws, spec, cell, opset) -> bytes:
         import warnings

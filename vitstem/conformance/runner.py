@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import ExportError
-from ..spec import Spec, init_weights, load_spec, load_weights, save_weights
+from ..spec import Spec, init_weights, load_spec, save_weights
 from .engines import ENGINES, Unsupported, Workspace, import_frameworks
 from .matrix import PRECISIONS, PROFILES, Cell, cells, sample_images, with_layout
 from .report import NotRun, Progress, Report, Result

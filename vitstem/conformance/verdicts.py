@@ -4,9 +4,10 @@
 - fast: |a - b| <= bound element by element, the bound from floating-point error analysis
   (`vitstem.backends.numpy.bound.fast_error_bound`: 1x against the exact reference, 2x between two
   fast engines, each of which is within 1x of it).
-- fp16, int8: bounds relative to the float32 (exact) result, plus cosine similarity per image:
-  fp16  |d| <= FP16_RELATIVE * max|z| for every element, and cosine >= FP16_MIN_COSINE;
-  int8  ||d|| / ||z|| <= INT8_RELATIVE_RMS, and cosine >= INT8_MIN_COSINE.
+- fp16, int8: bounds relative to the float32 (exact) result z, plus cosine similarity per token
+  (the export's documented bounds, tests/test_export.py):
+  fp16  |d| <= 4e-3 max|z| for every element (8 u16, u16 = 2^-11), and cosine >= 0.999;
+  int8  |d| <= 0.1 max|z| for every element, and cosine >= 0.98.
 Every comparison also reports max |d|, max |d| / bound and ULP-distance percentiles (float32 ULPs).
 """
 
@@ -17,13 +18,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 KINDS = ("exact", "fast", "fp16", "int8")
-# fp16 rounds every weight, input and partial result to 11 significant bits (u = 2^-11): allow 16
-# half-precision ULPs of the output's scale, several times the error measured on every preset.
-FP16_RELATIVE = 2.0**-7
+# fp16: kernel, table and output rounded to u16 = 2^-11 (ORT accumulates in float32): 8 u16 of the
+# output's scale, as documented by the exporter (measured <= 1.2e-3 max|z| on the presets).
+FP16_RELATIVE = 4e-3
 FP16_MIN_COSINE = 0.999
-# int8 (QDQ, per-tensor activations): a quantisation error, not a rounding one.
-INT8_RELATIVE_RMS = 0.15
-INT8_MIN_COSINE = 0.99
+# int8 (QDQ, per-channel int8 kernel, uint8 activations): a quantisation error, not a rounding one.
+INT8_RELATIVE = 0.1
+INT8_MIN_COSINE = 0.98
 # Exact means bit-identical. Where two float64 sums round to opposite sides of a float32 tie, that
 # cannot hold for engines summing in different orders; set True to accept such certified ties.
 EXACT_ALLOWS_TIES = False
@@ -77,10 +78,9 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(ordered_bits(a) - ordered_bits(b))
 
 
-def image_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of each image's z0 (everything but the batch axis) in a and b, in float64;
-    1 where both are zero. Per image, not per token: prefix tokens are ~50x smaller than patch rows."""
-    a, b = (np.asarray(v, np.float64).reshape(np.shape(v)[0], -1) for v in (a, b))
+def token_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each token row (last axis) of a and b, in float64; 1 where both are zero."""
+    a, b = (np.asarray(v, np.float64).reshape(-1, np.shape(v)[-1]) for v in (a, b))
     na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
     dot = np.einsum("ij,ij->i", a, b)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -129,7 +129,7 @@ def compare(candidate, baseline, kind: str, bound=None, *, ties=None) -> Compari
         return _failed(kind, f"{int(a32.size - np.count_nonzero(finite))} non-finite values")
     d = np.abs(a32.astype(np.float64) - b32.astype(np.float64))
     ulps = ulp_distance(a32, b32)
-    cosine = float(image_cosine(a32, b32).min()) if a32.size else 1.0
+    cosine = float(token_cosine(a32, b32).min()) if a32.size else 1.0
     norm_b = float(np.linalg.norm(b32.astype(np.float64)))
     if norm_b:
         rel_rms = float(np.linalg.norm(d) / norm_b)
@@ -152,16 +152,12 @@ def compare(candidate, baseline, kind: str, bound=None, *, ties=None) -> Compari
             raise ValueError("kind 'fast' needs a per-element bound")
         limit = np.broadcast_to(np.asarray(bound, np.float64), d.shape)
         passed = bool(np.all(d <= limit))
-    elif kind == "fp16":
-        limit = np.full(d.shape, FP16_RELATIVE * float(np.abs(b32).max(initial=0.0)))
-        passed = bool(np.all(d <= limit)) and cosine >= FP16_MIN_COSINE
-        if cosine < FP16_MIN_COSINE:
-            note = f"cosine {cosine:.6f} < {FP16_MIN_COSINE}"
-    else:  # int8: judged on the relative RMS error and cosine; the per-element ratio is informative
-        limit = np.full(d.shape, INT8_RELATIVE_RMS * float(np.sqrt(np.mean(b32.astype(np.float64) ** 2))))
-        passed = rel_rms <= INT8_RELATIVE_RMS and cosine >= INT8_MIN_COSINE
-        if not passed:
-            note = f"relative RMS {rel_rms:.4f} (limit {INT8_RELATIVE_RMS}), cosine {cosine:.4f} (min {INT8_MIN_COSINE})"
+    else:  # fp16, int8: relative to the output's scale, and every token pointing the same way
+        relative, min_cosine = (FP16_RELATIVE, FP16_MIN_COSINE) if kind == "fp16" else (INT8_RELATIVE, INT8_MIN_COSINE)
+        limit = np.full(d.shape, relative * float(np.abs(b32).max(initial=0.0)))
+        passed = bool(np.all(d <= limit)) and cosine >= min_cosine
+        if cosine < min_cosine:
+            note = f"token cosine {cosine:.6f} < {min_cosine}"
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(d == 0, 0.0, d / limit)  # inf where a zero bound is exceeded
     worst = int(np.argmax(ratio)) if ratio.size else 0
