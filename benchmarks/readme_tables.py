@@ -39,13 +39,17 @@ def targets_table(result: dict) -> str:
 
 def variants_table(result: dict, names=None) -> str:
     cases = result["cases"]
-    names = names or sorted(cases[0]["figures"], key=lambda n: cases[0]["figures"][n]["min_ratio_to_floor"])
-    head = "| graph | " + " | ".join(f"batch {c['batch']}: min x / cpu x" for c in cases) + " |"
+    names = names or sorted(cases[0]["figures"], key=lambda n: cases[0]["figures"][n]["ratio_to_floor"])
+    head = "| graph | " + " | ".join(f"batch {c['batch']}: median x (min x, cpu x)" for c in cases) + " |"
     lines = [head, "|---" * (len(cases) + 1) + "|"]
     for n in names:
-        cells = [f"{c['figures'][n]['min_ratio_to_floor']:.2f} / {c['figures'][n]['cpu_ratio_to_floor']:.2f}"
-                 if n in c["figures"] else "n/a" for c in cases]
+        cells = []
+        for c in cases:
+            f = c["figures"].get(n)
+            cells.append("n/a" if f is None else f"{f['ratio_to_floor']:.2f} ({f['min_ratio_to_floor']:.2f}, "
+                                                 f"{f['cpu_ratio_to_floor']:.2f})")
         lines.append(f"| `{n}` | " + " | ".join(cells) + " |")
+    lines.append("| floor median | " + " | ".join(f"{c['figures']['floor']['median_ms']:.2f} ms" for c in cases) + " |")
     return "\n".join(lines)
 
 

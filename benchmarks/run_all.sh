@@ -1,6 +1,7 @@
 #!/bin/sh
 # Every measurement quoted in the README, written to benchmarks/results/ (run from the repo root).
-# WAIT: seconds each measurement may wait for other processes to leave the CPUs idle.
+# WAIT: seconds each measurement may wait for other processes to leave the CPUs idle. On a shared
+# machine, PY="nice -n -20 .venv/bin/python" (as root) keeps the medians unimodal; the results were taken so.
 set -e
 PY=${PY:-.venv/bin/python}
 WAIT=${WAIT:-120}
