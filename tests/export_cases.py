@@ -57,43 +57,12 @@ def cosine_per_token(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
 
-def exact_float64(spec, weights, x) -> np.ndarray:
-    """The reference's exact z0 before its final rounding to float32 (its own functions, in float64)."""
-    from vitstem.backends.numpy import stem
-    from vitstem.spec.inputs import check_images
-    from vitstem.spec.position import position_table
-
-    f64 = np.float64
-    x, hw = check_images(spec, x)
-    x = stem.preprocess(spec, stem.to_nchw(spec, x), f64)
-    z = stem.add_position(spec, stem.prefix_tokens(spec, weights, x.shape[0], f64),
-                          stem.embed_patches(spec, weights, stem.patchify(x, spec.patch_size), f64),
-                          position_table(spec, weights, spec.patch_grid(hw)), f64)
-    if spec.pre_norm is not None:
-        z = stem.layer_norm(z, weights["norm_pre.weight"].astype(f64), weights["norm_pre.bias"].astype(f64),
-                            spec.pre_norm.eps)
-    return z
-
-
 def assert_exact(z: np.ndarray, spec, weights, x) -> None:
-    """z equals the reference's exact z0 bit for bit, except where the float64 value sits so close to
-    the midpoint between two float32 numbers that two float64 summation orders can round it apart.
-
-    Two float64 GEMMs (OpenBLAS in NumPy, MLAS/Eigen in ONNX Runtime) sum in different orders; their
-    results differ by ~1e-16 relative, which flips the float32 rounding only within ~1e-7 ulp of a
-    midpoint: about 1 element in 10^5-10^6, by one ulp. Anything else is a real difference.
-    """
+    """z equals the reference's exact z0 bit for bit (the exact profile sums in one fixed order,
+    vitstem.spec.exact, which the exported graph reproduces with Scan loops)."""
     from vitstem import forward
 
     reference = forward(spec, weights, x, profile="exact")
     assert z.shape == reference.shape and z.dtype == reference.dtype
     differ = z != reference
-    if not differ.any():
-        return
-    z64 = exact_float64(spec, weights, x)[differ]
-    a, b = z[differ].astype(np.float64), reference[differ].astype(np.float64)
-    ulp = np.abs(np.spacing(reference[differ])).astype(np.float64)
-    assert np.all(np.abs(a - b) <= ulp * 1.0001), "exact differs by more than one float32 ulp"
-    midpoint_distance = np.abs(z64 - (a + b) / 2) / ulp
-    assert np.all(midpoint_distance < 1e-5), f"not a rounding tie: {midpoint_distance.max():.3g} ulp from the midpoint"
-    assert differ.sum() <= max(2, differ.size // 20_000), f"{differ.sum()} of {differ.size} elements differ"
+    assert not differ.any(), f"{differ.sum()} of {differ.size} elements differ, by up to {np.abs(z - reference).max():.3g}"

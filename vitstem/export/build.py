@@ -5,7 +5,8 @@
 
 In `fast` the preprocessing (scale, mean, std) and the patch bias are folded into the kernel and
 the table at export time; in `exact` every operation the reference does runs in float64, in the
-reference's order, and z0 is rounded to float32 once.
+reference's order (its sums as Scan loops over k and d, see ordered.py), and z0 is rounded to
+float32 once.
 """
 
 from __future__ import annotations
@@ -91,21 +92,23 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     if exact and pre is not None:
         x = G.preprocess(g, x, layout, pre.scale, pre.mean, pre.std, dtype)
     grid = None if opts.fixed_size else G.image_grid(g, x, layout, spec.patch_size)
-    patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size, grid or spec.patch_grid(opts.fixed_size))
+    # exact sums over k in the reference's canonical (C, Ph, Pw) order, whatever the input layout
+    order = "CHW" if exact else folding.patch_order(layout)
+    patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size, grid or spec.patch_grid(opts.fixed_size),
+                         order)
 
-    order = folding.patch_order(layout)
     kernel = folding.kernel_matrix(spec, weights, order, fold_preprocess=not exact).astype(dtype)
     bias = folding.patch_bias(spec, weights, fold_preprocess=not exact)
     has_bias = spec.patch_bias or (pre is not None and not exact)
     separate_bias = bias.astype(dtype) if exact and spec.patch_bias else None  # the reference's order
     table_bias = bias if has_bias and not exact else None
-    z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, PAD_BEFORE_MATMUL)
+    z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, PAD_BEFORE_MATMUL, ordered=exact)
     z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
 
     if spec.pre_norm is not None:
         fused = not exact and opts.opset >= 17
         z = G.layer_norm(g, z, weights["norm_pre.weight"].astype(dtype), weights["norm_pre.bias"].astype(dtype),
-                         spec.pre_norm.eps, fused)
+                         spec.pre_norm.eps, fused, ordered=exact)
     if dtype.name != opts.io_dtype:
         z = G.cast(g, "output", z, opts.io_dtype)
     # The last node writes z0 directly (no Identity).

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from .ordered import ordered_matmul, ordered_mean_last
+
 ONNX_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
                "uint8": TensorProto.UINT8, "int64": TensorProto.INT64}
 
@@ -54,11 +56,12 @@ def image_grid(g: GraphBuilder, x: str, layout: str, patch: tuple[int, int]) -> 
 
 
 def patchify(g: GraphBuilder, x: str, layout: str, channels: int, patch: tuple[int, int],
-             grid: tuple[int, int] | str) -> str:
+             grid: tuple[int, int] | str, order: str = "") -> str:
     """(B, C, H, W) or (B, H, W, C) -> (B, N, K) patches, row-major over the grid.
 
     NCHW flattens each patch as (C, Ph, Pw) (canonical); NHWC as (Ph, Pw, C), which avoids moving
     channels; the kernel rows are permuted to match at export time (folding.kernel_matrix).
+    `order="CHW"` forces the canonical flattening from NHWC too (exact sums in canonical k order).
     """
     ph, pw = patch
     if isinstance(grid, str):  # runtime grid: [gh, gw] ++ [0, C, ph, pw], gathered into place
@@ -70,7 +73,11 @@ def patchify(g: GraphBuilder, x: str, layout: str, channels: int, patch: tuple[i
         shape6 = g.ints("patchify", "shape6", [0, channels, gh, ph, gw, pw] if layout == "NCHW"
                         else [0, gh, ph, gw, pw, channels])
     x = g.op("patchify", "Reshape", [x, shape6])
-    x = g.op("patchify", "Transpose", [x], perm=[0, 2, 4, 1, 3, 5] if layout == "NCHW" else [0, 1, 3, 2, 4, 5])
+    if layout == "NCHW":
+        perm = [0, 2, 4, 1, 3, 5]
+    else:  # (B, gh, ph, gw, pw, C) -> (B, gh, gw, ph, pw, C), or (B, gh, gw, C, ph, pw) for CHW order
+        perm = [0, 1, 3, 5, 2, 4] if order == "CHW" else [0, 1, 3, 2, 4, 5]
+    x = g.op("patchify", "Transpose", [x], perm=perm)
     return g.op("patchify", "Reshape", [x, g.ints("patchify", "shape3", [0, -1, channels * ph * pw])])
 
 
@@ -93,15 +100,19 @@ def pad_prefix(g: GraphBuilder, x: str, rows: int) -> str:
 
 
 def embed(g: GraphBuilder, patches: str, kernel: np.ndarray, bias: np.ndarray | None, prefix: int,
-          pad_before_matmul: bool) -> str:
+          pad_before_matmul: bool, ordered: bool = False) -> str:
     """(B, N, K) @ (K, D) [+ b] with `prefix` zero rows in front: (B, P + N, D).
 
     Padding before the MatMul puts the prefix rows in the MatMul's own output buffer (one copy of
     the patches fewer); a separate bias must be added before padding, so the prefix rows stay 0.
+    `ordered` (exact profile): a Scan summing over k in order instead of a MatMul.
     """
     if prefix and pad_before_matmul and bias is None:
         patches = pad_prefix(g, patches, prefix)
-    z = g.op("embed", "MatMul", [patches, g.const("embed", "kernel", kernel)])
+    if ordered:
+        z = ordered_matmul(g, "embed", patches, kernel)
+    else:
+        z = g.op("embed", "MatMul", [patches, g.const("embed", "kernel", kernel)])
     if bias is not None:
         z = g.op("embed", "Add", [z, g.const("embed", "bias", bias)])
     if prefix and not (pad_before_matmul and bias is None):
@@ -120,15 +131,21 @@ def reduce_mean_last(g: GraphBuilder, x: str) -> str:
     return g.op("pre_norm", "ReduceMean", [x], axes=[-1], keepdims=1)
 
 
-def layer_norm(g: GraphBuilder, z: str, weight: np.ndarray, bias: np.ndarray, eps: float, fused: bool) -> str:
+def layer_norm(g: GraphBuilder, z: str, weight: np.ndarray, bias: np.ndarray, eps: float, fused: bool,
+               ordered: bool = False) -> str:
     """LayerNorm over D with the biased variance. `fused`: the opset-17 op; otherwise the
-    reference's own sequence (mean, centre, mean of squares, sqrt(var + eps), divide, affine)."""
+    reference's own sequence (mean, centre, mean of squares, sqrt(var + eps), divide, affine).
+    `ordered` (exact profile): the two means sum over D in order (Scan) instead of ReduceMean."""
     w = g.const("pre_norm", "weight", weight)
     b = g.const("pre_norm", "bias", bias)
     if fused:
         return g.op("pre_norm", "LayerNormalization", [z, w, b], axis=-1, epsilon=float(eps))
-    centred = g.op("pre_norm", "Sub", [z, reduce_mean_last(g, z)])
-    var = reduce_mean_last(g, g.op("pre_norm", "Mul", [centred, centred]))
+
+    def mean(x):
+        return ordered_mean_last(g, "pre_norm", x, weight.shape[0]) if ordered else reduce_mean_last(g, x)
+
+    centred = g.op("pre_norm", "Sub", [z, mean(z)])
+    var = mean(g.op("pre_norm", "Mul", [centred, centred]))
     std = g.op("pre_norm", "Sqrt", [g.op("pre_norm", "Add", [var, g.const("pre_norm", "eps", np.asarray(eps, weight.dtype))])])
     return g.op("pre_norm", "Add", [g.op("pre_norm", "Mul", [g.op("pre_norm", "Div", [centred, std]), w]), b])
 
