@@ -92,7 +92,8 @@ def layer_norm(z: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
 
     centred = z - mean(z)
     var = mean(centred * centred)
-    return centred / torch.sqrt(var + norm.eps) * weight + bias
+    eps = torch.tensor(norm.eps, dtype=z.dtype, device=z.device)  # a Python float would reach ONNX as float32
+    return centred / torch.sqrt(var + eps) * weight + bias
 
 
 class PatchEmbed(nn.Module):
