@@ -39,6 +39,9 @@ def test_every_candidate_has_every_figure(bench_json):
     assert bench_json["runs"] == 3 and bench_json["warmup"] == 1
     assert {"cpu", "logical_cpus", "os", "python"} <= set(bench_json["machine"])
     assert [(c["batch"], c["threads"]) for c in bench_json["cases"]] == [(1, 1), (3, 1)]
+    ops = bench_json["graph_ops"]  # which ONNX graphs were timed
+    assert set(ops) == {"ort_vitstem", "ort_vitstem_static", "ort_timm_dynamo"}
+    assert all(isinstance(op, str) for graph in ops.values() for op in graph) and all(ops.values())
     for case in bench_json["cases"]:
         assert case["unavailable"] == {}
         assert case["foreign_cpu_load"] is None or case["foreign_cpu_load"] >= 0

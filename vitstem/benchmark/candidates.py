@@ -64,9 +64,13 @@ def _ort_floor(ctx: Context):
     return lambda: session.run(None, feed)
 
 
-def _ort_model(model_bytes: bytes, ctx: Context):
+def _ort_model(model_bytes: bytes, ctx: Context, name: str):
+    import onnx
+
     from .ort_models import ort_session
 
+    # Which graph was timed: the op types, in order (the exporter's structure may change).
+    ctx.cache.setdefault("graph_ops", {})[name] = [n.op_type for n in onnx.load_from_string(model_bytes).graph.node]
     session = ort_session(model_bytes, ctx.threads)
     feed = {session.get_inputs()[0].name: ctx.images}
     return lambda: session.run(None, feed)
@@ -80,11 +84,11 @@ def _vitstem_onnx(ctx: Context, **options) -> bytes:
 def _ort_vitstem(ctx: Context):
     if "vitstem_onnx" not in ctx.cache:
         ctx.cache["vitstem_onnx"] = _vitstem_onnx(ctx)
-    return _ort_model(ctx.cache["vitstem_onnx"], ctx)
+    return _ort_model(ctx.cache["vitstem_onnx"], ctx, "ort_vitstem")
 
 
 def _ort_vitstem_static(ctx: Context):
-    return _ort_model(_vitstem_onnx(ctx, batch=ctx.batch), ctx)
+    return _ort_model(_vitstem_onnx(ctx, batch=ctx.batch), ctx, "ort_vitstem_static")
 
 
 def _ort_timm(ctx: Context):
@@ -96,7 +100,7 @@ def _ort_timm(ctx: Context):
         program = torch.onnx.export(stem, (example,), dynamo=True, dynamic_shapes=({0: batch},),
                                     verbose=False, report=False)
         ctx.cache["timm_onnx"] = program.model_proto.SerializeToString()
-    return _ort_model(ctx.cache["timm_onnx"], ctx)
+    return _ort_model(ctx.cache["timm_onnx"], ctx, "ort_timm_dynamo")
 
 
 # -- PyTorch ------------------------------------------------------------------------------------

@@ -130,7 +130,8 @@ def run_cases(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[i
                 figures[c.name] = fig
         cases.append({"batch": batch, "threads": threads, "figures": figures, "unavailable": unavailable,
                       "foreign_cpu_load": None if foreign is None else round(foreign, 3)})
-    return {"versions": versions, "thread_setting": {str(threads): thread_setting}, "cases": cases}
+    return {"versions": versions, "thread_setting": {str(threads): thread_setting}, "cases": cases,
+            "graph_ops": cache.get("graph_ops", {})}
 
 
 def targets(spec: Spec, cases: list[dict]) -> list[dict]:
@@ -174,7 +175,7 @@ def run_benchmark(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequen
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     info = machine()
-    cases, thread_setting, versions = [], {}, {}
+    cases, thread_setting, versions, graph_ops = [], {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="vitstem-bench-") as tmp:
         weights_path = str(save_weights(weights, Path(tmp) / "weights.safetensors", spec))
         for t in threads:
@@ -182,7 +183,7 @@ def run_benchmark(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequen
             child = _child(spec, weights_path, batches, t, runs, warmup, only, wait_quiet_s)
             cases += child["cases"]
             thread_setting.update(child["thread_setting"])
-            versions = child["versions"]
+            versions, graph_ops = child["versions"], child.get("graph_ops", {})
     info["load_average_1m_after"] = machine().get("load_average_1m")
     return {
         "spec": spec.name, "spec_digest": spec.digest(), "date": started, "machine": info,
@@ -190,7 +191,7 @@ def run_benchmark(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequen
         "statistic": "median of interleaved runs; ratio_to_floor = median / floor median; min_ratio_to_floor = "
                      "min / floor min (robust when foreign_cpu_load > 0: other processes shared the CPUs); "
                      "cpu_ratio_to_floor = median process CPU time / the floor's (the work itself at 1 thread)",
-        "cases": cases, "targets": targets(spec, cases),
+        "graph_ops": graph_ops, "cases": cases, "targets": targets(spec, cases),
     }
 
 
@@ -201,6 +202,8 @@ def format_report(result: dict) -> str:
              f"load {m.get('load_average_1m', '?')}", f"median of {result['runs']} interleaved runs after "
              f"{result['warmup']} warm-up rounds; x = median / floor median; min x = fastest / fastest floor; "
              "cpu x = median CPU time / the floor's"]
+    for name, ops in result.get("graph_ops", {}).items():
+        lines.append(f"{name} graph: {' -> '.join(ops)}")
     for case in result["cases"]:
         foreign = case.get("foreign_cpu_load")
         lines.append(f"\nbatch {case['batch']}, {case['threads']} threads"
