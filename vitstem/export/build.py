@@ -22,6 +22,11 @@ from . import graph as G
 from .options import ExportOptions
 
 PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see the README design notes)
+# NCHW input in fast: Conv -> Transpose(0, 2, 3, 1) -> Reshape. ORT (level all) runs the Conv in its
+# blocked NCHWc layout and folds the Transpose into the reorder it inserts anyway, which measured
+# ~1.08x a bare MatMul for ViT-B/16 against ~1.18x for Reshape -> Transpose -> MatMul
+# (benchmarks/graph_variants.py). exact keeps the MatMul-free Scan: ORT has no float64 Conv.
+CONV_FOR_NCHW = True
 
 
 def input_layout(spec: Spec, opts: ExportOptions) -> str:
@@ -94,15 +99,20 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     grid = None if opts.fixed_size else G.image_grid(g, x, layout, spec.patch_size)
     # exact sums over k in the reference's canonical (C, Ph, Pw) order, whatever the input layout
     order = "CHW" if exact else folding.patch_order(layout)
-    patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size, grid or spec.patch_grid(opts.fixed_size),
-                         order)
-
     kernel = folding.kernel_matrix(spec, weights, order, fold_preprocess=not exact).astype(dtype)
     bias = folding.patch_bias(spec, weights, fold_preprocess=not exact)
     has_bias = spec.patch_bias or (pre is not None and not exact)
     separate_bias = bias.astype(dtype) if exact and spec.patch_bias else None  # the reference's order
     table_bias = bias if has_bias and not exact else None
-    z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, PAD_BEFORE_MATMUL, ordered=exact)
+    if not exact and layout == "NCHW" and CONV_FOR_NCHW:
+        z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
+                           spec.patch_size)
+        if spec.num_prefix_tokens:
+            z = G.pad_prefix(g, z, spec.num_prefix_tokens)
+    else:
+        patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size,
+                             grid or spec.patch_grid(opts.fixed_size), order)
+        z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, PAD_BEFORE_MATMUL, ordered=exact)
     z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
 
     if spec.pre_norm is not None:

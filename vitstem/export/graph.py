@@ -66,8 +66,8 @@ def patchify(g: GraphBuilder, x: str, layout: str, channels: int, patch: tuple[i
     ph, pw = patch
     if isinstance(grid, str):  # runtime grid: [gh, gw] ++ [0, C, ph, pw], gathered into place
         parts = g.op("patchify", "Concat", [grid, g.ints("patchify", "dims", [0, channels, ph, pw])], axis=0)
-        order = [2, 3, 0, 4, 1, 5] if layout == "NCHW" else [2, 0, 4, 1, 5, 3]
-        shape6 = g.op("patchify", "Gather", [parts, g.ints("patchify", "order", order)])
+        positions = [2, 3, 0, 4, 1, 5] if layout == "NCHW" else [2, 0, 4, 1, 5, 3]
+        shape6 = g.op("patchify", "Gather", [parts, g.ints("patchify", "order", positions)])
     else:
         gh, gw = grid
         shape6 = g.ints("patchify", "shape6", [0, channels, gh, ph, gw, pw] if layout == "NCHW"
@@ -92,6 +92,14 @@ def preprocess(g: GraphBuilder, x: str, layout: str, scale: float, mean, std, dt
     x = g.op("preprocess", "Mul", [x, g.const("preprocess", "scale", np.asarray(scale, dtype))])
     x = g.op("preprocess", "Sub", [x, g.const("preprocess", "mean", np.asarray(mean, dtype).reshape(shape))])
     return g.op("preprocess", "Div", [x, g.const("preprocess", "std", np.asarray(std, dtype).reshape(shape))])
+
+
+def conv_patches(g: GraphBuilder, x: str, kernel: np.ndarray, patch: tuple[int, int]) -> str:
+    """(B, C, H, W) -> (B, N, D): the patch projection as a Conv with kernel = stride = P, then
+    channels last; the same sum of x_k E_k as the MatMul, for any image size."""
+    y = g.op("embed", "Conv", [x, g.const("embed", "kernel", kernel)], kernel_shape=list(patch), strides=list(patch))
+    y = g.op("embed", "Transpose", [y], perm=[0, 2, 3, 1])
+    return g.op("embed", "Reshape", [y, g.ints("embed", "tokens", [0, -1, kernel.shape[0]])])
 
 
 def pad_prefix(g: GraphBuilder, x: str, rows: int) -> str:

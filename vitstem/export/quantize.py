@@ -1,6 +1,6 @@
-"""int8 precision: ONNX Runtime's static QDQ quantization of the patch MatMul, calibrated on images.
+"""int8 precision: ONNX Runtime's static QDQ quantization of the patch projection, calibrated on images.
 
-Only the MatMul is quantized (per-channel int8 weights, uint8 activations); the table Add and the
+Only the projection (Conv or MatMul) is quantized (per-channel int8 weights, uint8 activations); the table Add and the
 LayerNorm stay in float32. With preprocessing folded into the kernel the MatMul sees raw pixels,
 so 0..255 calibrates to a scale of exactly 1: the activation quantization of pixels is lossless.
 """
@@ -51,7 +51,7 @@ def quantize_int8(model, calibration: np.ndarray):
         onnx.save_model(model, src)
         logging.disable(logging.WARNING)  # its advice to run shape pre-processing does not apply here
         try:
-            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul"],
+            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Conv"],
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=CalibrationMethod.MinMax)
         except Exception as exc:  # onnxruntime raises plain exceptions for calibration data it cannot use
