@@ -39,19 +39,23 @@ def test_tiny_specs_pass_on_every_engine(name):
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_conform(preset):
-    """fast, fp16 and int8 pass everywhere. exact is bit-identical except where the float64 z0 is a
-    near-tie between two float32 values (two float64 sums in different orders then round apart):
-    each such mismatch must be certified a near-tie; anything else fails."""
     report = run(preset)
     _assert_every_engine_ran(report)
-    for r in report.results:
-        c = r.comparison
-        if c.kind == "exact" and not c.passed:
-            assert c.mismatches == c.ties and c.ulp_max == 1, f"{r.engines} {r.cell.label()}: {c.note}"
-        else:
-            assert c.passed, f"{r.engines} {r.cell.label()}: {c.note}"
+    assert report.verdict == "pass", report.table()
     fast = [r.comparison for r in report.results if r.comparison.kind == "fast"]
     assert max(c.max_ratio for c in fast) < 0.01  # the worst-case bound is far from binding
+
+
+def test_pre_norm_through_torch_onnx_export_is_exact():
+    """ONNX LayerNormalization's epsilon attribute is a float32: a float64 exact graph that uses the op
+    normalises with float32(eps), not eps, and z0 comes out a ULP apart wherever var is small enough
+    for that to show (here 1e-5 vs its float32 neighbour, D = 256 to give it room)."""
+    doc = {"spec_version": 1, "name": "prenorm_wide", "image_size": [8, 8], "in_channels": 3, "patch_size": [2, 2],
+           "embed_dim": 256, "prefix": {"class_token": True}, "pre_norm": {"eps": 1e-5},
+           "input": {"layout": "NCHW", "preprocess": None}, "resample": {"policy": "timm"}}
+    report = run(doc, engines=["numpy", "torch", "torch-onnx"], profiles=["exact"])
+    assert any(r.engines[0] == "torch-onnx" for r in report.results)
+    assert report.verdict == "pass", report.table()
 
 
 class Perturbed(NumpyEngine):

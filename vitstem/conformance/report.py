@@ -134,7 +134,7 @@ class Report:
         if whole:
             lines += ["", "not run:"] + [f"  {n.engine}: {n.reason}" for n in whole]
         if per_cell:
-            lines += ["", f"refused in {len(per_cell)} cells (by design, not failures):"]
+            lines += ["", f"not run in {len(per_cell)} cells (refused by design or deferred to --full; not failures):"]
             seen = set()
             for n in per_cell:
                 if (n.engine, n.reason) not in seen:

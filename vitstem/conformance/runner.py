@@ -73,7 +73,8 @@ def run(spec, weights=None, *, engines=None, profiles=PROFILES, precisions=PRECI
             path = save_weights(init_weights(spec, seed) if weights is None else weights, work / "weights.safetensors", spec)
         else:
             path = Path(weights)
-        return _run(spec, Workspace(path, work), names, tuple(profiles), tuple(precisions), full, seed, progress)
+        ws = Workspace(path, work, full=full)
+        return _run(spec, ws, names, tuple(profiles), tuple(precisions), full, seed, progress)
 
 
 def _run(spec: Spec, ws: Workspace, names, profiles, precisions, full, seed, progress) -> Report:
