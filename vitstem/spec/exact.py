@@ -11,7 +11,16 @@ from __future__ import annotations
 import functools
 import operator
 
+import numpy as np
+
 
 def sum_in_order(terms):
     """((t_0 + t_1) + t_2) + ... for any array type with `+` (numpy, torch, tf)."""
-    return functools.reduce(operator.add, terms)
+    terms = iter(terms)
+    first = next(terms)
+    if isinstance(first, np.ndarray):  # same additions, in place: no new array per step
+        total = np.array(first, copy=True)
+        for term in terms:
+            total += term
+        return total
+    return functools.reduce(operator.add, terms, first)

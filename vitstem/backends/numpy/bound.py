@@ -18,8 +18,8 @@ The comparison is with the exact profile's output, itself rounded once to float3
 A table resampled in float32 inside the graph (ONNX Resize) adds gamma(taps + 16) * (|Mh| |T| |Mw|^T).
 
 Pre-norm LayerNorm propagates the bound e through mean, centring, variance (two-pass or
-E[z^2] - mean^2, whichever an engine uses: the larger bound is taken), 1/sqrt and the affine map;
-see `_layer_norm_bound`. Two fast engines differ by at most the sum of their bounds.
+E[z^2] - mean^2, whichever an engine uses: the larger bound is taken), 1/sqrt and the affine map,
+capped by |n| <= sqrt(D), which holds for any normalised row; see `_layer_norm_bound`. Two fast engines differ by at most the sum of their bounds.
 """
 
 from __future__ import annotations
@@ -85,8 +85,12 @@ def _layer_norm_bound(z: np.ndarray, e: np.ndarray, weight, bias, eps: float) ->
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = np.where(delta < 1, 0.5 * delta / (1 - delta) ** 1.5, np.inf) + 2 * U  # of 1/sqrt(var + eps)
     r = 1.0 / np.sqrt(a)
-    e_n = r * (e_c * (1 + rho) + np.abs(c) * rho) * (1 + U) + U * np.abs(c) * r
+    with np.errstate(invalid="ignore"):  # 0 * inf where rho is unbounded: replaced just below
+        e_n = r * (e_c * (1 + rho) + np.abs(c) * rho) * (1 + U) + U * np.abs(c) * r
     n = c * r
+    # A normalised row has sum(n^2) = D var / (var + eps) <= D, so |n| <= sqrt(D) in any engine (up to
+    # its rounding): a bound that holds even where the variance's error reaches var + eps itself.
+    e_n = np.minimum(np.where(np.isinf(rho), np.inf, e_n), np.abs(n) + np.sqrt(d) * (1 + gamma(d + 8)))
     return np.abs(weight) * e_n * (1 + U) + gamma(3) * (np.abs(n * weight) + np.abs(bias))
 
 
@@ -100,7 +104,8 @@ def fast_error_bound(spec: Spec, weights: Mapping[str, np.ndarray], images, *,
     absw = {k: np.abs(v.astype(f64)) for k, v in weights.items()}
     table = tuple(np.abs(t) for t in position_table(spec, weights, grid))
     # Magnitudes, routed through the reference's own functions so the shapes cannot drift.
-    mag_patches = embed_patches(spec, absw, patchify(_pixel_magnitude(spec, images), spec.patch_size), f64)
+    mag_patches = embed_patches(spec, absw, patchify(_pixel_magnitude(spec, images), spec.patch_size), f64,
+                                ordered=False)
     mag_prefix = prefix_tokens(spec, absw, images.shape[0], f64)
     magnitude = add_position(spec, mag_prefix, mag_patches, table, f64)
     n_prefix = spec.num_prefix_tokens
@@ -111,10 +116,10 @@ def fast_error_bound(spec: Spec, weights: Mapping[str, np.ndarray], images, *,
         e[:, n_prefix:] += _resample_error(spec, weights, grid)
     if spec.pre_norm is None:
         return e
-    # The exact pre-norm input, recomputed in float64 exactly as the reference does.
+    # The pre-norm input in float64 (its last bits do not matter to a bound, so no ordered sums).
     x = preprocess(spec, to_nchw(spec, images), f64)
     z = add_position(spec, prefix_tokens(spec, weights, x.shape[0], f64),
-                     embed_patches(spec, weights, patchify(x, spec.patch_size), f64),
+                     embed_patches(spec, weights, patchify(x, spec.patch_size), f64, ordered=False),
                      position_table(spec, weights, grid), f64)
     return _layer_norm_bound(z, e, weights["norm_pre.weight"].astype(f64), weights["norm_pre.bias"].astype(f64),
                              spec.pre_norm.eps)

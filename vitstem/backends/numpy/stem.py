@@ -50,13 +50,15 @@ def patchify(x: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
     return x.transpose(0, 2, 4, 1, 3, 5).reshape(b, (h // ph) * (w // pw), c * ph * pw)
 
 
-def embed_patches(spec: Spec, weights: Mapping[str, np.ndarray], patches: np.ndarray, dtype) -> np.ndarray:
+def embed_patches(spec: Spec, weights: Mapping[str, np.ndarray], patches: np.ndarray, dtype,
+                  ordered: bool | None = None) -> np.ndarray:
     """x^i E (+ b): the patch projection, equal to a conv with kernel = stride = P.
 
     fast: one float32 matmul. exact: sum over k of x_k * E[k] in order k = 0..K-1 (float64).
+    `ordered=False` allows a float64 matmul where the bits do not matter (error-bound magnitudes).
     """
     E = weights["patch_embed.weight"].astype(dtype).reshape(spec.embed_dim, spec.patch_dim).T
-    if dtype == np.float64:
+    if dtype == np.float64 and ordered is not False:
         columns = np.ascontiguousarray(np.moveaxis(patches, -1, 0))[..., None]  # (K, B, N, 1): x_k per patch
         out = sum_in_order(columns[k] * E[k] for k in range(spec.patch_dim))
     else:
