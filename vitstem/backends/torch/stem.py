@@ -64,8 +64,8 @@ def embed_patches(spec: Spec, proj: nn.Conv2d, x: torch.Tensor, dtype: torch.dty
 
 
 def ordered_products(a: torch.Tensor, b: torch.Tensor, chunk: int = 16):
-    """a[k] * b[k] for k = 0, 1, ... as (1, ...) slices, multiplied `chunk` at a time: a third of the
-    graph nodes of one Gather and one Mul per k (exported graphs have K of these), same bits."""
+    """a[k] * b[k] for k = 0, 1, ... as (1, ...) slices. One Mul and one Split per `chunk` values of k
+    instead of a Gather and a Mul per k: the same bits in far fewer nodes of an exported graph."""
     for start in range(0, a.shape[0], chunk):
         yield from torch.split(a[start:start + chunk] * b[start:start + chunk], 1)
 
