@@ -308,7 +308,10 @@ def test_ort_format_file_runs_the_same(tmp_path):
     x = images(spec)
     ort_file = tmp_path / "m.ort"
     assert ort_file.read_bytes()[4:8] == b"ORTM"
-    np.testing.assert_array_equal(vitstem.runtime.load(ort_file)(x), vitstem.runtime.load(path)(x))
+    # The .ort file is optimized without ORT's x86-only NCHWc layout (as convert_onnx_models_to_ort
+    # does, for portability), so its Conv sums in another order: each within the bound, not equal.
+    for model in (ort_file, path):
+        assert_within_bound(vitstem.runtime.load(model)(x), spec, weights, x)
 
 
 def test_export_imports_neither_torch_nor_tensorflow(tmp_path):

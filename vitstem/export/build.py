@@ -1,7 +1,9 @@
 """Assemble the stem graph from spec, weights and options: the stages of the reference, in order.
 
-    images -> [Cast] -> [preprocess, exact only] -> patchify -> [Pad] MatMul [+ b] [Pad] -> + table
-           -> [pre_norm] -> [Cast] -> z0
+    fast, NCHW:  images -> [Cast] -> Conv -> Transpose -> Reshape -> [Pad] -> + table -> [pre_norm] -> [Cast]
+    fast, NHWC:  images -> [Cast] -> patchify -> [Pad] -> MatMul -> + table -> [pre_norm] -> [Cast]
+    exact:       images -> Cast -> preprocess -> patchify -> Scan (sum over k) -> + b -> [Pad] -> + table
+                 -> [pre_norm, means as Scans] -> Cast
 
 In `fast` the preprocessing (scale, mean, std) and the patch bias are folded into the kernel and
 the table at export time; in `exact` every operation the reference does runs in float64, in the
