@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vitstem-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m vitstem bench vit_base_patch16_224 --batch 1 8 --threads 1 2
 
 clean:
 	rm -rf build *.egg-info demo-output
