@@ -31,7 +31,8 @@ def test_regenerating_gives_the_same_bytes(name, tmp_path):
     doc, in_graph = GOLDEN_SPECS[name]
     write_golden(doc, tmp_path, preprocess_in_graph=in_graph)
     for f in FILES:
-        assert (tmp_path / f).read_bytes() == (GOLDEN / name / f).read_bytes(), f"{name}/{f} changed; if intended, run `vitstem golden --suite -o conformance_tests/golden`"
+        assert (tmp_path / f).read_bytes() == (GOLDEN / name / f).read_bytes(), (
+            f"{name}/{f} changed; if intended, run `vitstem golden --suite -o conformance_tests/golden`")
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_SPECS))

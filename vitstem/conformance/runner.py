@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ExportError
 from ..spec import Spec, init_weights, load_spec, save_weights
+from ..spec.digest import weights_digest
 from .engines import ENGINES, Unsupported, Workspace, import_frameworks
 from .matrix import PRECISIONS, PROFILES, Cell, cells, sample_images, with_layout
 from .report import NotRun, Progress, Report, Result
@@ -40,12 +41,6 @@ def exact_float64(spec: Spec, weights, images) -> np.ndarray:
     return z
 
 
-def weights_digest(weights: Mapping[str, np.ndarray]) -> str:
-    from ..spec.digest import weights_digest as digest
-
-    return digest(weights)
-
-
 def _label(name: str, opset) -> str:
     return name if opset is None else f"{name}@{opset}"
 
@@ -70,7 +65,8 @@ def run(spec, weights=None, *, engines=None, profiles=PROFILES, precisions=PRECI
         work = Path(workdir) if workdir is not None else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)
         if weights is None or isinstance(weights, Mapping):
-            path = save_weights(init_weights(spec, seed) if weights is None else weights, work / "weights.safetensors", spec)
+            weights = init_weights(spec, seed) if weights is None else weights
+            path = save_weights(weights, work / "weights.safetensors", spec)
         else:
             path = Path(weights)
         ws = Workspace(path, work, full=full)
