@@ -50,6 +50,7 @@ def test_markdown_with_one_png_per_engine_pair(report, tmp_path):
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert all(f"]({p.name})" in md for p in pngs)
     assert "**Verdict: PASS**" in md and "| onnxruntime vs reference | fast |" in md
+    assert "| pair | kind | cells | max\\|d\\| |" in md  # a | inside a header cell must not split it
 
 
 def test_terminal_table_names_each_pair_and_the_verdict(report):

@@ -228,7 +228,7 @@ def _markdown_table(rows: list[dict]) -> list[str]:
         return ["(none)"]
     keys = list(rows[0])
     cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
-    return (["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    return (["| " + " | ".join(cell(k) for k in keys) + " |", "|" + "---|" * len(keys)]
             + ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows])
 
 
