@@ -270,7 +270,7 @@ class TorchOnnxEngine(Engine):
     def prepare(self, ws, spec, cell, opset):
         if cell.profile == "exact" and spec.patch_dim > EXACT_EXPORT_MAX_K and not ws.full:
             raise Unsupported(f"deferred to --full: the exact profile sums the K = {spec.patch_dim} patch terms "
-                              "one by one in a fixed order, which torch.onnx.export takes ~100 s of CPU to trace "
+                              "one by one in a fixed order, which torch.onnx.export takes ~30 s of CPU to trace "
                               f"at K = 768 (K <= {EXACT_EXPORT_MAX_K} runs by default)")
         key = ("torch-onnx", spec.digest(), cell.profile, opset, tuple(cell.image_size))
         if key not in ws.cache:
