@@ -10,8 +10,9 @@ from ...spec import Spec
 from ...spec.inputs import check_images, image_hw
 
 
-def check_graph_images(spec: Spec, images: tf.Tensor) -> None:
-    """Check what a traced batch's static shape and dtype show; add run-time asserts for its sizes.
+def check_graph_images(spec: Spec, images: tf.Tensor) -> tf.Tensor:
+    """Check what a traced batch's static shape and dtype show; return the batch gated by run-time
+    asserts on its sizes (so a bad size fails with our message, before any reshape sees it).
 
     The static checks run the shared `check_images` on a zero batch of the same static shape
     (unknown dims stood in by the spec's, batch 1), so the rules and messages are the eager ones.
@@ -27,11 +28,15 @@ def check_graph_images(spec: Spec, images: tf.Tensor) -> None:
     except InputError as exc:  # name the traced shape, not the stand-in's
         raise InputError(str(exc).replace(f"shape {known}", f"shape {tuple(shape)}", 1)) from None
     h, w = image_hw(spec, tf.shape(images))
-    # Stateful asserts run under tf.function without explicit control dependencies.
+    # A stateful assert runs under tf.function, but in no fixed order with the ops after it: gate the
+    # batch on it, or the patchify Reshape may fail first with TF's own message.
     if spec.dynamic_image_size:
         ph, pw = spec.patch_size
-        tf.debugging.assert_equal((h % ph, w % pw), (0, 0),
-                                  message=f"image size must be a multiple of the patch size {ph}x{pw}")
+        check = tf.debugging.assert_equal((h % ph, w % pw), (0, 0),
+                                          message=f"image size must be a multiple of the patch size {ph}x{pw}")
     else:
-        tf.debugging.assert_equal((h, w), spec.image_size, message=f"image size must equal the spec image_size "
-                                  f"{spec.image_size[0]}x{spec.image_size[1]} (dynamic_image_size is false)")
+        check = tf.debugging.assert_equal((h, w), spec.image_size, message=f"image size must equal the spec "
+                                          f"image_size {spec.image_size[0]}x{spec.image_size[1]} "
+                                          "(dynamic_image_size is false)")
+    with tf.control_dependencies([check] if check is not None else []):
+        return tf.identity(images)

@@ -65,7 +65,7 @@ class VitStemLayer(keras.layers.Layer):
         if tf.executing_eagerly():
             check_images(self.spec, images)
             return stem.z0(self.spec, self.stem_variables, images, self.profile)
-        check_graph_images(self.spec, images)
+        images = check_graph_images(self.spec, images)
         if self.profile == "exact":
             return stem.z0_eagerly(self.spec, self.stem_variables, images, self.profile,
                                    self.compute_output_shape(tuple(images.shape)))
