@@ -31,6 +31,8 @@ def test_every_preset_at_lowest_and_default_opset_in_onnxruntime(name):
     for opset in (MIN_OPSET, None):
         fast = run_ort(build_onnx(spec, weights, opset=opset), x)
         assert np.all(np.abs(fast.astype(np.float64) - exact) <= bound), (name, opset)
+        if opset is not None and max(spec.image_size) > 224:
+            continue  # the exact Scan graph is the same at every opset (swept below on small specs): save time
         assert_exact(run_ort(build_onnx(spec, weights, opset=opset, profile="exact"), x), spec, weights, x)
 
 
