@@ -39,11 +39,8 @@ def test_torch_dynamo_export_agrees_with_ours(name):
     assert np.all(np.abs(theirs.astype(np.float64) - exact) <= bound)
     ours_exact = run_ort(build_onnx(spec, weights, profile="exact"), x)
     assert_exact(ours_exact, spec, weights, x)
-    # torch's exact export runs its LayerNorm as ORT's float64 LayerNormalization kernel, which is
-    # ~1e-11 relative off the two-pass formula: a few elements round one ulp apart (CLIP: 6 of 302592).
-    theirs_exact = run_ort(torch_onnx(spec, weights, "exact", x[:1]), x)
-    apart = theirs_exact != ours_exact
-    assert np.all(np.abs(theirs_exact - ours_exact) <= np.abs(np.spacing(ours_exact)))
-    assert apart.sum() <= apart.size // 10_000
-    if spec.pre_norm is None:
-        assert_exact(theirs_exact, spec, weights, x)
+    if spec.patch_dim <= 64:
+        # torch's exact export unrolls the ordered sums (about K + 2D nodes): minutes to trace at
+        # K = 768, so only small kernels here (the conformance suite's --full matrix runs the rest).
+        theirs_exact = run_ort(torch_onnx(spec, weights, "exact", x[:1]), x)
+        np.testing.assert_array_equal(theirs_exact, ours_exact)
