@@ -125,7 +125,8 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
         z = G.cast(g, "output", z, opts.io_dtype)
     # The last node writes z0 directly (no Identity).
     g.nodes[-1].output[0] = "z0"
-    return helper.make_graph(g.nodes, spec.name, [_input_info(spec, opts)], [_output_info(spec, opts)],
+    # ONNX requires a non-empty graph name; "" is a valid spec name.
+    return helper.make_graph(g.nodes, spec.name or "vitstem_stem", [_input_info(spec, opts)], [_output_info(spec, opts)],
                              g.initializers)
 
 
