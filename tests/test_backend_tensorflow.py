@@ -15,21 +15,13 @@ from vitstem.backends.numpy import stem as reference
 from vitstem.errors import InputError, WeightsError
 from vitstem.spec import init_weights, load_spec, preset_names
 from vitstem.spec.position import position_table
+from seeded import images_for
 
 TINY = "vitstem_tiny_test"
 
 
 def tiny(**changes):
     return load_spec(TINY).replace(**changes)
-
-
-def images_for(spec, batch=2, hw=None, seed=0):
-    """Seeded uint8 pixels for a preprocessing spec, else standard-normal float32 in the spec's layout."""
-    rng = np.random.default_rng(seed)
-    shape = spec.input_shape(batch, hw)
-    if spec.input.preprocess is not None:
-        return rng.integers(0, 256, shape, dtype=np.uint8)
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 def tf_forward(spec, weights, images, profile):

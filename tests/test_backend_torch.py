@@ -8,21 +8,13 @@ import pytest
 import vitstem
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.spec import preset_names
+from seeded import images_for
 
 TINY = vitstem.load_spec("vitstem_tiny_test")
 
 
 def tiny(**changes):
     return TINY.replace(**changes)
-
-
-def images_for(spec, batch=2, hw=None, seed=0):
-    """Seeded uint8 pixels for specs that preprocess, standard-normal float32 otherwise."""
-    rng = np.random.default_rng(seed)
-    shape = spec.input_shape(batch, hw)
-    if spec.input.preprocess is not None:
-        return rng.integers(0, 256, shape, dtype=np.uint8)
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 def assert_exact(spec, weights, images, z, expected=None):

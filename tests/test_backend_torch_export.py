@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_backend_torch import TINY, assert_exact, assert_within_bound, images_for
+from seeded import images_for
+from test_backend_torch import TINY, assert_exact, assert_within_bound
 
 import vitstem
 
