@@ -25,6 +25,15 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def _value_info(value) -> tuple:
+    """(name, dtype name, dims) of a graph input or output; a symbolic dim is its name."""
+    import onnx
+
+    t = value.type.tensor_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else None
+    return value.name, dtype, [d.dim_value if d.HasField("dim_value") else d.dim_param for d in t.shape.dim]
+
+
 def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = None, mobile: bool = True) -> dict:
     """A report dict of every check; ExportError with one line naming the first failure."""
     import onnx
@@ -45,7 +54,10 @@ def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = N
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ExportError(f"{path}: onnx checker: {_first_line(exc)}") from None
-    meta = metadata.read(model.metadata_props)
+    except UnicodeDecodeError:  # a name or string in the graph is not valid UTF-8
+        raise ExportError(f"{path}: onnx checker: a name or string in the model is not valid UTF-8 "
+                          "(corrupt file?)") from None
+    meta = metadata.read(model.metadata_props, path)
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise ExportError(f"{path}: metadata lacks {', '.join('vitstem.' + k for k in missing)} (not a vitstem export?)")
@@ -55,12 +67,14 @@ def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = N
                           "(the graph was changed after export)")
     try:
         spec = load_spec(json.loads(meta["spec"]))
-        options = json.loads(meta["export_options"])
     except (ValueError, SpecError) as exc:
         raise ExportError(f"{path}: vitstem.spec does not load: {_first_line(exc)}") from None
     if spec.digest() != meta["spec_digest"] or spec.to_json() != meta["spec"]:
         raise ExportError(f"{path}: vitstem.spec_digest mismatch: stored {meta['spec_digest']}, "
                           f"the stored spec round-trips to {spec.digest()}")
+    options = metadata.parse_options(meta["export_options"], path)
+    metadata.check_io(path, metadata.expected_io(spec, options),
+                      [_value_info(v) for v in model.graph.input], [_value_info(v) for v in model.graph.output])
     report = {"path": str(path), "spec": spec.name, "spec_digest": spec.digest(), "graph_digest": graph,
               "weights_digest": meta["weights_digest"], "vitstem_version": meta["version"],
               "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
