@@ -9,11 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError, InputError, SpecError
+from ..export.metadata import check_io, expected_io, parse_options
 from ..export.metadata import read as read_metadata
 from ..spec.inputs import check_images
 from ..spec.model import Spec, load_spec
 
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+
+
+def _value_info(arg) -> tuple:
+    """(name, dtype name, dims) of an ORT NodeArg, as vitstem.export.metadata.check_io compares them."""
+    return arg.name, _ORT_DTYPES.get(arg.type, arg.type), list(arg.shape)
 
 
 def _not_vitstem(path, what: str) -> ExportError:
@@ -25,18 +32,24 @@ class Stem:
 
     def __init__(self, session, source: str = "model"):
         self.session = session
-        self.metadata = read_metadata(session.get_modelmeta().custom_metadata_map)
+        try:
+            self.metadata = read_metadata(session.get_modelmeta().custom_metadata_map, source)
+            io = [_value_info(a) for a in session.get_inputs()], [_value_info(a) for a in session.get_outputs()]
+        except UnicodeDecodeError:
+            raise ExportError(f"{source}: a name or metadata entry is not valid UTF-8 (corrupt file?)") from None
         for key in ("spec", "spec_digest", "export_options"):
             if key not in self.metadata:
                 raise _not_vitstem(source, f"metadata has no vitstem.{key}")
         try:
             self.spec: Spec = load_spec(json.loads(self.metadata["spec"]))
-            self.options: dict = json.loads(self.metadata["export_options"])
         except (ValueError, SpecError) as exc:
             raise _not_vitstem(source, f"its vitstem metadata does not parse ({exc})") from None
         if self.spec.digest() != self.metadata["spec_digest"]:
             raise ExportError(f"{source}: the stored spec does not match vitstem.spec_digest "
                               f"({self.spec.digest()} != {self.metadata['spec_digest']})")
+        self.options: dict = parse_options(self.metadata["export_options"], source)
+        check_io(source, expected_io(self.spec, self.options), *io)
+        self.source = source
         self.preprocess_in_graph = bool(self.options.get("preprocess_in_graph"))
         self.input_dtype = "uint8" if self.preprocess_in_graph else self.options.get("io_dtype", "float32")
         sizes = self.options.get("sizes")
@@ -72,7 +85,13 @@ class Stem:
 
     def __call__(self, images) -> np.ndarray:
         x = self.check(images)
-        return self.session.run(["z0"], {"images": x})[0]
+        z0 = self.session.run(["z0"], {"images": x})[0]
+        hw = x.shape[1:3] if self.layout == "NHWC" else x.shape[2:4]
+        expected = (x.shape[0], self.spec.num_tokens(hw), self.spec.embed_dim)
+        if z0.shape != expected:  # dynamic dims are checked only here
+            raise ExportError(f"{self.source}: the graph returned z0 of shape {z0.shape}, but the stored spec "
+                              f"implies {expected}; vitstem.spec does not describe this graph")
+        return z0
 
     def __repr__(self) -> str:
         o = self.options
