@@ -85,7 +85,12 @@ class Stem:
 
     def __call__(self, images) -> np.ndarray:
         x = self.check(images)
-        z0 = self.session.run(["z0"], {"images": x})[0]
+        try:
+            z0 = self.session.run(["z0"], {"images": x})[0]
+        except Exception as exc:  # inputs were validated above, so the graph itself is broken (a corrupt file)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"{self.source}: onnxruntime failed running it ({first}); "
+                              "check the file with `vitstem check`") from None
         hw = x.shape[1:3] if self.layout == "NHWC" else x.shape[2:4]
         expected = (x.shape[0], self.spec.num_tokens(hw), self.spec.embed_dim)
         if z0.shape != expected:  # dynamic dims are checked only here
