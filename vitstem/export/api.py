@@ -40,7 +40,7 @@ def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", b
     if opts.precision == "int8":
         from .quantize import check_calibration, quantize_int8, synthetic_images
 
-        dtype, layout = input_dtype(opts), input_layout(spec, opts)
+        dtype, layout = input_dtype(spec, opts), input_layout(spec, opts)
         images = (synthetic_images(spec, opts, layout, dtype) if calibration is None
                   else check_calibration(calibration, dtype, layout, spec))
         model = quantize_int8(model, images)

@@ -21,6 +21,7 @@ from onnx import helper
 from ..spec import Spec
 from . import folding
 from . import graph as G
+from .metadata import graph_input
 from .options import ExportOptions
 
 PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see the README design notes)
@@ -32,12 +33,11 @@ CONV_FOR_NCHW = True
 
 
 def input_layout(spec: Spec, opts: ExportOptions) -> str:
-    """Layout of the graph input: camera frames are NHWC; otherwise the spec's layout."""
-    return "NHWC" if opts.preprocess_in_graph else spec.input.layout
+    return graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)[0]
 
 
-def input_dtype(opts: ExportOptions) -> str:
-    return "uint8" if opts.preprocess_in_graph else opts.io_dtype
+def input_dtype(spec: Spec, opts: ExportOptions) -> str:
+    return graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)[1]
 
 
 def _input_info(spec: Spec, opts: ExportOptions):
@@ -45,7 +45,7 @@ def _input_info(spec: Spec, opts: ExportOptions):
     h, w = opts.fixed_size or ("height", "width")
     c = spec.in_channels
     shape = [batch, c, h, w] if input_layout(spec, opts) == "NCHW" else [batch, h, w, c]
-    return helper.make_tensor_value_info("images", G.ONNX_DTYPES[input_dtype(opts)], shape)
+    return helper.make_tensor_value_info("images", G.ONNX_DTYPES[input_dtype(spec, opts)], shape)
 
 
 def _output_info(spec: Spec, opts: ExportOptions):
@@ -94,7 +94,7 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     g = G.GraphBuilder(opts.opset)
 
     x = "images"
-    if input_dtype(opts) != dtype.name:
+    if input_dtype(spec, opts) != dtype.name:
         x = G.cast(g, "input", x, dtype.name)
     if exact and pre is not None:
         x = G.preprocess(g, x, layout, pre.scale, pre.mean, pre.std, dtype)

@@ -92,6 +92,14 @@ def parse_options(text: str, source) -> dict:
     return options
 
 
+def graph_input(spec, preprocess_in_graph: bool, io_dtype: str) -> tuple[str, str]:
+    """(layout, dtype) of the graph input: camera frames (preprocessing in the graph) are NHWC uint8;
+    otherwise the spec's layout in the io dtype. Shared by the builder, the check and the runtime."""
+    if preprocess_in_graph:
+        return "NHWC", "uint8"
+    return spec.input.layout, io_dtype
+
+
 def expected_io(spec, options: dict) -> tuple[tuple, tuple]:
     """((name, dtype, shape), (name, dtype, shape)) of the graph input and output that `spec` and the
     parsed export options imply; symbolic dims are their names ("batch", "height", "width", "tokens")."""
@@ -99,8 +107,8 @@ def expected_io(spec, options: dict) -> tuple[tuple, tuple]:
     fixed = tuple(options["sizes"][0]) if options["sizes"] is not None and len(options["sizes"]) == 1 else None
     h, w = fixed or ("height", "width")
     c = spec.in_channels
-    nchw = spec.input.layout == "NCHW" and not options["preprocess_in_graph"]  # camera frames are NHWC
-    in_dtype = "uint8" if options["preprocess_in_graph"] else options["io_dtype"]
+    layout, in_dtype = graph_input(spec, options["preprocess_in_graph"], options["io_dtype"])
+    nchw = layout == "NCHW"
     tokens = spec.num_tokens(fixed) if fixed else "tokens"
     return (("images", in_dtype, [batch, c, h, w] if nchw else [batch, h, w, c]),
             ("z0", options["io_dtype"], [batch, tokens, spec.embed_dim]))

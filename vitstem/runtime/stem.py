@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError, InputError, SpecError
-from ..export.metadata import check_io, expected_io, parse_options
+from ..export.metadata import check_io, expected_io, graph_input, parse_options
 from ..export.metadata import read as read_metadata
 from ..spec.inputs import check_images
 from ..spec.model import Spec, load_spec
@@ -51,7 +51,7 @@ class Stem:
         check_io(source, expected_io(self.spec, self.options), *io)
         self.source = source
         self.preprocess_in_graph = bool(self.options.get("preprocess_in_graph"))
-        self.input_dtype = "uint8" if self.preprocess_in_graph else self.options.get("io_dtype", "float32")
+        _, self.input_dtype = graph_input(self.spec, self.preprocess_in_graph, self.options["io_dtype"])
         sizes = self.options.get("sizes")
         self.sizes = None if sizes is None else [tuple(s) for s in sizes]
         self.batch = self.options.get("batch")
