@@ -59,16 +59,19 @@ def resample_rows(rows: torch.Tensor, src: tuple[int, int], grid: tuple[int, int
 
 
 def position_table(spec: Spec, pos_embed: torch.Tensor | None, grid: tuple[int, int], constants,
-                   dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(prefix_rows, patch_rows) for `grid` in `dtype`: float64 arithmetic, rounded once to `dtype`."""
+                   dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The (spec.pos_prefix_rows + gh*gw, D) table for `grid` in `dtype`, in one tensor (the stored
+    table itself when it needs no resampling): float64 arithmetic, rounded once to `dtype`."""
     pe, d = spec.position_embedding, spec.embed_dim
-    prefix = torch.zeros(spec.pos_prefix_rows, d, dtype=dtype, device=device)
+    rows = spec.pos_prefix_rows + grid[0] * grid[1]
     if pe.kind == "none":
-        return prefix, torch.zeros(grid[0] * grid[1], d, dtype=dtype, device=device)
+        return torch.zeros(rows, d, dtype=dtype, device=device)
     if pe.kind == "sincos2d":
-        return prefix, constants[0].to(device=device, dtype=dtype)
+        prefix = torch.zeros(spec.pos_prefix_rows, d, dtype=torch.float64)
+        return torch.cat([prefix, constants[0]]).to(device=device, dtype=dtype)
     table = pos_embed[0]
-    prefix, patches = table[: spec.pos_prefix_rows], table[spec.pos_prefix_rows:]
     if constants:
+        prefix, patches = table[: spec.pos_prefix_rows], table[spec.pos_prefix_rows:]
         patches = resample_rows(patches.to(torch.float64), spec.pos_grid, grid, *constants)
-    return prefix.to(dtype), patches.to(dtype)
+        return torch.cat([prefix.to(dtype), patches.to(dtype)])
+    return table.to(dtype)
