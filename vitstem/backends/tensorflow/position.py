@@ -48,23 +48,28 @@ def resample_patch_rows(spec: Spec, rows: tf.Tensor, grid, in_order: bool) -> tf
     return tf.reshape(tf.einsum("jl,ild->ijd", m_w, along_y), (-1, d))
 
 
-def position_table(spec: Spec, pos_embed, grid, in_order: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
-    """(prefix_rows, patch_rows) float64 for `grid` ((gh, gw) ints or scalar tensors); see vitstem.spec.position.
+def position_table(spec: Spec, pos_embed, grid, in_order: bool = False,
+                   dtype: tf.DType = tf.float64) -> tuple[tf.Tensor, tf.Tensor]:
+    """(prefix_rows, patch_rows) for `grid` ((gh, gw) ints or scalar tensors) in `dtype`; see
+    vitstem.spec.position. Computed in float64 and rounded once to `dtype`; the stored table at its
+    own grid is cast straight to `dtype` (float32 -> float64 -> float32 is the identity, and the
+    round trip cost two passes over the table per call).
 
     With `in_order` (exact) a resampled table has the shared constant's float64 bits.
     """
     pe, d = spec.position_embedding, spec.embed_dim
-    prefix_rows = tf.zeros((spec.pos_prefix_rows, d), tf.float64)
+    prefix_rows = tf.zeros((spec.pos_prefix_rows, d), dtype)
     if pe.kind == "none":
-        return prefix_rows, tf.zeros(tf.stack([grid[0] * grid[1], d]), tf.float64)
+        return prefix_rows, tf.zeros(tf.stack([grid[0] * grid[1], d]), dtype)
     if pe.kind == "sincos2d":
         table = grid_constant(lambda h, w: sincos_2d((h, w), d, convention=pe.sincos_convention,
                                                      temperature=pe.temperature), grid, [None, d])
-        return prefix_rows, table
-    table = tf.cast(pos_embed[0], tf.float64)
-    prefix_rows, patch_rows = table[: spec.pos_prefix_rows], table[spec.pos_prefix_rows :]
+        return prefix_rows, tf.cast(table, dtype)
     static = all(isinstance(g, int) for g in grid)
     if static and tuple(grid) == tuple(spec.pos_grid):
-        return prefix_rows, patch_rows
+        table = tf.cast(pos_embed[0], dtype)
+        return table[: spec.pos_prefix_rows], table[spec.pos_prefix_rows :]
+    table = tf.cast(pos_embed[0], tf.float64)
+    prefix_rows, patch_rows = table[: spec.pos_prefix_rows], table[spec.pos_prefix_rows :]
     # A symbolic grid always goes through the matrices: at the native grid they are exactly the identity.
-    return prefix_rows, resample_patch_rows(spec, patch_rows, grid, in_order)
+    return tf.cast(prefix_rows, dtype), tf.cast(resample_patch_rows(spec, patch_rows, grid, in_order), dtype)

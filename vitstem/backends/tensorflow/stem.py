@@ -1,9 +1,9 @@
 """The stem in TensorFlow, function for function as the NumPy reference (vitstem/backends/numpy/stem.py).
 
-NHWC native: NCHW batches are transposed on entry. Profile "fast" computes in float32, the patch
-projection as one matmul of patches flattened (Ph, Pw, C) with the OIHW kernel transposed to HWIO.
-Profile "exact" is the reference's arithmetic step for step: float64, patches flattened (C, Ph, Pw)
-as the reference's, every sum in the reference's order (`vitstem.spec.exact.sum_in_order`: the
+Layout native: preprocessing and patchify work on the batch in the spec's layout (no transpose on
+entry), and patches are flattened (C, Ph, Pw) as the reference's, so the canonical OIHW kernel is the projection as it is stored (no per-call kernel
+transpose). Profile "fast" computes in float32, the projection as one matmul. Profile "exact" is
+the reference's arithmetic step for step: float64, every sum in the reference's order (`vitstem.spec.exact.sum_in_order`: the
 projection over k = 0..K-1, LayerNorm's means over d = 0..D-1, table resampling over input taps),
 elementwise IEEE ops only, one rounding to float32 at the end: the reference's bits by construction.
 It always runs eagerly, inside a tf.function too (`z0_eagerly`): Grappler would rewrite it.
@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from ...spec import Spec
 from ...spec.exact import sum_in_order
+from ...spec.inputs import image_hw
 from .position import position_table
 
 PROFILES = {"fast": tf.float32, "exact": tf.float64}
@@ -36,50 +37,46 @@ def dims(x: tf.Tensor) -> list:
     return [s if s is not None else dynamic[i] for i, s in enumerate(x.shape)]
 
 
-def to_nhwc(spec: Spec, images: tf.Tensor) -> tf.Tensor:
-    """(B, H, W, C) of a batch in the spec's layout."""
-    return images if spec.input.layout == "NHWC" else tf.transpose(images, (0, 2, 3, 1))
-
-
 def preprocess(spec: Spec, x: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
-    """x = (pixels * scale - mean) / std per channel (last axis), or x unchanged without preprocessing."""
+    """x = (pixels * scale - mean) / std per channel (the layout's channel axis), or x unchanged without preprocessing."""
     x = tf.cast(x, dtype)
     pre = spec.input.preprocess
     if pre is None:
         return x
     np_dtype = dtype.as_numpy_dtype
-    mean = tf.constant(np.asarray(pre.mean, np_dtype))  # rounded as the reference rounds them
-    std = tf.constant(np.asarray(pre.std, np_dtype))
+    shape = (-1, 1, 1) if spec.input.layout == "NCHW" else (-1,)
+    mean = tf.constant(np.asarray(pre.mean, np_dtype).reshape(shape))  # rounded as the reference rounds them
+    std = tf.constant(np.asarray(pre.std, np_dtype).reshape(shape))
     return (x * tf.constant(np_dtype(pre.scale)) - mean) / std
 
 
-def patchify(x: tf.Tensor, patch_size: tuple[int, int], channels_first: bool = False) -> tf.Tensor:
-    """(B, H, W, C) -> (B, N, K): patches in row-major grid order, each flattened (Ph, Pw, C), the
-    order of TF's HWIO conv kernel, or with `channels_first` (C, Ph, Pw), the reference's order."""
-    b, h, w, c = dims(x)
+def patchify(x: tf.Tensor, patch_size: tuple[int, int], layout: str) -> tf.Tensor:
+    """(B, C, H, W) or (B, H, W, C) -> (B, N, K): patches in row-major grid order, each flattened
+    (C, Ph, Pw), the reference's order (the rows of the OIHW kernel reshaped to (D, K))."""
     ph, pw = patch_size
-    x = tf.reshape(x, (b, h // ph, ph, w // pw, pw, c))
-    perm = (0, 1, 3, 5, 2, 4) if channels_first else (0, 1, 3, 2, 4, 5)
-    return tf.reshape(tf.transpose(x, perm), (b, (h // ph) * (w // pw), ph * pw * c))
+    if layout == "NCHW":
+        b, c, h, w = dims(x)
+        x = tf.transpose(tf.reshape(x, (b, c, h // ph, ph, w // pw, pw)), (0, 2, 4, 1, 3, 5))
+    else:
+        b, h, w, c = dims(x)
+        x = tf.transpose(tf.reshape(x, (b, h // ph, ph, w // pw, pw, c)), (0, 1, 3, 5, 2, 4))
+    return tf.reshape(x, (b, (h // ph) * (w // pw), c * ph * pw))
 
 
 def embed_patches(spec: Spec, weights: Mapping[str, tf.Tensor], patches: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """x^i E (+ b), equal to a conv with kernel = stride = P.
 
-    fast: one matmul of (Ph, Pw, C)-flattened patches with the kernel in HWIO. exact: patches
-    flattened (C, Ph, Pw) as the reference's, and the sum over k of x_k * E[k] in order k = 0..K-1.
+    fast: one matmul with the (D, K) kernel as stored, transposed inside the matmul (transposing
+    the 768x768 kernel on every call cost TF ~4 % of a batch-1 ViT-B stem, measured). exact: the
+    sum over k of x_k * E[k] in order k = 0..K-1.
     """
-    weight = tf.cast(weights["patch_embed.weight"], dtype)
+    weight = tf.reshape(tf.cast(weights["patch_embed.weight"], dtype), (spec.embed_dim, spec.patch_dim))  # (D, K)
     if dtype == tf.float64:
-        E = tf.transpose(tf.reshape(weight, (spec.embed_dim, spec.patch_dim)))  # OIHW: row k is the reference's E[k]
         columns = tf.transpose(patches, (2, 0, 1))[..., None]  # (K, B, N, 1): x_k per patch
-        out = sum_in_order(products_in_order(columns, E[:, None, None, :]))
+        out = sum_in_order(products_in_order(columns, tf.transpose(weight)[:, None, None, :]))
     else:
-        # Canonical OIHW (D, C, Ph, Pw) -> HWIO (Ph, Pw, C, D), TF's conv kernel layout: its rows then
-        # follow the (Ph, Pw, C) flattening of NHWC patches, so E is the same map as the reference's.
-        E = tf.reshape(tf.transpose(weight, (2, 3, 1, 0)), (spec.patch_dim, spec.embed_dim))
         b, n, k = dims(patches)
-        out = tf.reshape(tf.matmul(tf.reshape(patches, (-1, k)), E), (b, n, spec.embed_dim))
+        out = tf.reshape(tf.matmul(tf.reshape(patches, (-1, k)), weight, transpose_b=True), (b, n, spec.embed_dim))
     if spec.patch_bias:
         out = out + tf.cast(weights["patch_embed.bias"], dtype)
     return out
@@ -126,12 +123,14 @@ def layer_norm(z: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: float) -> 
 def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str = "fast") -> tf.Tensor:
     """z0 of shape (B, prefix + N, D), float32, from a batch in the spec's layout (checked by the caller)."""
     dtype = check_profile(profile)
-    x = preprocess(spec, to_nhwc(spec, images), dtype)
-    b, h, w, _ = dims(x)
+    x = preprocess(spec, images, dtype)
+    shape = dims(x)
+    b, (h, w) = shape[0], image_hw(spec, shape)
     ph, pw = spec.patch_size
-    patches = embed_patches(spec, weights, patchify(x, spec.patch_size, channels_first=dtype == tf.float64), dtype)
+    patches = embed_patches(spec, weights, patchify(x, spec.patch_size, spec.input.layout), dtype)
     prefix = prefix_tokens(spec, weights, b, dtype)
-    table = position_table(spec, weights.get("pos_embed"), (h // ph, w // pw), in_order=dtype == tf.float64)
+    table = position_table(spec, weights.get("pos_embed"), (h // ph, w // pw), in_order=dtype == tf.float64,
+                           dtype=dtype)
     z = add_position(spec, prefix, patches, table, dtype)
     if spec.pre_norm is not None:
         z = layer_norm(z, tf.cast(weights["norm_pre.weight"], dtype), tf.cast(weights["norm_pre.bias"], dtype),
