@@ -295,6 +295,29 @@ def conv_sum(s: Stem, batch=None):
     return _model(nodes + n2, inits + i2, ["B", s.channels, s.image, s.image], _out_shape(s), "conv_sum")
 
 
+def conv_strip(s: Stem, prefix_rows=1):
+    """Patch rows laid out as one strip, the prefix rows as the Conv's own zero padding.
+
+    (B, C, gh*P, W) -> (B, C, P, gh*W) by swapping the gh and P axes (contiguous W-long rows
+    move); a Conv with kernel = stride = P over that strip yields the N patches in row-major
+    order, and pads=[0, prefix*P, 0, 0] puts `prefix` all-zero patches in front, so neither a Pad
+    nor a Concat of the output is needed: Conv -> NHWC reorder -> one table Add.
+    """
+    g, p, c = s.grid, s.patch, s.channels
+    inits = [_init("W", s.kernel), _init("shape5", np.array([0, c, g, p, s.image], np.int64)),
+             _init("strip", np.array([0, c, p, g * s.image], np.int64)),
+             _init("rows", np.array([0, prefix_rows + s.n, s.dim], np.int64)), _init("table", s.full_table())]
+    nodes = [helper.make_node("Reshape", ["images", "shape5"], ["x5"]),
+             helper.make_node("Transpose", ["x5"], ["x5t"], perm=[0, 1, 3, 2, 4]),
+             helper.make_node("Reshape", ["x5t", "strip"], ["xs"]),
+             helper.make_node("Conv", ["xs", "W"], ["y"], kernel_shape=[p, p], strides=[p, p],
+                              pads=[0, prefix_rows * p, 0, 0]),
+             helper.make_node("Transpose", ["y"], ["yt"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["yt", "rows"], ["y3"]),
+             helper.make_node("Add", ["y3", "table"], ["z0"])]
+    return _model(nodes, inits, ["B", c, s.image, s.image], _out_shape(s), "conv_strip")
+
+
 def variants(s: Stem, batch: int) -> dict:
     """name -> (model, layout of its input) for the hand-built prototypes."""
     return {
@@ -311,12 +334,36 @@ def variants(s: Stem, batch: int) -> dict:
         "conv_cl_pad": (conv_channels_last(s, "pad"), "NCHW"),
         "conv_cl_concat": (conv_channels_last(s, "concat"), "NCHW"),
         "conv_sum": (conv_sum(s), "NCHW"),
+        "conv_strip": (conv_strip(s), "NCHW"),
         "conv_sum_static": (conv_sum(s, batch), "NCHW"),
         "folded_two_step": (folded_two_step(s), "NCHW"),
         "space_to_depth": (space_to_depth(s), "NCHW"),
         "folded_static": (folded_static(s, batch), "NCHW"),
         "folded_static_nhwc": (folded_static(s, batch, "NHWC"), "NHWC"),
     }
+
+
+def lower_bounds(s: Stem) -> dict:
+    """name -> (model, expected z from NCHW images): the projection alone, without the table or the
+    prefix rows, so what every ORT graph of the stem costs at least. `proj_conv_nchw`: the Conv with
+    ORT's multi-threaded NCHWc -> NCHW reorder (not yet token-major); `proj_conv_tokens`: the Conv
+    in token-major (B, N, D), ORT's single-threaded NCHWc -> NHWC reorder included."""
+    conv = helper.make_node("Conv", ["images", "W"], ["y"], kernel_shape=[s.patch] * 2, strides=[s.patch] * 2)
+    nchw = _model([conv], [_init("W", s.kernel)], ["B", s.channels, s.image, s.image],
+                  ["B", s.dim, s.grid, s.grid], "proj_conv_nchw")
+    nchw.graph.output[0].name = "y"
+    tokens = _model([conv, helper.make_node("Transpose", ["y"], ["yt"], perm=[0, 2, 3, 1]),
+                     helper.make_node("Reshape", ["yt", "rows"], ["z0"])],
+                    [_init("W", s.kernel), _init("rows", np.array([0, s.n, s.dim], np.int64))],
+                    ["B", s.channels, s.image, s.image], ["B", s.n, s.dim], "proj_conv_tokens")
+
+    def projection(x):
+        b = x.shape[0]
+        p = x.reshape(b, s.channels, s.grid, s.patch, s.grid, s.patch).transpose(0, 2, 4, 1, 3, 5)
+        return (p.reshape(b, s.n, s.k).astype(np.float64) @ s.e_nchw().astype(np.float64)).astype(np.float32)
+
+    return {"proj_conv_nchw": (nchw, lambda x: projection(x).transpose(0, 2, 1).reshape(x.shape[0], s.dim, s.grid, s.grid)),
+            "proj_conv_tokens": (tokens, projection)}
 
 
 def conv_prototype(spec, weights):
@@ -373,6 +420,7 @@ def run(batches, threads, runs, levels, warmup=5, only=None, wait_quiet_s=0.0) -
         cases = {name: (model, {"images": nchw if layout == "NCHW" else nhwc}, expect)
                  for name, (model, layout) in variants(s, b).items()}
         cases.update(exporter_cases(b, rng))
+        cases.update({name: (model, {"images": nchw}, expected(nchw)) for name, (model, expected) in lower_bounds(s).items()})
         rows = rng.standard_normal((b * s.n, s.k)).astype(np.float32)
         floor = ort_session(bare_matmul_model(b * s.n, s.k, s.dim), threads=threads)
         candidates = {"floor": lambda f=floor: f.run(None, {"x": rows})}

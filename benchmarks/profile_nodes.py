@@ -51,6 +51,7 @@ def main(argv=None) -> int:
     cases = {n: (m, {"images": nchw if lay == "NCHW" else np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))})
              for n, (m, lay) in gv.variants(s, args.batch).items()}
     cases.update({n: (m, feed) for n, (m, feed, _) in gv.exporter_cases(args.batch, rng).items()})
+    cases.update({n: (m, {"images": nchw}) for n, (m, _) in gv.lower_bounds(s).items()})
     for name in args.variants:
         model, feed = cases[name]
         times = node_times(model, feed, args.threads, args.runs)

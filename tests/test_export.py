@@ -76,11 +76,14 @@ def test_vit_b16_graph_is_the_minimal_one():
 
     spec, weights = spec_and_weights("vit_base_patch16_224")
     model = build_onnx(spec, weights)
-    # Conv (ORT folds the channels-last Transpose into its NCHWc reorder), prefix rows, one table Add.
-    assert [n.op_type for n in model.graph.node] == ["Conv", "Transpose", "Reshape", "Pad", "Add"]
-    # Folded: the kernel (preprocessing inside) and the (T, D) table; the rest are 1-D shape constants.
+    # Conv (ORT folds the channels-last Transpose into its NCHWc reorder), one patch-table Add, then
+    # the constant prefix rows broadcast over the batch and concatenated in front.
+    assert [n.op_type for n in model.graph.node] == ["Conv", "Transpose", "Reshape", "Add",
+                                                     "Shape", "Concat", "Expand", "Concat"]
+    # Folded: the kernel (preprocessing inside), the (N, D) patch table (bias inside) and the (1, P, D)
+    # prefix rows (cls + its position row); the rest are 1-D shape constants.
     big = sorted(tuple(i.dims) for i in model.graph.initializer if len(i.dims) > 1)
-    assert big == [(197, 768), (768, 3, 16, 16)]
+    assert big == [(1, 1, 768), (196, 768), (768, 3, 16, 16)]
     nhwc = build_onnx(spec, weights, preprocess_in_graph=True)  # uint8 frames: no channel transpose needed
     assert [n.op_type for n in nhwc.graph.node] == ["Cast", "Reshape", "Transpose", "Reshape", "Pad", "MatMul", "Add"]
     assert model.producer_name == "vitstem" and model.ir_version == 8 and model.opset_import[0].version == DEFAULT_OPSET

@@ -1,6 +1,7 @@
 """Assemble the stem graph from spec, weights and options: the stages of the reference, in order.
 
-    fast, NCHW:  images -> [Cast] -> Conv -> Transpose -> Reshape -> [Pad] -> + table -> [pre_norm] -> [Cast]
+    fast, NCHW:  images -> [Cast] -> Conv -> Transpose -> Reshape -> + patch table -> [Concat prefix rows]
+                 -> [pre_norm] -> [Cast]
     fast, NHWC:  images -> [Cast] -> patchify -> [Pad] -> MatMul -> + table -> [pre_norm] -> [Cast]
     exact:       images -> Cast -> preprocess -> patchify -> Scan (sum over k) -> + b -> [Pad] -> + table
                  -> [pre_norm, means as Scans] -> Cast
@@ -25,10 +26,12 @@ from .metadata import graph_input
 from .options import ExportOptions
 
 PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see the README design notes)
-# NCHW input in fast: Conv -> Transpose(0, 2, 3, 1) -> Reshape. ORT (level all) runs the Conv in its
-# blocked NCHWc layout and folds the Transpose into the reorder it inserts anyway, which measured
-# ~1.08x a bare MatMul for ViT-B/16 against ~1.18x for Reshape -> Transpose -> MatMul
-# (benchmarks/graph_variants.py). exact keeps the MatMul-free Scan: ORT has no float64 Conv.
+# NCHW input in fast: Conv -> Transpose(0, 2, 3, 1) -> Reshape -> Add(patch table) -> Concat(prefix rows).
+# ORT (level all) runs the Conv in its blocked NCHWc layout and folds the Transpose into the reorder
+# it inserts anyway. The prefix rows (tokens + their position rows, constant) are joined last by a
+# Concat, a memcpy, which measured 3-5 % of the floor faster than padding zero rows in front and
+# adding one full table (ORT's Pad copies row by row; benchmarks/graph_variants.py, conv_cl_*).
+# exact keeps the MatMul-free Scan: ORT has no float64 Conv.
 CONV_FOR_NCHW = True
 
 
@@ -54,10 +57,12 @@ def _output_info(spec: Spec, opts: ExportOptions):
     return helper.make_tensor_value_info("z0", G.ONNX_DTYPES[opts.io_dtype], [batch, tokens, spec.embed_dim])
 
 
-def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bias, dtype) -> str:
+def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bias, dtype,
+           with_prefix: bool = True) -> str:
     """The (T, D) table tensor: a constant for one size, selected among constants for a list,
-    computed from the input's grid (Resize, sin-cos or constant rows) for dynamic sizes."""
-    prefix = folding.prefix_rows(spec, weights, dtype)
+    computed from the input's grid (Resize, sin-cos or constant rows) for dynamic sizes.
+    `with_prefix`: the prefix tokens' rows in front (T = P + N); otherwise the patch rows alone."""
+    prefix = folding.prefix_rows(spec, weights, dtype)[: None if with_prefix else 0]
     if not opts.dynamic_size:
         tables = [np.concatenate([prefix, folding.patch_rows(spec, weights, spec.patch_grid(hw), bias).astype(dtype)])
                   for hw in opts.sizes]
@@ -109,13 +114,14 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     if not exact and layout == "NCHW" and CONV_FOR_NCHW:
         z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
                            spec.patch_size)
+        z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype, with_prefix=False))
         if spec.num_prefix_tokens:
-            z = G.pad_prefix(g, z, spec.num_prefix_tokens)
+            z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype))
     else:
         patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size,
                              grid or spec.patch_grid(opts.fixed_size), order)
         z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, PAD_BEFORE_MATMUL, ordered=exact)
-    z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
+        z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
 
     if spec.pre_norm is not None:
         fused = not exact and opts.opset >= 17

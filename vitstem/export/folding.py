@@ -1,9 +1,10 @@
 """The constants of the exported graph, folded at export time in float64 (numpy only).
 
-The graph computes z0 = Pad(patches) @ E' + table (fast) or (patches @ E + b, padded) + table
-(exact). Here E' is the kernel with the preprocessing scale/std folded into its rows, and the
-table holds the position rows plus the folded bias for patch rows, and the prefix tokens plus
-their position rows for prefix rows, so the prefix tokens cost nothing at run time.
+The graph computes z0 = [prefix rows; Conv(images, E') + patch table] (fast, NCHW),
+Pad(patches) @ E' + table (fast, NHWC) or (patches @ E + b, padded) + table (exact). Here E' is the
+kernel with the preprocessing scale/std folded into its rows, the patch rows of the table hold the
+position rows plus the folded bias, and the prefix rows hold the prefix tokens plus their position
+rows, so the prefix tokens cost no arithmetic at run time.
 """
 
 from __future__ import annotations

@@ -128,6 +128,18 @@ def embed(g: GraphBuilder, patches: str, kernel: np.ndarray, bias: np.ndarray | 
     return z
 
 
+def prepend_rows(g: GraphBuilder, z: str, rows: np.ndarray) -> str:
+    """Concat([rows for every image, z], axis=1): the constant prefix rows (tokens + their position
+    rows) in front of the patch rows. The batch size comes from the graph input's first axis."""
+    if g.opset >= 15:  # Shape's start/end arrived in opset 15
+        batch = g.op("prefix", "Shape", ["images"], start=0, end=1)
+    else:
+        batch = g.op("prefix", "Gather", [g.op("prefix", "Shape", ["images"]), g.ints("prefix", "batch_axis", [0])])
+    shape = g.op("prefix", "Concat", [batch, g.ints("prefix", "ones", [1, 1])], axis=0)
+    rows = g.op("prefix", "Expand", [g.const("prefix", "rows", rows[None]), shape])
+    return g.op("prefix", "Concat", [rows, z], axis=1)
+
+
 def add_position(g: GraphBuilder, z: str, table: str) -> str:
     """z + table, the table (T, D) holding prefix tokens + their rows and the patch rows (+ folded bias)."""
     return g.op("position", "Add", [z, table])
