@@ -109,6 +109,25 @@ def test_bad_images_raise_input_errors_naming_the_problem(torch, make, message):
         VitStem(TINY)(make(torch))
 
 
+@pytest.mark.parametrize("profile", ["fast", "exact"])
+def test_one_bad_pixel_is_caught_by_the_check_on_z0(torch, profile):
+    # The module checks finiteness on its output (warm memory) instead of the batch: a single Inf
+    # pixel must still be named, also where the kernel ignores its channel (Inf * 0 is NaN), while
+    # finite pixels whose z0 overflows float32 pass as they did (the result holds the Inf).
+    from vitstem.backends.torch import VitStem
+
+    weights = vitstem.init_weights(TINY, seed=3)
+    weights["patch_embed.weight"][:, 1] = 0.0  # channel 1 does not reach z0 at all
+    stem = VitStem.from_weights(TINY, weights, profile)
+    for channel, value in [(0, float("inf")), (1, float("inf")), (1, float("nan")), (2, -float("inf"))]:
+        images = torch.zeros(2, 3, 12, 16)
+        images[1, channel, 5, 7] = value
+        with pytest.raises(vitstem.InputError, match="1 non-finite values"):
+            stem(images)
+    z = stem(torch.full((1, 3, 12, 16), 3e38))
+    assert not torch.isfinite(z).all()
+
+
 def test_fixed_size_and_layout_are_enforced(torch):
     from vitstem.backends.torch import VitStem
 

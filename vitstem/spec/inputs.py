@@ -13,8 +13,11 @@ def image_hw(spec: Spec, shape: tuple[int, ...]) -> tuple[int, int]:
     return (shape[2], shape[3]) if spec.input.layout == "NCHW" else (shape[1], shape[2])
 
 
-def check_images(spec: Spec, images) -> tuple[np.ndarray, tuple[int, int]]:
-    """The batch as a numpy array and its (H, W); InputError naming what is wrong otherwise."""
+def check_images(spec: Spec, images, finite: bool = True) -> tuple[np.ndarray, tuple[int, int]]:
+    """The batch as a numpy array and its (H, W); InputError naming what is wrong otherwise.
+
+    `finite=False`: every check but the pass over the values (for engines that check their output).
+    """
     try:
         x = np.asarray(images)
     except Exception as exc:  # ragged lists and other non-arrays
@@ -42,6 +45,6 @@ def check_images(spec: Spec, images) -> tuple[np.ndarray, tuple[int, int]]:
     if hw != spec.image_size and not spec.dynamic_image_size:
         raise InputError(f"images have shape {x.shape}: size {hw[0]}x{hw[1]} differs from the spec's "
                          f"{spec.image_size[0]}x{spec.image_size[1]} and dynamic_image_size is false")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
+    if finite and x.dtype.kind == "f" and not np.isfinite(x).all():
         raise InputError(f"images contain {int(x.size - np.count_nonzero(np.isfinite(x)))} non-finite values (NaN or Inf)")
     return x, hw
