@@ -10,6 +10,11 @@ from ...spec import Spec
 from ...spec.inputs import check_images, image_hw
 
 
+def tracing() -> bool:
+    """True while torch.compile or torch.export traces: value checks and in-place forms are eager-only."""
+    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
+
+
 def check_image_tensor(spec: Spec, images, finite: bool = True) -> tuple[int, int]:
     """(H, W) of a batch tensor; InputError (rank, dtype, channels, size, finiteness) as every engine raises.
 
@@ -20,7 +25,7 @@ def check_image_tensor(spec: Spec, images, finite: bool = True) -> tuple[int, in
     """
     if not isinstance(images, torch.Tensor):
         raise InputError(f"images must be a torch.Tensor, got {type(images).__name__}")
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+    if tracing():
         return image_hw(spec, images.shape)
     return check_images(spec, _as_array(images), finite=finite)[1]
 
@@ -33,7 +38,7 @@ def check_output_finite(spec: Spec, images: torch.Tensor, z: torch.Tensor) -> No
     checking the batch first read it cold (measured ~5 % of a batch-1 ViT-B/16 forward). A
     non-finite z0 from finite pixels (float32 overflow) is returned as it is, as before.
     """
-    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+    if tracing():
         return
     if not np.isfinite(_as_array(z)).all():
         check_images(spec, _as_array(images))

@@ -19,17 +19,11 @@ from torch import nn
 from ...spec import Spec, check_weights, init_weights, load_spec, weight_shapes
 from ...spec.exact import sum_in_order
 from ...spec.inputs import check_images
-from .inputs import check_image_tensor, check_output_finite
+from .inputs import check_image_tensor, check_output_finite, tracing
 from .names import TIMM_NAMES
 from .position import grid_constants, position_table
 
 PROFILES = {"fast": torch.float32, "exact": torch.float64}
-
-
-def tracing() -> bool:
-    """Under torch.compile or torch.export: the in-place forms below are eager-only, because a
-    mutation makes functionalization replay every later view (an exact export took 10x longer)."""
-    return torch.compiler.is_compiling() or torch.compiler.is_exporting()
 
 
 def to_nchw(spec: Spec, images: torch.Tensor) -> torch.Tensor:
@@ -50,7 +44,7 @@ def preprocess(spec: Spec, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     scale, mean, std = torch.tensor([pre.scale, *pre.mean, *pre.std], dtype=dtype, device=x.device).split(
         [1, len(pre.mean), len(pre.std)])
     mean, std = mean.reshape(1, -1, 1, 1), std.reshape(1, -1, 1, 1)
-    if tracing():
+    if tracing():  # a mutation makes functionalization replay every later view (an exact export took 10x longer)
         return (x * scale - mean) / std
     return (x * scale).sub_(mean).div_(std)
 
