@@ -318,6 +318,29 @@ def conv_strip(s: Stem, prefix_rows=1):
     return _model(nodes, inits, ["B", c, s.image, s.image], _out_shape(s), "conv_strip")
 
 
+def gather_rows(s: Stem, layout: str = "NHWC"):
+    """Patchify by one Gather (ORT runs it multi-threaded) instead of a Transpose: the image viewed as
+    rows of contiguous pixels (P*C floats from NHWC, P floats from NCHW), gathered into patch order,
+    then MatMul -> Add(patch table) -> Concat(cls row)."""
+    g, p, c = s.grid, s.patch, s.channels
+    if layout == "NHWC":  # row (i*P + pp)*gw + j of the (B, H*gw, P*C) view -> patch (i, j), row pp
+        i, pp, j = np.meshgrid(np.arange(g), np.arange(p), np.arange(g), indexing="ij")
+        index, view, e = ((i * p + pp) * g + j).transpose(0, 2, 1), [0, -1, p * c], s.e_nhwc()
+    else:  # row ((cc*gh + i)*P + pp)*gw + j of the (B, C*H*gw, P) view -> patch (i, j), (cc, pp)
+        cc, i, pp, j = np.meshgrid(np.arange(c), np.arange(g), np.arange(p), np.arange(g), indexing="ij")
+        index, view, e = (((cc * g + i) * p + pp) * g + j).transpose(1, 3, 0, 2), [0, -1, p], s.e_nchw()
+    inits = [_init("view", np.array(view, np.int64)), _init("index", index.reshape(-1).astype(np.int64)),
+             _init("rows", np.array([0, s.n, s.k], np.int64)), _init("E", e), _init("table", s.patch_table())]
+    nodes = [helper.make_node("Reshape", ["images", "view"], ["xv"]),
+             helper.make_node("Gather", ["xv", "index"], ["xg"], axis=1),
+             helper.make_node("Reshape", ["xg", "rows"], ["patches"]),
+             helper.make_node("MatMul", ["patches", "E"], ["xe"]),
+             helper.make_node("Add", ["xe", "table"], ["xt"])]
+    n2, i2 = _prepend_cls(s, "xt", "z0", s.cls_row())
+    shape = ["B", c, s.image, s.image] if layout == "NCHW" else ["B", s.image, s.image, c]
+    return _model(nodes + n2, inits + i2, shape, _out_shape(s), f"gather_{layout.lower()}")
+
+
 def variants(s: Stem, batch: int) -> dict:
     """name -> (model, layout of its input) for the hand-built prototypes."""
     return {
@@ -335,6 +358,8 @@ def variants(s: Stem, batch: int) -> dict:
         "conv_cl_concat": (conv_channels_last(s, "concat"), "NCHW"),
         "conv_sum": (conv_sum(s), "NCHW"),
         "conv_strip": (conv_strip(s), "NCHW"),
+        "gather_nchw": (gather_rows(s, "NCHW"), "NCHW"),
+        "gather_nhwc": (gather_rows(s, "NHWC"), "NHWC"),
         "conv_sum_static": (conv_sum(s, batch), "NCHW"),
         "folded_two_step": (folded_two_step(s), "NCHW"),
         "space_to_depth": (space_to_depth(s), "NCHW"),
