@@ -62,7 +62,7 @@ def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bi
     """The (T, D) table tensor: a constant for one size, selected among constants for a list,
     computed from the input's grid (Resize, sin-cos or constant rows) for dynamic sizes.
     `with_prefix`: the prefix tokens' rows in front (T = P + N); otherwise the patch rows alone."""
-    prefix = folding.prefix_rows(spec, weights, dtype)[: None if with_prefix else 0]
+    prefix = folding.prefix_rows(spec, weights, dtype) if with_prefix else np.zeros((0, spec.embed_dim), dtype)
     if not opts.dynamic_size:
         tables = [np.concatenate([prefix, folding.patch_rows(spec, weights, spec.patch_grid(hw), bias).astype(dtype)])
                   for hw in opts.sizes]

@@ -1,11 +1,12 @@
 """The stem in TensorFlow, function for function as the NumPy reference (vitstem/backends/numpy/stem.py).
 
 Layout native: preprocessing and patchify work on the batch in the spec's layout (no transpose on
-entry), and patches are flattened (C, Ph, Pw) as the reference's, so the canonical OIHW kernel is the projection as it is stored (no per-call kernel
-transpose). Profile "fast" computes in float32, the projection as one matmul. Profile "exact" is
-the reference's arithmetic step for step: float64, every sum in the reference's order (`vitstem.spec.exact.sum_in_order`: the
-projection over k = 0..K-1, LayerNorm's means over d = 0..D-1, table resampling over input taps),
-elementwise IEEE ops only, one rounding to float32 at the end: the reference's bits by construction.
+entry), and patches are flattened (C, Ph, Pw) as the reference's, so the canonical OIHW kernel is
+the projection as it is stored (no per-call kernel transpose). Profile "fast" computes in float32,
+the projection as one matmul. Profile "exact" is the reference's arithmetic step for step: float64,
+every sum in the reference's order (`vitstem.spec.exact.sum_in_order`: the projection over
+k = 0..K-1, LayerNorm's means over d = 0..D-1, table resampling over input taps), elementwise IEEE
+ops only, one rounding to float32 at the end: the reference's bits by construction.
 It always runs eagerly, inside a tf.function too (`z0_eagerly`): Grappler would rewrite it.
 """
 
