@@ -24,6 +24,10 @@ MAX_TENSOR_ELEMENTS = 2**28
 MAX_IMAGE_SIDE = 65536
 F32_TINY, F32_MAX = 1.1754943508222875e-38, 3.4028234663852886e38  # smallest normal, largest finite
 F64_TINY = 2.2250738585072014e-308
+# Fields added after spec v1 shipped, with the value that means "as before". The canonical JSON leaves
+# them out at that value, so the digest (and every golden vector) of a spec that does not use them stays
+# byte-identical to what earlier releases wrote. Paths are keys into `Spec.to_dict()`.
+POST_V1_DEFAULTS: dict[tuple[str, ...], Any] = {}
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,18 @@ class Spec:
         return plain(asdict(self))
 
     def to_json(self) -> str:
-        """Canonical JSON: sorted keys, no whitespace; the digest is taken over these bytes."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
+        """Canonical JSON: sorted keys, no whitespace; the digest is taken over these bytes.
+
+        Post-v1 fields at their "as before" value are left out (see POST_V1_DEFAULTS)."""
+        data = self.to_dict()
+        for path, default in POST_V1_DEFAULTS.items():
+            *parents, leaf = path
+            node = data
+            for key in parents:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict) and leaf in node and node[leaf] == default:
+                del node[leaf]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
     def digest(self) -> str:
         """A stable SHA-256 of the canonical JSON, e.g. 'sha256:3f1c...'."""
