@@ -84,3 +84,27 @@ def test_the_pre_norm_int8_refusal_still_holds():
                    representative=sample_images(spec, 8, spec.image_size, seed=12345))
     exact = forward(spec, weights, images, profile="exact")
     assert np.abs(_litert(flat, images) - exact).max() > INT8_RELATIVE * np.abs(exact).max()
+
+
+def test_vitstem_export_tflite_writes_a_runnable_file_with_its_spec(tmp_path, capsys):
+    import json
+
+    from vitstem.backends.tensorflow.tflite import read_metadata
+    from vitstem.cli import main
+    from vitstem.spec import save_weights
+
+    spec = load_spec("vitstem_tiny_test")
+    weights = init_weights(spec, 2)
+    save_weights(weights, tmp_path / "w.safetensors", spec)
+    out = tmp_path / "stem.tflite"
+    assert main(["export", "vitstem_tiny_test", "--weights", str(tmp_path / "w.safetensors"), "-o", str(out),
+                 "--tflite", "--batch", "2", "--precision", "fp16"]) == 0
+    meta = read_metadata(out.read_bytes())
+    assert json.loads(meta["spec"])["name"] == "vitstem_tiny_test" and meta["spec_digest"] == spec.digest()
+    assert json.loads(meta["export_options"])["precision"] == "fp16"
+    images = sample_images(spec, 2, spec.image_size, seed=1)
+    exact = forward(spec, weights, images, profile="exact")
+    assert np.abs(_litert(out.read_bytes(), images) - exact).max() <= 4e-3 * np.abs(exact).max()
+    assert main(["export", "vitstem_tiny_test", "--weights", str(tmp_path / "w.safetensors"), "-o", str(out),
+                 "--tflite", "--opset", "13"]) == 2
+    assert "--opset applies to ONNX export only" in capsys.readouterr().err
