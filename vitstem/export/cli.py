@@ -26,7 +26,13 @@ def _export(args) -> int:
     path = export_onnx(spec, weights, args.output, opset=args.opset, precision=args.precision, profile=args.profile,
                        batch=args.batch, image_size=image_size, preprocess_in_graph=args.preprocess_in_graph,
                        ort_format=args.ort, io_dtype=args.io_dtype, calibration=calibration)
-    print(f"wrote {path}" + (f" and {path.with_suffix('.ort')}" if args.ort else ""))
+    if args.ort:
+        from .edge import operator_config_path
+
+        ort_path = path.with_suffix(".ort")
+        print(f"wrote {path}, {ort_path} and {operator_config_path(ort_path)}")
+    else:
+        print(f"wrote {path}")
     return 0
 
 
