@@ -132,8 +132,12 @@ class OrtWebEngine(OnnxExportEngine):
         return missing() or super().missing()
 
     def prepare(self, ws, spec, cell, opset):
-        from .engines import _model_opset
+        from .engines import EXACT_EXPORT_MAX_K, _model_opset
 
+        if cell.profile == "exact" and spec.patch_dim > EXACT_EXPORT_MAX_K and not ws.full:
+            raise Unsupported(f"deferred to --full: the exact graph sums the K = {spec.patch_dim} patch terms one by "
+                              "one in float64, which WASM runs at ~6 s per batch of 3 at K = 768 (plus ~9 s to load "
+                              f"each model); K <= {EXACT_EXPORT_MAX_K} runs by default")
         path, resampled, note = self.model(ws, spec, cell, opset)
         dtype = graph_input_dtype(path)
         model = path
