@@ -30,14 +30,14 @@ from ..errors import SpecError, WeightsError
 from ..spec import Spec, read_safetensors, save_weights
 from .assemble import assemble, checked_preprocess, square_side
 from .big_vision import from_big_vision, read_npz
-from .hf import processor_preprocess
+from .hf_checkpoint import hf_checkpoint_facts, hf_dynamic
 from .timm import pretrained_cfg_preprocess
 
 FORMATS = ("timm", "hf", "big_vision")
 AUTO = "auto"
 
 
-def _pair(value) -> tuple[int, int] | None:
+def pair(value) -> tuple[int, int] | None:
     if value is None:
         return None
     if isinstance(value, (int, np.integer)):
@@ -76,7 +76,7 @@ def table_grid(rows: int, prefix: int, patch: tuple[int, int], *, grid=None, ima
                        "fits; give the grid (--grid GH GW) or the image size")
 
 
-def _find_prefix(tensors: Mapping, suffix: str, fmt: str) -> str:
+def find_prefix(tensors: Mapping, suffix: str, fmt: str) -> str:
     hits = [k[: -len(suffix)] for k in tensors if k.endswith(suffix)]
     if len(hits) != 1:
         found = "none" if not hits else ", ".join(h + suffix for h in hits)
@@ -94,37 +94,14 @@ def _read_json(path: Path | None) -> dict:
 
 
 def _timm_facts(tensors: Mapping, config: dict) -> dict:
-    prefix = _find_prefix(tensors, "patch_embed.proj.weight", "timm")
+    prefix = find_prefix(tensors, "patch_embed.proj.weight", "timm")
     if f"{prefix}patch_embed.norm.weight" in tensors or any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
         raise SpecError("this timm model's patch_embed has a norm or a CNN backbone, which the spec cannot express")
     canonical = from_timm_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     cfg = config.get("pretrained_cfg") or {}
     input_size = cfg.get("input_size")
-    return {"weights": canonical, "image_size": _pair(input_size[1:]) if input_size else None, "resample": "timm",
+    return {"weights": canonical, "image_size": pair(input_size[1:]) if input_size else None, "resample": "timm",
             "name": config.get("architecture") or "timm_vit", "preprocess": pretrained_cfg_preprocess(cfg)}
-
-
-HF_MODEL_TYPES = ("vit", "deit")  # embeddings whose forward hf.py documents
-HF_NAMES = {"patch_embeddings.projection.weight": "patch_embed.weight", "patch_embeddings.projection.bias":
-            "patch_embed.bias", "cls_token": "cls_token", "distillation_token": "dist_token",
-            "position_embeddings": "pos_embed"}
-
-
-def _hf_facts(tensors: Mapping, config: dict, processor: dict) -> dict:
-    model_type = config.get("model_type")
-    if model_type is not None and model_type not in HF_MODEL_TYPES:
-        raise SpecError(f"config.json says model_type {model_type!r}; the hf import knows {', '.join(HF_MODEL_TYPES)} "
-                        "(other models' embeddings, e.g. DINOv2's registers and interpolation, differ)")
-    prefix = _find_prefix(tensors, "patch_embeddings.projection.weight", "transformers")
-    unknown = sorted(k for k in tensors if k.startswith(prefix) and k[len(prefix):] not in (*HF_NAMES, "mask_token"))
-    if unknown:
-        raise SpecError(f"the embeddings hold tensors a ViT/DeiT stem does not have: {', '.join(unknown)}")
-    rename = HF_NAMES
-    canonical = {new: tensors[prefix + old] for old, new in rename.items() if prefix + old in tensors}
-    channels = int(canonical["patch_embed.weight"].shape[1])
-    return {"weights": canonical, "image_size": _pair(config.get("image_size")), "resample": "hf_pytorch",
-            "no_embed_class": False, "name": config.get("_name_or_path") or config.get("model_type") or "hf_vit",
-            "preprocess": processor_preprocess(processor or None, channels)}
 
 
 def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, grid=None,
@@ -141,8 +118,8 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
-    image_size = _pair(image_size)
-    grid = _pair(grid)
+    image_size = pair(image_size)
+    grid = pair(grid)
     if fmt == "big_vision":
         given = None if preprocess == AUTO else preprocess
         if grid is not None and image_size is None:
@@ -155,14 +132,15 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     if fmt == "timm":
         facts = _timm_facts(tensors, cfg)
     else:
-        facts = _hf_facts(tensors, cfg, _read_json(path.with_name("preprocessor_config.json")))
-        dynamic_image_size = dynamic_image_size or image_size not in (None, facts["image_size"])
+        facts = hf_checkpoint_facts(tensors, cfg, _read_json(path.with_name("preprocessor_config.json")))
     w = facts["weights"]
     kernel = w["patch_embed.weight"]
     if kernel.ndim != 4:
         raise WeightsError(f"the patch kernel has shape {kernel.shape}; expected OIHW (D, C, Ph, Pw)")
     patch = tuple(int(s) for s in kernel.shape[2:])
     prefix = sum(int(w[k].shape[1]) for k in ("cls_token", "dist_token", "reg_tokens") if k in w)
+    if "family" in facts:
+        dynamic_image_size = hf_dynamic(facts, dynamic_image_size, image_size, patch, "pos_embed" in w)
     image_size = image_size or facts["image_size"]
     pos = w.get("pos_embed")
     covers = True
@@ -179,7 +157,7 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     image_size = image_size or (table[0] * patch[0], table[1] * patch[1])
     if preprocess == AUTO:
         preprocess = facts.get("preprocess")
-    norm = (w["norm_pre.weight"], w["norm_pre.bias"], pre_norm_eps) if "norm_pre.weight" in w else None
+    norm = (w["norm_pre.weight"], w["norm_pre.bias"], pre_norm_eps) if "norm_pre.weight" in w else facts.get("pre_norm")
     return assemble(
         name=name or facts["name"], kernel=kernel, bias=w.get("patch_embed.bias"), image_size=image_size,
         cls=w.get("cls_token"), dist=w.get("dist_token"), reg=w.get("reg_tokens"), pos=pos,
