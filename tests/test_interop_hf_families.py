@@ -126,3 +126,131 @@ def test_family_z0_matches_the_peer(family, hw):
     resampled = not native and spec.position_embedding.kind == "learned"
     assert_agrees(spec, weights, x, peer_z0(model, x, **forward_kwargs), resampled_in_float32=resampled)
     assert_backends_and_onnx(spec, weights, x, resampled)
+
+
+def _same(a, b):
+    (spec_a, w_a), (spec_b, w_b) = a, b
+    assert spec_a.replace(name="x") == spec_b.replace(name="x")
+    assert w_a.keys() == w_b.keys() and all(np.array_equal(w_a[k], w_b[k]) for k in w_a)
+
+
+@pytest.mark.parametrize("family", list(PEERS))
+def test_checkpoint_directory_imports_as_the_model_converts(tmp_path, family):
+    # save_pretrained writes config.json + model.safetensors: what a downloaded model directory holds.
+    model = peer(family)
+    model.save_pretrained(str(tmp_path))
+    _same(import_checkpoint(tmp_path / "model.safetensors", "hf"), from_hf(model))
+
+
+@pytest.mark.parametrize("family", ["Dinov2WithRegisters", "CLIPVision", "SiglipVision", "DINOv3ViT", "Beit"])
+def test_state_dict_back_to_the_family_reproduces_z0(family):
+    import torch
+
+    source = peer(family, seed=0)
+    spec, weights = from_hf(source)
+    target = peer(family, seed=1)
+    state = to_hf_state_dict(spec, weights, family)
+    missing, unexpected = target.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=False)
+    assert not unexpected and not [k for k in missing if "embeddings." in k and "mask_token" not in k]
+    x = images(NATIVE)
+    assert np.array_equal(peer_z0(target, x), peer_z0(source, x))
+
+
+def test_state_dict_back_refuses_what_the_family_lacks():
+    spec, weights = from_hf(peer("Dinov2WithRegisters"))
+    with pytest.raises(vitstem.SpecError, match=r"CLIPVision .* no register tokens, no patch bias, a LayerNorm"):
+        to_hf_state_dict(spec, weights, "CLIPVision")
+    with pytest.raises(vitstem.SpecError, match="unknown transformers family 'Swin'"):
+        to_hf_state_dict(spec, weights, "Swin")
+    weights = dict(weights, pos_embed=weights["pos_embed"] + 1.0)  # the registers now get a position
+    with pytest.raises(vitstem.SpecError, match="no position for the register tokens"):
+        to_hf_state_dict(spec, weights, "Dinov2WithRegisters")
+
+
+def test_wrappers_give_the_bare_models_spec():
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    vision = transformers.CLIPVisionConfig(**TINY, image_size=32, patch_size=8)
+    clip = transformers.CLIPModel(transformers.CLIPConfig(
+        vision_config=vision.to_dict(), text_config=dict(TINY, vocab_size=50))).eval()
+    _same(from_hf(clip), from_hf(clip.vision_model))
+    assert from_hf(clip)[0].pre_norm.eps == vision.layer_norm_eps
+    classifier = transformers.Dinov2ForImageClassification(transformers.Dinov2Config(
+        **TINY, image_size=32, patch_size=8, num_labels=3)).eval()
+    _same(from_hf(classifier), from_hf(classifier.dinov2))
+    siglip = transformers.SiglipForImageClassification(transformers.SiglipConfig(
+        vision_config=dict(TINY, image_size=32, patch_size=8), text_config=dict(TINY, vocab_size=50), num_labels=3))
+    _same(from_hf(siglip), from_hf(siglip.vision_model))
+    # the embeddings module alone: the same stem without the pre-norm that sits beside it
+    alone = from_hf(clip.vision_model.embeddings)[0]
+    assert alone.pre_norm is None and alone.replace(name="x") == from_hf(clip)[0].replace(name="x", pre_norm=None)
+
+
+def test_clip_image_processor_becomes_the_preprocessing():
+    import torch
+    from transformers import CLIPImageProcessor
+
+    processor = CLIPImageProcessor()  # OpenAI CLIP mean/std, rescale 1/255
+    model = peer("CLIPVision")
+    spec, weights = from_hf(model, image_processor=processor)
+    assert spec.input.preprocess.mean == tuple(processor.image_mean)
+    pixels = np.random.default_rng(3).integers(0, 256, spec.input_shape(2), dtype=np.uint8)
+    normalised = processor(images=list(torch.from_numpy(pixels)), do_resize=False, do_center_crop=False,
+                           return_tensors="pt")["pixel_values"].numpy()
+    assert_agrees(spec, weights, pixels, peer_z0(model, normalised))
+
+
+def test_refusals_name_the_missing_feature():
+    import transformers
+
+    siglip2 = transformers.Siglip2VisionModel(transformers.Siglip2VisionConfig(**TINY, patch_size=8, num_patches=16))
+    with pytest.raises(vitstem.SpecError, match=r"Siglip2Vision \(NaFlex\) \(Siglip2VisionModel\) cannot be converted: "
+                                                "it embeds variable-length sequences"):
+        from_hf(siglip2)
+    aimv2 = transformers.Aimv2VisionModel(transformers.Aimv2VisionConfig(**TINY, image_size=32, patch_size=8))
+    with pytest.raises(vitstem.SpecError, match="RMSNorm to the patch embeddings"):
+        from_hf(aimv2)
+    with pytest.raises(vitstem.SpecError, match="ViTMAE with mask_ratio 0.75"):
+        from_hf(peer("ViTMAE", mask_ratio=0.75))
+    with pytest.raises(vitstem.SpecError, match=r"image size 36x36 is not a multiple of the patch 8x8.*remainder"):
+        from_hf(peer("SiglipVision", image_size=36))
+
+
+def test_cli_imports_a_model_directory_with_its_processor(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+    from transformers import CLIPImageProcessor
+
+    model = peer("CLIPVision")
+    processor = CLIPImageProcessor(image_mean=[0.4, 0.5, 0.6], image_std=[0.2, 0.25, 0.3])
+    model.save_pretrained(str(tmp_path / "clip"))
+    processor.save_pretrained(str(tmp_path / "clip"))
+    result = subprocess.run([sys.executable, "-m", "vitstem", "import", str(tmp_path / "clip"), "--format", "hf",
+                             "-o", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    spec = vitstem.load_spec(tmp_path / "out" / "spec.yaml")
+    _same((spec, vitstem.load_weights(tmp_path / "out" / "weights.safetensors", spec)),
+          from_hf(model, image_processor=processor))
+    assert spec.pre_norm.eps == model.config.layer_norm_eps and not spec.patch_bias
+    pixels = np.random.default_rng(4).integers(0, 256, spec.input_shape(2), dtype=np.uint8)
+    normalised = processor(images=list(torch.from_numpy(pixels)), do_resize=False, do_center_crop=False,
+                           return_tensors="pt")["pixel_values"].numpy()
+    weights = vitstem.load_weights(tmp_path / "out" / "weights.safetensors", spec)
+    assert_agrees(spec, weights, pixels, peer_z0(model, normalised))
+    result = subprocess.run([sys.executable, "-m", "vitstem", "import", str(tmp_path), "--format", "hf",
+                             "-o", str(tmp_path / "o2")], capture_output=True, text=True)
+    assert result.returncode == 2 and "has no model.safetensors" in result.stderr
+
+
+@pytest.mark.parametrize("family", ["Dinov2", "SiglipVision"])
+def test_checkpoint_at_another_size_resamples_as_the_family(tmp_path, family):
+    model = peer(family)
+    model.save_pretrained(str(tmp_path))
+    spec, weights = import_checkpoint(tmp_path, "hf", image_size=(24, 40))
+    assert spec.dynamic_image_size and spec.pos_grid == (4, 4)
+    x = images((24, 40))
+    assert_agrees(spec, weights, x, peer_z0(model, x, **PEERS[family][3]), resampled_in_float32=True)

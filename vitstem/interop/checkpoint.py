@@ -110,6 +110,7 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
                       name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, canonical weights) from a timm/transformers .safetensors state dict or a big_vision .npz.
 
+    path: the .safetensors / .npz file, or a model directory holding model.safetensors.
     config: a config.json (default: the one beside the checkpoint, if any); preprocess: "auto"
     (from the configs beside the checkpoint), None, or {scale, mean, std}.
     """
@@ -118,6 +119,8 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
+    if path.is_dir() and fmt != "big_vision":
+        path = _model_file(path)
     image_size = pair(image_size)
     grid = pair(grid)
     if fmt == "big_vision":
@@ -164,6 +167,16 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
         covers_prefix=covers, pos_grid=table if pos is not None else None, pre_norm=norm,
         preprocess=checked_preprocess(preprocess, int(kernel.shape[1])), resample=facts["resample"],
         dynamic_image_size=dynamic_image_size)
+
+
+def _model_file(directory: Path) -> Path:
+    """DIR/model.safetensors of a model directory (as save_pretrained / the Hub lay it out)."""
+    if (directory / "model.safetensors").is_file():
+        return directory / "model.safetensors"
+    if (directory / "model.safetensors.index.json").is_file():
+        raise SpecError(f"{directory} holds a sharded checkpoint (model.safetensors.index.json): pass the shard "
+                        "that holds the embeddings")
+    raise SpecError(f"{directory} has no model.safetensors")
 
 
 def _safetensors(path: Path) -> dict[str, np.ndarray]:

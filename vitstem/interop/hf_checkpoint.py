@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import SpecError
 from ..spec import Spec, check_weights
 from .hf_families import BY_MODEL_TYPE, FAMILIES, REFUSED, REFUSED_MODEL_TYPES, HfFamily
-from .hf_stem import resample_facts
+from .hf_stem import check_divisible, resample_facts
 from .table import stored_table
 
 _NO_STEM_TENSORS = ("mask_token",)  # embeddings tensors z0 never uses
@@ -86,10 +86,12 @@ def hf_checkpoint_facts(tensors: Mapping[str, np.ndarray], config: dict, process
 def hf_dynamic(facts: dict, requested: bool, image_size, patch, has_table: bool) -> bool:
     """dynamic_image_size of an imported checkpoint: asked for, the family's default, or needed by image_size."""
     wanted = requested or image_size not in (None, facts["image_size"])
-    size = image_size or facts["image_size"]
-    if size is None:
+    if image_size is not None:
+        check_divisible(image_size, patch, "the requested image size")
+    native = facts["image_size"] or image_size
+    if native is None:
         return wanted
-    return resample_facts(facts["family"], has_table, True if wanted else None, size, patch, "the checkpoint")
+    return resample_facts(facts["family"], has_table, True if wanted else None, native, patch, "the checkpoint")
 
 
 def to_hf_state_dict(spec: Spec, weights: Mapping[str, np.ndarray], family: str,
