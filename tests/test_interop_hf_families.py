@@ -41,6 +41,11 @@ PEERS = {
     "OwlViTVision": ("OwlViTVisionConfig", "OwlViTVisionModel", {}, {"interpolate_pos_encoding": True}),
     "SiglipVision": ("SiglipVisionConfig", "SiglipVisionModel", {}, {"interpolate_pos_encoding": True}),
     "BlipVision": ("BlipVisionConfig", "BlipVisionModel", {}, {"interpolate_pos_encoding": True}),
+    # copies of CLIP's / OwlViT's / BLIP's embeddings in other models
+    **{name: (f"{name}Config", f"{name}Model", {}, {"interpolate_pos_encoding": True}) for name in (
+        "AltCLIPVision", "ChineseCLIPVision", "GitVision", "Owlv2Vision", "Blip2Vision", "InstructBlipVision",
+        "InstructBlipVideoVision")},
+    "CLIPSegVision": ("CLIPSegVisionConfig", "CLIPSegVisionModel", {}, {}),
 }
 
 

@@ -9,14 +9,14 @@ dict (the same names after the embeddings' key prefix).
 
 Resampling (`interpolate_pos_encoding`, patch rows only, the class row split off first and
 re-joined; the source grid taken as square, sqrt of the row count):
-- every family below except Dinov2WithRegisters: `F.interpolate(size=(h // p, w // p),
+- every family here except Dinov2WithRegisters: `F.interpolate(size=(h // p, w // p),
   mode="bicubic", align_corners=False)`, no antialias: the `hf_pytorch` policy. Dinov2 upcasts
   the table to float32 first (its old `+0.1` scale-factor offset is gone in 5.x); the others
   interpolate in the table's dtype, float32 for float32 models.
 - Dinov2WithRegisters: the same call with `antialias=True`, in float32: exactly timm's call,
   hence the `timm` policy.
 `when` says when the peer resamples: "flag" (the forward's `interpolate_pos_encoding=True`;
-other sizes are refused without it), "always" (whenever the grid differs: Dinov2, BEiT), or
+other sizes are refused without it), "always" (whenever the grid differs: Dinov2, BEiT, CLIPSeg), or
 "any" (no table: every size works).
 """
 
@@ -78,6 +78,32 @@ FAMILIES: tuple[HfFamily, ...] = (
              "patch_embedding", table="position_embedding.weight"),
     HfFamily("BlipVision", ("BlipVisionEmbeddings",), ("blip_vision_model", "blip"), "BlipVisionModel",
              "patch_embedding", cls="class_embedding", table="position_embedding"),
+)
+
+
+def _copy(of: str, family: str, embeddings: str, model_types: tuple[str, ...], peer: str, **changes) -> HfFamily:
+    """A family whose embeddings (and pre-norm) are a copy of another's ("Copied from" in its source)."""
+    from dataclasses import replace
+
+    base = next(f for f in FAMILIES if f.family == of)
+    return replace(base, family=family, embeddings=(embeddings,), model_types=model_types, peer=peer, **changes)
+
+
+FAMILIES += (
+    _copy("CLIPVision", "AltCLIPVision", "AltCLIPVisionEmbeddings", ("altclip_vision_model", "altclip"),
+          "AltCLIPVisionModel"),
+    _copy("CLIPVision", "ChineseCLIPVision", "ChineseCLIPVisionEmbeddings",
+          ("chinese_clip_vision_model", "chinese_clip"), "ChineseCLIPVisionModel"),
+    _copy("CLIPVision", "GitVision", "GitVisionEmbeddings", ("git_vision_model", "git"), "GitVisionModel"),
+    # CLIPSeg's forward defaults to interpolate_pos_encoding=True
+    _copy("CLIPVision", "CLIPSegVision", "CLIPSegVisionEmbeddings", ("clipseg_vision_model", "clipseg"),
+          "CLIPSegVisionModel", when="always"),
+    _copy("OwlViTVision", "Owlv2Vision", "Owlv2VisionEmbeddings", ("owlv2_vision_model", "owlv2"), "Owlv2VisionModel"),
+    _copy("BlipVision", "Blip2Vision", "Blip2VisionEmbeddings", ("blip_2_vision_model", "blip-2"), "Blip2VisionModel"),
+    _copy("BlipVision", "InstructBlipVision", "InstructBlipVisionEmbeddings",
+          ("instructblip_vision_model", "instructblip"), "InstructBlipVisionModel"),
+    _copy("BlipVision", "InstructBlipVideoVision", "InstructBlipVideoVisionEmbeddings",
+          ("instructblipvideo_vision_model", "instructblipvideo"), "InstructBlipVideoVisionModel"),
 )
 
 # Families with a ViT-like stem that the spec cannot express, and the feature that is missing.

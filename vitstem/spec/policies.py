@@ -7,7 +7,7 @@ Each reproduces the peer's own call exactly (see tests/test_policies.py, which r
   no antialias, so a = -0.75 with the border index clamped (edge replicated). In transformers 5.24 every
   vision family with an absolute table makes this same call on the patch rows (size=(H // P, W // P),
   class row split off; DINOv2 in float32, having dropped its old +0.1 scale_factor offset; CLIP, SigLIP,
-  BLIP, OwlViT, MetaCLIP2, BEiT, Data2Vec, ViTMAE, ViTMSN, IJepa in the table's dtype), except
+  BLIP, OwlViT, MetaCLIP2, BEiT, Data2Vec, ViTMAE, ViTMSN, IJepa and the CLIP/BLIP copies in the table's dtype), except
   Dinov2WithRegisters, which adds antialias=True in float32: timm's call, hence the `timm` policy
   (see vitstem/interop/hf_families.py; tests/test_interop_hf_families.py checks each against the peer).
 - hf_tensorflow, transformers 4.x TF ViT: tf.image.resize(bicubic) (TF's ResizeBicubic kernel): Keys
