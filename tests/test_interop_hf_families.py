@@ -259,3 +259,19 @@ def test_checkpoint_at_another_size_resamples_as_the_family(tmp_path, family):
     assert spec.dynamic_image_size and spec.pos_grid == (4, 4)
     x = images((24, 40))
     assert_agrees(spec, weights, x, peer_z0(model, x, **PEERS[family][3]), resampled_in_float32=True)
+
+
+def test_checkpoint_refusals_name_the_problem(tmp_path):
+    import json
+
+    model = peer("SiglipVision")
+    model.save_pretrained(str(tmp_path))
+    (tmp_path / "preprocessor_config.json").write_text(json.dumps({"image_processor_type": "SiglipImageProcessor",
+                                                                   "do_normalize": True}))
+    with pytest.raises(vitstem.SpecError, match="SiglipImageProcessor preprocessor config gives no image_mean"):
+        import_checkpoint(tmp_path, "hf")
+    assert import_checkpoint(tmp_path, "hf", preprocess=None)[0].input.preprocess is None
+    (tmp_path / "model.safetensors").rename(tmp_path / "model-00001-of-00001.safetensors")
+    (tmp_path / "model.safetensors.index.json").write_text("{}")
+    with pytest.raises(vitstem.SpecError, match="sharded checkpoint"):
+        import_checkpoint(tmp_path, "hf")

@@ -135,7 +135,8 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     if fmt == "timm":
         facts = _timm_facts(tensors, cfg)
     else:
-        facts = hf_checkpoint_facts(tensors, cfg, _read_json(path.with_name("preprocessor_config.json")))
+        processor = _read_json(path.with_name("preprocessor_config.json")) if preprocess == AUTO else None
+        facts = hf_checkpoint_facts(tensors, cfg, processor)
     w = facts["weights"]
     kernel = w["patch_embed.weight"]
     if kernel.ndim != 4:

@@ -36,7 +36,8 @@ def processor_preprocess(processor, channels: int) -> dict | None:
     scale = float(get("rescale_factor", 1 / 255)) if get("do_rescale", True) else 1.0
     if get("do_normalize", True):
         kind = get("image_processor_type", None) or get("feature_extractor_type", None)
-        if kind not in (None, *_DEFAULT_PROCESSORS) and (get("image_mean", None) is None or get("image_std", None) is None):
+        missing = get("image_mean", None) is None or get("image_std", None) is None
+        if kind not in (None, *_DEFAULT_PROCESSORS) and missing:
             raise SpecError(f"the {kind} preprocessor config gives no image_mean/image_std, and its defaults are not "
                             "ViT's: pass the preprocessing explicitly (--mean/--std)")
         mean, std = get("image_mean", 0.5), get("image_std", 0.5)
