@@ -38,6 +38,7 @@ PEERS = {
                        {"interpolate_pos_encoding": True}),
     "Data2VecVision-relative": ("Data2VecVisionConfig", "Data2VecVisionModel", {"use_absolute_position_embeddings": False},
                                 {"interpolate_pos_encoding": True}),
+    "DPT": ("DPTConfig", "DPTModel", {"is_hybrid": False}, {}),
     "CLIPVision": ("CLIPVisionConfig", "CLIPVisionModel", {}, {"interpolate_pos_encoding": True}),
     "MetaClip2Vision": ("MetaClip2VisionConfig", "MetaClip2VisionModel", {}, {"interpolate_pos_encoding": True}),
     "OwlViTVision": ("OwlViTVisionConfig", "OwlViTVisionModel", {}, {"interpolate_pos_encoding": True}),
@@ -219,6 +220,9 @@ def test_refusals_name_the_missing_feature():
     aimv2 = transformers.Aimv2VisionModel(transformers.Aimv2VisionConfig(**TINY, image_size=32, patch_size=8))
     with pytest.raises(vitstem.SpecError, match="RMSNorm to the patch embeddings"):
         from_hf(aimv2)
+    hybrid = transformers.DPTModel(transformers.DPTConfig(**TINY, image_size=32, patch_size=8, is_hybrid=True))
+    with pytest.raises(vitstem.SpecError, match=r"DPT \(hybrid\) \(DPTModel\) cannot be converted: .*hybrid stem"):
+        from_hf(hybrid)
     with pytest.raises(vitstem.SpecError, match="ViTMAE with mask_ratio 0.75"):
         from_hf(peer("ViTMAE", mask_ratio=0.75))
     with pytest.raises(vitstem.SpecError, match=r"image size 36x36 is not a multiple of the patch 8x8.*remainder"):

@@ -15,8 +15,9 @@ re-joined; the source grid taken as square, sqrt of the row count):
   interpolate in the table's dtype, float32 for float32 models.
 - Dinov2WithRegisters: the same call with `antialias=True`, in float32: exactly timm's call,
   hence the `timm` policy.
+- DPT: `F.interpolate(mode="bilinear")` (align_corners=False, no antialias) on every forward: `hf_dpt`.
 `when` says when the peer resamples: "flag" (the forward's `interpolate_pos_encoding=True`;
-other sizes are refused without it), "always" (whenever the grid differs: Dinov2, BEiT, CLIPSeg), or
+other sizes are refused without it), "always" (whenever the grid differs: Dinov2, BEiT, CLIPSeg, DPT), or
 "any" (no table: every size works).
 """
 
@@ -65,6 +66,8 @@ FAMILIES: tuple[HfFamily, ...] = (
              table="position_embeddings", when="always"),
     HfFamily("Data2VecVision", ("Data2VecVisionEmbeddings",), ("data2vec-vision",), "Data2VecVisionModel", _PE,
              cls="cls_token", table="position_embeddings", when="always"),
+    HfFamily("DPT", ("DPTViTEmbeddings",), ("dpt",), "DPTModel", _PE, cls="cls_token", table="position_embeddings",
+             resample="hf_dpt", when="always"),
     HfFamily("CLIPVision", ("CLIPVisionEmbeddings",), ("clip_vision_model", "clip"), "CLIPVisionModel",
              "patch_embedding", cls="class_embedding", table="position_embedding.weight", pre_norm="pre_layrnorm",
              flat_cls=True, patch_bias=False),
@@ -113,6 +116,9 @@ REFUSED: dict[str, tuple[str, str, str]] = {  # embeddings class -> (family, pee
         "it embeds variable-length sequences of pre-patchified pixels (a Linear on (num_patches, C*P*P) with "
         "spatial_shapes and a padding mask) and resizes its table to each image's own grid with antialiased "
         "bilinear; the spec has one image grid per batch and a conv patchify"),
+    "DPTViTHybridEmbeddings": (
+        "DPT (hybrid)", "DPTModel", "its patch tokens come from a BiT CNN backbone's feature map (a hybrid stem), "
+        "not from a conv on the pixels"),
     "Aimv2VisionEmbeddings": (
         "Aimv2Vision", "Aimv2VisionModel",
         "it applies an RMSNorm to the patch embeddings before adding the table (a norm after the patch "

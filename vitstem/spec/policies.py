@@ -13,6 +13,8 @@ Each reproduces the peer's own call exactly (see tests/test_policies.py, which r
 - hf_tensorflow, transformers 4.x TF ViT: tf.image.resize(bicubic) (TF's ResizeBicubic kernel): Keys
   a = -0.5, half-pixel centres, out-of-range taps dropped and the rest renormalised, and the
   sub-pixel position rounded to 1/1024 (its coefficient table), hence phase_steps = 1024.
+- hf_dpt, transformers 5.24 DPT `DPTViTEmbeddings._resize_pos_embed`: F.interpolate(mode="bilinear"),
+  align_corners=False, no antialias, on every forward (the patch rows; the class row split off).
 - big_vision `resample_posemb`: scipy.ndimage.zoom(order=1): linear, corner-aligned.
 """
 
@@ -24,5 +26,6 @@ NAMED_POLICIES: dict[str, dict] = {
     "timm": dict(mode="bicubic", cubic_coeff_a=-0.5, antialias=True, coordinates="half_pixel", exclude_outside=True, phase_steps=None),
     "hf_pytorch": dict(mode="bicubic", cubic_coeff_a=-0.75, antialias=False, coordinates="half_pixel", exclude_outside=False, phase_steps=None),
     "hf_tensorflow": dict(mode="bicubic", cubic_coeff_a=-0.5, antialias=False, coordinates="half_pixel", exclude_outside=True, phase_steps=1024),
+    "hf_dpt": dict(mode="bilinear", cubic_coeff_a=-0.75, antialias=False, coordinates="half_pixel", exclude_outside=False, phase_steps=None),
     "big_vision": dict(mode="bilinear", cubic_coeff_a=-0.75, antialias=False, coordinates="align_corners", exclude_outside=False, phase_steps=None),
 }
