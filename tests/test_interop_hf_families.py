@@ -38,6 +38,7 @@ PEERS = {
                        {"interpolate_pos_encoding": True}),
     "Data2VecVision-relative": ("Data2VecVisionConfig", "Data2VecVisionModel", {"use_absolute_position_embeddings": False},
                                 {"interpolate_pos_encoding": True}),
+    "Aimv2Vision": ("Aimv2VisionConfig", "Aimv2VisionModel", {}, {}),  # native size only: it never resamples
     "DPT": ("DPTConfig", "DPTModel", {"is_hybrid": False}, {}),
     "CLIPVision": ("CLIPVisionConfig", "CLIPVisionModel", {}, {"interpolate_pos_encoding": True}),
     "MetaClip2Vision": ("MetaClip2VisionConfig", "MetaClip2VisionModel", {}, {"interpolate_pos_encoding": True}),
@@ -120,7 +121,8 @@ def assert_backends_and_onnx(spec, weights, x, resampled: bool) -> None:
 
 
 CASES = [(family, NATIVE) for family in PEERS] + [  # no table: one other size shows "any size works"
-    (family, hw) for family in PEERS for hw in (OTHER_SIZES[1:] if family.endswith("-relative") else OTHER_SIZES)]
+    (family, hw) for family in PEERS if family != "Aimv2Vision"
+    for hw in (OTHER_SIZES[1:] if family.endswith("-relative") else OTHER_SIZES)]
 
 
 @pytest.mark.parametrize("family,hw", CASES, ids=[f"{f}-{h}x{w}" for f, (h, w) in CASES])
@@ -150,7 +152,8 @@ def test_checkpoint_directory_imports_as_the_model_converts(tmp_path, family):
     _same(import_checkpoint(tmp_path / "model.safetensors", "hf"), from_hf(model))
 
 
-@pytest.mark.parametrize("family", ["Dinov2WithRegisters", "CLIPVision", "SiglipVision", "DINOv3ViT", "Beit"])
+@pytest.mark.parametrize("family", ["Dinov2WithRegisters", "CLIPVision", "SiglipVision", "DINOv3ViT", "Beit",
+                                    "Aimv2Vision"])
 def test_state_dict_back_to_the_family_reproduces_z0(family):
     import torch
 
@@ -217,9 +220,12 @@ def test_refusals_name_the_missing_feature():
     with pytest.raises(vitstem.SpecError, match=r"Siglip2Vision \(NaFlex\) \(Siglip2VisionModel\) cannot be converted: "
                                                 "it embeds variable-length sequences"):
         from_hf(siglip2)
-    aimv2 = transformers.Aimv2VisionModel(transformers.Aimv2VisionConfig(**TINY, image_size=32, patch_size=8))
-    with pytest.raises(vitstem.SpecError, match="RMSNorm to the patch embeddings"):
+    aimv2 = transformers.Aimv2VisionModel(transformers.Aimv2VisionConfig(**TINY, image_size=32, patch_size=8,
+                                                                           is_native=True))
+    with pytest.raises(vitstem.SpecError, match="Aimv2Vision with is_native builds a 2-D sin-cos table per image size"):
         from_hf(aimv2)
+    with pytest.raises(vitstem.SpecError, match="Aimv2Vision adds its table without resampling"):
+        from_hf(peer("Aimv2Vision"), interpolate_pos_encoding=True)
     hybrid = transformers.DPTModel(transformers.DPTConfig(**TINY, image_size=32, patch_size=8, is_hybrid=True))
     with pytest.raises(vitstem.SpecError, match=r"DPT \(hybrid\) \(DPTModel\) cannot be converted: .*hybrid stem"):
         from_hf(hybrid)

@@ -139,6 +139,7 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     else:
         processor = _read_json(path.with_name("preprocessor_config.json")) if preprocess == AUTO else None
         facts = hf_checkpoint_facts(tensors, cfg, processor)
+        patch_norm_eps = facts["patch_norm_eps"]
     w = facts["weights"]
     kernel = w["patch_embed.weight"]
     if kernel.ndim != 4:

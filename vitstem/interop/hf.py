@@ -17,7 +17,7 @@ from ..spec import Spec
 from .assemble import assemble, checked_preprocess, preprocess_doc
 from .checkpoint import pair
 from .hf_families import BY_EMBEDDINGS, FAMILIES, REFUSED, HfFamily
-from .hf_stem import resample_facts
+from .hf_stem import check_native_table, resample_facts
 
 # ViTImageProcessor's defaults; other processors save their mean/std in preprocessor_config.json.
 _DEFAULT_PROCESSORS = ("ViTImageProcessor", "ViTImageProcessorFast", "ViTFeatureExtractor")
@@ -125,6 +125,7 @@ def from_hf(model, *, interpolate_pos_encoding: bool | None = None, image_proces
     if fam.family == "ViTMAE" and float(getattr(config, "mask_ratio", 0.0)) != 0.0:
         raise SpecError(f"ViTMAE with mask_ratio {config.mask_ratio}: random masking drops patch tokens, so z0 is not "
                         "a function of the image; set config.mask_ratio = 0")
+    check_native_table(fam, config, what)
     image_size = pair(getattr(emb, "image_size", None) or _attr(emb, "patch_embeddings.image_size")
                        or getattr(config, "image_size", None))
     if image_size is None:
@@ -137,10 +138,13 @@ def from_hf(model, *, interpolate_pos_encoding: bool | None = None, image_proces
         table = torch.cat([table[:, :1], torch.zeros_like(registers), table[:, 1:]], dim=1)
     norm_module = _attr(parent, fam.pre_norm) if parent is not None else None
     pre_norm = _pre_norm(norm_module, d, f"{type(parent).__name__}.{fam.pre_norm}") if norm_module is not None else None
+    patch_norm = _attr(emb, fam.patch_norm)
+    if patch_norm is not None:  # Aimv2RMSNorm: weight * x * rsqrt(mean(x^2) + eps), no bias
+        patch_norm = ("rms_norm", patch_norm.weight, None, float(patch_norm.variance_epsilon))
     dynamic = resample_facts(fam, table is not None, interpolate_pos_encoding, image_size, (ph, pw), what)
     default_name = getattr(config, "_name_or_path", "") or getattr(config, "model_type", "") or "hf_vit"
     return assemble(
         name=name or default_name, kernel=kernel, bias=conv.bias, image_size=image_size,
         cls=_attr(emb, fam.cls), dist=_attr(emb, fam.dist), reg=registers, pos=table, covers_prefix=True,
-        pre_norm=pre_norm, preprocess=processor_preprocess(image_processor, c), resample=fam.resample,
+        pre_norm=pre_norm, patch_norm=patch_norm, preprocess=processor_preprocess(image_processor, c), resample=fam.resample,
         dynamic_image_size=dynamic)

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import SpecError
 from ..spec import Spec, check_weights
 from .hf_families import BY_MODEL_TYPE, FAMILIES, REFUSED, REFUSED_MODEL_TYPES, HfFamily
-from .hf_stem import check_divisible, resample_facts
+from .hf_stem import check_divisible, check_native_table, resample_facts
 from .table import stored_table
 
 _NO_STEM_TENSORS = ("mask_token",)  # embeddings tensors z0 never uses
@@ -40,7 +40,8 @@ def _family(config: dict) -> HfFamily:
 def _names(fam: HfFamily) -> dict[str, str]:
     """canonical name -> the family's name relative to the embeddings."""
     names = {"patch_embed.weight": f"{fam.kernel}.weight", "patch_embed.bias": f"{fam.kernel}.bias",
-             "cls_token": fam.cls, "dist_token": fam.dist, "reg_tokens": fam.registers, "pos_embed": fam.table}
+             "cls_token": fam.cls, "dist_token": fam.dist, "reg_tokens": fam.registers, "pos_embed": fam.table,
+             "patch_embed.norm.weight": fam.patch_norm and f"{fam.patch_norm}.weight"}
     return {k: v for k, v in names.items() if v is not None}
 
 
@@ -54,6 +55,7 @@ def hf_checkpoint_facts(tensors: Mapping[str, np.ndarray], config: dict, process
     if fam.family == "ViTMAE" and float(vision.get("mask_ratio", 0.0)) != 0.0:
         raise SpecError(f"config.json: ViTMAE with mask_ratio {vision['mask_ratio']}: random masking drops patch "
                         "tokens, so z0 is not a function of the image; set mask_ratio to 0")
+    check_native_table(fam, vision, "config.json")
     prefix = find_prefix(tensors, f"{fam.kernel}.weight", "transformers")
     names = _names(fam)
     unknown = sorted(k for k in tensors if k.startswith(prefix) and k[len(prefix):] not in
@@ -79,6 +81,7 @@ def hf_checkpoint_facts(tensors: Mapping[str, np.ndarray], config: dict, process
     channels = int(canonical["patch_embed.weight"].shape[1])
     return {"weights": canonical, "image_size": pair(vision.get("image_size")), "resample": fam.resample,
             "no_embed_class": False, "family": fam, "pre_norm": pre_norm,
+            "patch_norm_eps": float(vision.get("rms_norm_eps", 1e-5)),
             "name": config.get("_name_or_path") or config.get("model_type") or "hf_vit",
             "preprocess": processor_preprocess(processor or None, channels)}
 
@@ -121,6 +124,9 @@ def to_hf_state_dict(spec: Spec, weights: Mapping[str, np.ndarray], family: str,
         problems.append("no patch bias")
     if (spec.pre_norm is not None) != (fam.pre_norm is not None):
         problems.append(f"a LayerNorm pre-norm ({fam.pre_norm})" if fam.pre_norm else "no pre-norm")
+    if (spec.patch_norm is not None) != (fam.patch_norm is not None) or (
+            spec.patch_norm is not None and spec.patch_norm.kind != "rms_norm"):
+        problems.append("an RMSNorm patch norm" if fam.patch_norm else "no patch norm")
     if fam.table is None and pe.kind != "none":
         problems.append("no position table")
     if spec.input.layout != "NCHW":
@@ -140,7 +146,7 @@ def to_hf_state_dict(spec: Spec, weights: Mapping[str, np.ndarray], family: str,
               "patch_embed.bias": weights.get("patch_embed.bias", np.zeros(d, np.float32)) if fam.patch_bias else None,
               "cls_token": weights.get("cls_token"), "dist_token": weights.get("dist_token"),
               "reg_tokens": weights.get("reg_tokens", np.zeros((1, 0, d), np.float32)) if fam.registers else None,
-              "pos_embed": table}
+              "pos_embed": table, "patch_embed.norm.weight": weights.get("patch_embed.norm.weight")}
     for key, value in values.items():
         if value is None:
             continue

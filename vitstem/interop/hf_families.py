@@ -18,7 +18,7 @@ re-joined; the source grid taken as square, sqrt of the row count):
 - DPT: `F.interpolate(mode="bilinear")` (align_corners=False, no antialias) on every forward: `hf_dpt`.
 `when` says when the peer resamples: "flag" (the forward's `interpolate_pos_encoding=True`;
 other sizes are refused without it), "always" (whenever the grid differs: Dinov2, BEiT, CLIPSeg, DPT), or
-"any" (no table: every size works).
+"any" (no table: every size works) or "never" (AIMv2: only the native size).
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ class HfFamily:
     table: str | None = None         # a (1, T, D) Parameter, or an nn.Embedding's ".weight"
     table_skips_registers: bool = False  # Dinov2WithRegisters: table added before the registers are inserted
     pre_norm: str | None = None      # LayerNorm beside `embeddings` in the module that holds it
+    patch_norm: str | None = None    # an RMSNorm on the projected patch rows (AIMv2), relative to the embeddings
     flat_cls: bool = False           # the class token is stored as (D,) (CLIP's class_embedding)
     patch_bias: bool = True          # the conv has a bias
     resample: str = "hf_pytorch"
-    when: str = "flag"               # flag | always | any
+    when: str = "flag"               # flag | always | any | never
 
 
 _PE = "patch_embeddings.projection"
@@ -66,6 +67,8 @@ FAMILIES: tuple[HfFamily, ...] = (
              table="position_embeddings", when="always"),
     HfFamily("Data2VecVision", ("Data2VecVisionEmbeddings",), ("data2vec-vision",), "Data2VecVisionModel", _PE,
              cls="cls_token", table="position_embeddings", when="always"),
+    HfFamily("Aimv2Vision", ("Aimv2VisionEmbeddings",), ("aimv2_vision_model", "aimv2"), "Aimv2VisionModel",
+             "patch_embed", table="position_embedding.weight", patch_norm="rms_norm", when="never"),
     HfFamily("DPT", ("DPTViTEmbeddings",), ("dpt",), "DPTModel", _PE, cls="cls_token", table="position_embeddings",
              resample="hf_dpt", when="always"),
     HfFamily("CLIPVision", ("CLIPVisionEmbeddings",), ("clip_vision_model", "clip"), "CLIPVisionModel",
@@ -119,13 +122,8 @@ REFUSED: dict[str, tuple[str, str, str]] = {  # embeddings class -> (family, pee
     "DPTViTHybridEmbeddings": (
         "DPT (hybrid)", "DPTModel", "its patch tokens come from a BiT CNN backbone's feature map (a hybrid stem), "
         "not from a conv on the pixels"),
-    "Aimv2VisionEmbeddings": (
-        "Aimv2Vision", "Aimv2VisionModel",
-        "it applies an RMSNorm to the patch embeddings before adding the table (a norm after the patch "
-        "projection), which the spec cannot express"),
 }
-REFUSED_MODEL_TYPES = {"siglip2_vision_model": "Siglip2VisionEmbeddings", "siglip2": "Siglip2VisionEmbeddings",
-                       "aimv2_vision_model": "Aimv2VisionEmbeddings", "aimv2": "Aimv2VisionEmbeddings"}
+REFUSED_MODEL_TYPES = {"siglip2_vision_model": "Siglip2VisionEmbeddings", "siglip2": "Siglip2VisionEmbeddings"}
 
 BY_EMBEDDINGS = {name: fam for fam in FAMILIES for name in fam.embeddings}
 BY_MODEL_TYPE = {t: fam for fam in FAMILIES for t in fam.model_types}

@@ -6,6 +6,15 @@ from ..errors import SpecError
 from .hf_families import HfFamily
 
 
+def check_native_table(fam: HfFamily, config, what: str) -> None:
+    """AIMv2 with is_native builds a sin-cos table per image size in its own column order: not expressed."""
+    native = config.get("is_native") if isinstance(config, dict) else getattr(config, "is_native", False)
+    if fam.family == "Aimv2Vision" and native:
+        raise SpecError(f"{what}: Aimv2Vision with is_native builds a 2-D sin-cos table per image size with its "
+                        "halves rotated ([sin_w|cos_w|sin_h|cos_h]); not checked against the spec's sin-cos "
+                        "conventions, so refused")
+
+
 def check_divisible(image_size: tuple[int, int], patch: tuple[int, int], what: str) -> None:
     """The spec needs image sides that are multiples of the patch; the peers' convs drop the remainder."""
     if image_size[0] % patch[0] or image_size[1] % patch[1]:
@@ -22,6 +31,11 @@ def resample_facts(fam: HfFamily, has_table: bool, interpolate: bool | None, ima
     asked (or has no table), False where its forward needs interpolate_pos_encoding=True.
     """
     check_divisible(image_size, patch, what)
+    if fam.when == "never":
+        if interpolate:
+            raise SpecError(f"{what}: {fam.family} adds its table without resampling it; other image sizes fail "
+                            "in the peer too")
+        return False
     when = fam.when if has_table else "any"
     dynamic = (when != "flag") if interpolate is None else bool(interpolate)
     if dynamic and has_table:
