@@ -58,8 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .native_stderr import native_stderr_silenced
+
     try:
-        return int(args.run(args) or 0)
+        with native_stderr_silenced(getattr(args, "verbose", None) is False):  # commands with --verbose
+            return int(args.run(args) or 0)
     except VitstemError as exc:
         print(f"vitstem: error: {exc}", file=sys.stderr)
         return 2

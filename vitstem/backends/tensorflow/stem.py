@@ -121,9 +121,17 @@ def layer_norm(z: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: float) -> 
     return centred / tf.sqrt(var + tf.constant(eps, z.dtype)) * weight + bias
 
 
-def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str = "fast") -> tf.Tensor:
-    """z0 of shape (B, prefix + N, D), float32, from a batch in the spec's layout (checked by the caller)."""
+def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str = "fast",
+       compute_dtype: tf.DType | None = None) -> tf.Tensor:
+    """z0 of shape (B, prefix + N, D) from a batch in the spec's layout (checked by the caller).
+
+    float32 by default; `compute_dtype` (fast profile only: a Keras mixed-precision policy's
+    float16/bfloat16) computes and returns in that dtype, LayerNorm statistics in float32 as Keras's
+    LayerNormalization does.
+    """
     dtype = check_profile(profile)
+    if compute_dtype is not None and profile == "fast":
+        dtype = tf.as_dtype(compute_dtype)
     x = preprocess(spec, images, dtype)
     shape = dims(x)
     b, (h, w) = shape[0], image_hw(spec, shape)
@@ -134,9 +142,10 @@ def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile:
                            dtype=dtype)
     z = add_position(spec, prefix, patches, table, dtype)
     if spec.pre_norm is not None:
-        z = layer_norm(z, tf.cast(weights["norm_pre.weight"], dtype), tf.cast(weights["norm_pre.bias"], dtype),
-                       spec.pre_norm.eps)
-    return tf.cast(z, tf.float32)
+        norm_dtype = tf.float32 if dtype in (tf.float16, tf.bfloat16) else dtype
+        z = tf.cast(layer_norm(tf.cast(z, norm_dtype), tf.cast(weights["norm_pre.weight"], norm_dtype),
+                               tf.cast(weights["norm_pre.bias"], norm_dtype), spec.pre_norm.eps), dtype)
+    return tf.cast(z, tf.float32 if dtype == tf.float64 else dtype)
 
 
 def z0_eagerly(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str, shape) -> tf.Tensor:
