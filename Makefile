@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vitstem-installed
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench wheel clean
 
 setup: $(STAMP)
 
@@ -26,5 +26,9 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m vitstem bench vit_base_patch16_224 --batch 1 8 --threads 1 2
 
+# dist/vitstem-VERSION-py3-none-any.whl, built with the setuptools already in .venv (nothing downloaded).
+wheel: $(STAMP)
+	$(PY) -m pip wheel --no-deps --no-build-isolation --quiet -w dist .
+
 clean:
-	rm -rf build *.egg-info demo-output
+	rm -rf build dist *.egg-info demo-output

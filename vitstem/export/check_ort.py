@@ -1,4 +1,4 @@
-"""`vitstem check` on an ORT-format file (`.ort`, from `vitstem export --ort`).
+"""`vitstem check` on an ORT-format file (`.ort`, from `vitstem export --ort`), or without onnx installed.
 
 An .ort file is a FlatBuffer for ONNX Runtime Mobile, not an ONNX protobuf: the onnx checker and
 the graph digest cannot read it. What can be checked is what the edge runtime relies on: that

@@ -38,9 +38,6 @@ def _value_info(value) -> tuple:
 
 def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = None, mobile: bool = True) -> dict:
     """A report dict of every check; ExportError with one line naming the first failure."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -48,6 +45,15 @@ def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = N
         raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if is_ort_file(data):
         return check_ort(path, weights=weights, required=REQUIRED)
+    try:
+        import onnx
+        from google.protobuf.message import DecodeError
+    except ImportError:  # an edge install (numpy + onnxruntime): check what the runtime relies on
+        report = check_ort(path, weights=weights, required=REQUIRED)
+        report["format"] = "onnx"
+        report["checker"] = ("onnxruntime loads it (onnx is not installed, so no onnx checker or graph digest: "
+                             "pip install onnx for those)")
+        return report
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as exc:

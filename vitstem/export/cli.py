@@ -51,8 +51,8 @@ def _check(args) -> int:
     if args.json:
         emit(args, report, "")
         return 0
-    if report.get("format") == "ort":
-        print(f"ok: {report['path']} ({report['spec']}, ORT format, opset {report['opset']})")
+    if report["graph_digest"] is None:  # an .ort file, or an edge install without onnx
+        print(f"ok: {report['path']} ({report['spec']}, {report['format'].upper()} format, opset {report['opset']})")
         print(f"  {report['checker']}; spec round-trip: ok ({report['spec_digest']})")
     else:
         print(f"ok: {report['path']} ({report['spec']}, opset {report['opset']}, IR {report['ir_version']})")

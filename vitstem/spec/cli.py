@@ -70,16 +70,16 @@ def load_npy(path: str) -> np.ndarray:
     if head and head != b"\x93NUMPY":
         what = sniff(path)
         hint = ("image files go to `vitstem run MODEL IMAGE...`; " if what and what.endswith("image") else "")
-        raise InputError(f"{path} is {what or 'not a .npy array (no NUMPY header)'}"
-                         f"{', not a .npy array' if what else ''}; {hint}save a batch with np.save('batch.npy', images)")
+        raise InputError(f"{path} is not a readable .npy array: {f'it is {what}' if what else 'no NUMPY header'}; "
+                         f"{hint}save a batch with np.save('batch.npy', images)")
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         if "allow_pickle" in str(exc):
-            raise InputError(f"{path} holds Python objects (an object array), which vitstem never loads; "
-                             "save a numeric array (uint8 or float32)") from None
+            raise InputError(f"{path} is not a readable .npy array: it holds Python objects (an object array, "
+                             "stored as a pickle), which vitstem never loads; save a uint8 or float32 array") from None
         raise InputError(f"{path} is not a readable .npy array: {exc}") from None
 
 

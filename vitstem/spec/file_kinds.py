@@ -42,12 +42,13 @@ def sniff(path: str | os.PathLike) -> str | None:
 
 
 def pickle_hint(path: str | os.PathLike) -> str | None:
-    """For a PyTorch checkpoint (.pth/.bin/... or a torch.save zip): how to turn it into safetensors."""
+    """For a PyTorch checkpoint (.pth/.bin/... or a pickle or torch.save zip): what it is and how to
+    turn it into safetensors, as a clause to follow "not a readable safetensors file: "."""
     path = Path(path)
     head = first_bytes(path)
     if path.suffix.lower() in PICKLE_SUFFIXES or head.startswith(b"\x80") or (
             head.startswith(b"PK\x03\x04") and path.suffix.lower() != ".npz"):
-        return (f"{path} is a PyTorch pickle (torch.save / {path.suffix or 'zip'}), which vitstem never unpickles; "
+        return (f"it looks like a PyTorch checkpoint (torch.save pickle or zip), which vitstem never unpickles; "
                 f"convert it once with torch: {CONVERT.format(path=path)} (take ['model'] or ['state_dict'] first "
                 "if the file wraps the state dict), then `vitstem import model.safetensors --format timm|hf -o DIR`")
     return None

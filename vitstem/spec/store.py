@@ -58,7 +58,7 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
                                  "(vitstem weights are F32)")
         tensors = load(data)
     except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError, RecursionError) as exc:
-        raise WeightsError(pickle_hint(path) or f"{path} is not a readable safetensors file: {exc}") from None
+        raise WeightsError(f"{path} is not a readable safetensors file: {pickle_hint(path) or exc}") from None
     return tensors, dict(metadata)
 
 
