@@ -53,7 +53,8 @@ def register(sub) -> None:
                    help="timm: the model name (e.g. vit_base_patch16_224) when no config.json lies beside a bare "
                         "state dict: preprocessing and image size then come from timm's default config for it "
                         "(needs timm installed; nothing is downloaded)")
-    p.add_argument("--format", required=True, choices=("timm", "hf", "big_vision"))
+    p.add_argument("--format", required=True, choices=("timm", "hf", "big_vision"),
+                   help="whose checkpoint: timm, hf (transformers ViT/DeiT) or big_vision")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write (created if missing)")
     p.add_argument("--image-size", type=int, nargs="+", metavar="N", help="H [W] the model runs at")
     p.add_argument("--grid", type=int, nargs=2, metavar=("GH", "GW"), help="the position table's patch grid")
@@ -67,6 +68,6 @@ def register(sub) -> None:
     p.add_argument("--pre-norm-eps", type=float, default=1e-5, help="eps of timm's norm_pre (default 1e-5)")
     p.add_argument("--dynamic-image-size", action="store_true", help="accept other image sizes at run time")
     p.add_argument("--name", help="the spec's name")
-    p.add_argument("--spec-format", choices=("yaml", "json"), default="yaml")
+    p.add_argument("--spec-format", choices=("yaml", "json"), default="yaml", help="DIR/spec.yaml (default) or spec.json")
     add_json_flag(p)
     p.set_defaults(run=_import)
