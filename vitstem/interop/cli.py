@@ -48,13 +48,13 @@ def register(sub) -> None:
                        "config.json / preprocessor_config.json beside the checkpoint when present, else from timm's "
                        "default config for --arch NAME, else --mean/--std/--image-size. The summary says which.")
     p.add_argument("checkpoint", metavar="CHECKPOINT",
-                   help=".safetensors (timm, hf), a save_pretrained directory (hf), or .npz (big_vision)")
+                   help=".safetensors (timm, hf), a model directory holding model.safetensors, or .npz (big_vision)")
     p.add_argument("--arch", metavar="NAME",
                    help="timm: the model name (e.g. vit_base_patch16_224) when no config.json lies beside a bare "
                         "state dict: preprocessing and image size then come from timm's default config for it "
                         "(needs timm installed; nothing is downloaded)")
     p.add_argument("--format", required=True, choices=("timm", "hf", "big_vision"),
-                   help="whose checkpoint: timm, hf (transformers ViT/DeiT) or big_vision")
+                   help="whose checkpoint: timm, hf (transformers) or big_vision")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write (created if missing)")
     p.add_argument("--image-size", type=int, nargs="+", metavar="N", help="H [W] the model runs at")
     p.add_argument("--grid", type=int, nargs=2, metavar=("GH", "GW"), help="the position table's patch grid")
