@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -n 2
 
 NODE_STAMP := web/node_modules/.vitstem-installed
 
-.PHONY: setup browser demo test bench clean
+.PHONY: setup browser demo test bench wheel clean
 
 setup: $(STAMP) $(NODE_STAMP) browser
 
@@ -39,5 +39,9 @@ test: setup
 bench: $(STAMP)
 	$(PY) -m vitstem bench vit_base_patch16_224 --batch 1 8 --threads 1 2
 
+# dist/vitstem-VERSION-py3-none-any.whl, built with the setuptools already in .venv (nothing downloaded).
+wheel: $(STAMP)
+	$(PY) -m pip wheel --no-deps --no-build-isolation --quiet -w dist .
+
 clean:
-	rm -rf build *.egg-info demo-output web/node_modules
+	rm -rf build dist *.egg-info demo-output web/node_modules

@@ -29,6 +29,12 @@ COMMAND_MODULES = (
 )
 
 
+# Import name -> what to install, for the one-line error when a command's optional dependency is missing.
+OPTIONAL_PACKAGES = {"onnx": "onnx", "onnxruntime": "onnxruntime", "torch": "torch", "tensorflow": "tensorflow-cpu",
+                     "keras": "keras", "timm": "timm", "transformers": "transformers", "keras_hub": "keras-hub",
+                     "PIL": "pillow", "matplotlib": "matplotlib", "onnxscript": "onnxscript"}
+
+
 def checksum(array: np.ndarray) -> str:
     """A short content hash of an array's bytes, for printing."""
     import hashlib
@@ -58,10 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .native_stderr import native_stderr_silenced
+
     try:
-        return int(args.run(args) or 0)
+        with native_stderr_silenced(getattr(args, "verbose", None) is False):  # commands with --verbose
+            return int(args.run(args) or 0)
     except VitstemError as exc:
         print(f"vitstem: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency this command needs (e.g. onnx on an edge install)
+        package = OPTIONAL_PACKAGES.get((exc.name or "").split(".")[0])
+        if package is None:
+            raise
+        print(f"vitstem: error: `vitstem {args.command}` needs {package}, which is not installed here "
+              f"(pip install {package}; see Install in the README)", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave: missing, a directory, too long, read-only, disk full...
         if exc.filename is None:  # not about a file: a bug, keep the traceback

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import importlib
+import os
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..spec import Spec
 
 BACKENDS = ("numpy", "torch", "tensorflow")
 
 
-def forward(spec, weights, images, *, backend: str = "numpy", profile: str = "fast"):
-    """z0 as a NumPy float32 array (B, prefix + N, D), computed by `backend`."""
+def forward(spec: "Spec | Mapping[str, Any] | str | os.PathLike", weights: "Mapping[str, np.ndarray]",
+            images: "np.ndarray", *, backend: str = "numpy", profile: str = "fast") -> "np.ndarray":
+    """z0 as a NumPy float32 array (B, prefix + N, D), computed by `backend`.
+
+    spec: a Spec, a mapping, a YAML/JSON path or a preset name. weights: canonical weights (e.g.
+    `init_weights(spec)` or `load_weights(path, spec)`). images: a batch in the spec's layout, uint8
+    pixels (specs with preprocess) or floats. backend: "numpy" (the reference), "torch" or
+    "tensorflow". profile: "fast" (float32) or "exact" (float64, bit-identical across engines).
+    Raises SpecError, WeightsError or InputError naming what is wrong.
+    """
     from ..spec import load_spec
 
     if backend not in BACKENDS:

@@ -5,8 +5,11 @@ from __future__ import annotations
 def _conform(args) -> int:
     from .runner import run
 
+    from ..process_clock import process_seconds
+
     report = run(args.spec, args.weights, engines=args.engines, profiles=args.profiles, precisions=args.precisions,
                  full=args.full, seed=args.seed, progress=not args.quiet)
+    report.command_seconds = process_seconds()
     print(report.table())
     if args.json:
         print(f"json: {report.write_json(args.json)}")
@@ -38,6 +41,7 @@ def _demo(args) -> int:
 
 
 def register(sub) -> None:
+    from ..native_stderr import add_verbose_flag
     from .engines import ENGINES
     from .matrix import PRECISIONS, PROFILES
 
@@ -46,21 +50,24 @@ def register(sub) -> None:
     conform.add_argument("--weights", help="canonical weights (.safetensors) every engine loads (default: seeded)")
     conform.add_argument("--engines", nargs="+", choices=list(ENGINES), metavar="ENGINE",
                          help=f"engines to run (default: all of {', '.join(ENGINES)})")
-    conform.add_argument("--profiles", nargs="+", choices=PROFILES, default=list(PROFILES))
-    conform.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
+    conform.add_argument("--profiles", nargs="+", choices=PROFILES, default=list(PROFILES),
+                         help="profiles to run (default: all)")
+    conform.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS),
+                         help="precisions to run (default: all; fp16 and int8 on the ONNX engines only)")
     conform.add_argument("--full", action="store_true", help="the release matrix (every combination)")
     conform.add_argument("--json", metavar="OUT", help="write the JSON report here")
     conform.add_argument("--markdown", metavar="OUT", help="write the Markdown report here (plots beside it)")
     conform.add_argument("--seed", type=int, default=0, help="seed of the weights (when not given) and images")
     conform.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_verbose_flag(conform)
     conform.set_defaults(run=_conform)
 
     golden = sub.add_parser("golden", help="write golden vectors (model.onnx + test_data_set_0) in the ONNX test layout")
     golden.add_argument("spec", metavar="SPEC", nargs="?", help="spec file or preset name")
-    golden.add_argument("-o", "--output", required=True, metavar="DIR")
+    golden.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write")
     golden.add_argument("--weights", help="canonical weights (.safetensors) (default: seeded)")
-    golden.add_argument("--seed", type=int, default=0)
-    golden.add_argument("--batch", type=int, default=2)
+    golden.add_argument("--seed", type=int, default=0, help="seed of the weights (when not given) and the images")
+    golden.add_argument("--batch", type=int, default=2, help="images in the test batch (default 2)")
     golden.add_argument("--opset", type=int, default=None, help="default: the exporter's")
     golden.add_argument("--preprocess-in-graph", action="store_true", help="uint8 NHWC frames in (specs with preprocess)")
     golden.add_argument("--suite", action="store_true",
@@ -68,6 +75,7 @@ def register(sub) -> None:
     golden.set_defaults(run=_golden)
 
     demo = sub.add_parser("demo", help="export the default preset, run its conformance matrix, write a report")
-    demo.add_argument("-o", "--output", default="demo-output", metavar="DIR")
+    demo.add_argument("-o", "--output", default="demo-output", metavar="DIR", help="where to write (default demo-output)")
     demo.add_argument("--full", action="store_true", help="the release matrix")
+    add_verbose_flag(demo)
     demo.set_defaults(run=_demo)

@@ -16,6 +16,8 @@ from ..errors import ExportError, SpecError
 from ..spec import load_spec, load_weights
 from ..spec.digest import weights_digest
 from . import metadata
+from .check_ort import check_ort, is_ort_file
+from .options import check_sizes_agree
 
 REQUIRED = ("spec", "spec_digest", "weights_digest", "graph_digest", "export_options", "version")
 
@@ -36,14 +38,22 @@ def _value_info(value) -> tuple:
 
 def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = None, mobile: bool = True) -> dict:
     """A report dict of every check; ExportError with one line naming the first failure."""
-    import onnx
-    from google.protobuf.message import DecodeError
-
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if is_ort_file(data):
+        return check_ort(path, weights=weights, required=REQUIRED)
+    try:
+        import onnx
+        from google.protobuf.message import DecodeError
+    except ImportError:  # an edge install (numpy + onnxruntime): check what the runtime relies on
+        report = check_ort(path, weights=weights, required=REQUIRED)
+        report["format"] = "onnx"
+        report["checker"] = ("onnxruntime loads it (onnx is not installed, so no onnx checker or graph digest: "
+                             "pip install onnx for those)")
+        return report
     try:
         model = onnx.load_model_from_string(data)
     except (DecodeError, ValueError, RuntimeError) as exc:
@@ -73,12 +83,13 @@ def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = N
         raise ExportError(f"{path}: vitstem.spec_digest mismatch: stored {meta['spec_digest']}, "
                           f"the stored spec round-trips to {spec.digest()}")
     options = metadata.parse_options(meta["export_options"], path)
+    check_sizes_agree(spec, options, path)
     metadata.check_io(path, metadata.expected_io(spec, options),
                       [_value_info(v) for v in model.graph.input], [_value_info(v) for v in model.graph.output])
     report = {"path": str(path), "spec": spec.name, "spec_digest": spec.digest(), "graph_digest": graph,
               "weights_digest": meta["weights_digest"], "vitstem_version": meta["version"],
               "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
-              "ir_version": model.ir_version, "options": options, "checker": "ok"}
+              "ir_version": model.ir_version, "options": options, "checker": "ok", "format": "onnx"}
     if weights is not None:
         actual = weights_digest(load_weights(weights, spec))
         if actual != meta["weights_digest"]:

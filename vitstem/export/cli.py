@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-import json
+from ..json_output import add_json_flag, emit
+
+
+def describe_options(options: dict, spec_size=None) -> str:
+    """One line of export options as `vitstem check` shows them (precision, sizes, batch, input)."""
+    if options.get("dynamic_size"):
+        sizes = "dynamic (any multiple of the patch)"
+    else:
+        sizes = ", ".join(f"{h}x{w}" for h, w in options.get("sizes") or [])
+        sizes += " (fixed)" if len(options.get("sizes") or []) == 1 else " (one table per size)"
+    batch = "dynamic" if options.get("batch") is None else str(options["batch"])
+    frames = "uint8 NHWC frames, preprocessing in the graph" if options.get("preprocess_in_graph") \
+        else f"{options.get('io_dtype', 'float32')} images"
+    return (f"precision {options.get('precision')}, profile {options.get('profile')}, image size {sizes}, "
+            f"batch {batch}, input {frames}, opset {options.get('opset')}")
 
 
 def _export(args) -> int:
     if args.tflite:
         from .tflite_cli import export_tflite
 
-        print(f"wrote {export_tflite(args)}")
+        path = export_tflite(args)
+        emit(args, {"files": [str(path)]}, f"wrote {path}")
         return 0
     from ..spec import load_spec, load_weights
     from .api import export_onnx
@@ -17,6 +32,8 @@ def _export(args) -> int:
 
     spec = load_spec(args.spec)
     weights = load_weights(args.weights, spec)
+    if args.dynamic_image_size and not spec.dynamic_image_size:
+        spec = spec.replace(dynamic_image_size=True)
     image_size = args.image_size if args.image_size in ("fixed", "dynamic") else parse_sizes(args.image_size)
     calibration = None
     if args.calibration:
@@ -26,13 +43,15 @@ def _export(args) -> int:
     path = export_onnx(spec, weights, args.output, opset=args.opset, precision=args.precision, profile=args.profile,
                        batch=args.batch, image_size=image_size, preprocess_in_graph=args.preprocess_in_graph,
                        ort_format=args.ort, io_dtype=args.io_dtype, calibration=calibration)
+    files = [str(path)]
     if args.ort:
         from .edge import operator_config_path
 
         ort_path = path.with_suffix(".ort")
-        print(f"wrote {path}, {ort_path} and {operator_config_path(ort_path)}")
-    else:
-        print(f"wrote {path}")
+        files += [str(ort_path), str(operator_config_path(ort_path))]
+    emit(args, {"files": files, "spec": spec.name, "spec_digest": spec.digest(),
+                "dynamic_image_size": spec.dynamic_image_size},
+         f"wrote {', '.join(files[:-1])} and {files[-1]}" if len(files) > 1 else f"wrote {files[0]}")
     return 0
 
 
@@ -41,10 +60,15 @@ def _check(args) -> int:
 
     report = check_onnx(args.model, weights=args.weights, mobile=not args.no_mobile)
     if args.json:
-        print(json.dumps(report, indent=2, sort_keys=True))
+        emit(args, report, "")
         return 0
-    print(f"ok: {report['path']} ({report['spec']}, opset {report['opset']}, IR {report['ir_version']})")
-    print(f"  checker: ok (full_check); graph digest: ok; spec round-trip: ok ({report['spec_digest']})")
+    if report["graph_digest"] is None:  # an .ort file, or an edge install without onnx
+        print(f"ok: {report['path']} ({report['spec']}, {report['format'].upper()} format, opset {report['opset']})")
+        print(f"  {report['checker']}; spec round-trip: ok ({report['spec_digest']})")
+    else:
+        print(f"ok: {report['path']} ({report['spec']}, opset {report['opset']}, IR {report['ir_version']})")
+        print(f"  checker: ok (full_check); graph digest: ok; spec round-trip: ok ({report['spec_digest']})")
+    print(f"  export: {describe_options(report['options'])}")
     print(f"  weights digest: {report['weights_digest']}" + (" (matches --weights)" if "weights" in report else ""))
     if "mobile" in report:
         verdict = ("NNAPI/CoreML may help: compare them with the CPU EP" if report["mobile"]["nnapi_or_coreml_worth_trying"]
@@ -54,17 +78,26 @@ def _check(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("export", help="export the stem as ONNX (no torch or TensorFlow needed)")
+    p = subparsers.add_parser(
+        "export", help="export the stem as ONNX (no torch or TensorFlow needed)",
+        description="Write a self-describing ONNX file (spec, digests and export options in its metadata) computing "
+                    "z0 for SPEC with the canonical weights W. Peer checkpoints go through `vitstem import` first.")
     p.add_argument("spec", help="spec file (YAML/JSON) or preset name")
-    p.add_argument("--weights", required=True, help="canonical weights (.safetensors)")
+    p.add_argument("--weights", required=True, help="canonical weights (.safetensors, from `vitstem init` or `import`)")
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset, 13 to the newest onnx knows (default 18)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="fp32 (default); fp16 weights and compute; int8 static QDQ quantization")
     p.add_argument("--profile", choices=("fast", "exact"), default="fast",
-                   help="exact: float64 inside, z0 bit-identical to the reference")
-    p.add_argument("--batch", default="dynamic", help="'dynamic' or a fixed batch size")
+                   help="fast (default): float32, within the fast error bound; exact: float64 inside, "
+                        "z0 bit-identical to the reference")
+    p.add_argument("--batch", default="dynamic", help="'dynamic' (default) or a fixed batch size")
     p.add_argument("--image-size", default="fixed",
-                   help="'fixed' (the spec's size), 'dynamic', or sizes such as 224,384 or 224x320,256x256")
+                   help="'fixed' (the spec's size, default), 'dynamic', or sizes such as 224,384 or 224x320,256x256; "
+                        "other sizes than the spec's need --dynamic-image-size")
+    p.add_argument("--dynamic-image-size", action="store_true",
+                   help="export the spec with dynamic_image_size: true, so the model (and `vitstem run`) accepts "
+                        "the other sizes of --image-size")
     p.add_argument("--preprocess-in-graph", action="store_true", help="take uint8 NHWC frames; normalise in the graph")
     p.add_argument("--io-dtype", choices=("float32", "float16"), default=None,
                    help="input/output dtype (float16 only with --precision fp16)")
@@ -73,11 +106,16 @@ def register(subparsers) -> None:
     p.add_argument("--tflite", action="store_true",
                    help="write a LiteRT (.tflite) file instead, through the TensorFlow backend (needs tensorflow; "
                         "fixed --batch, one --image-size, fp32/fp16/int8, spec in its metadata)")
+    add_json_flag(p)
     p.set_defaults(run=_export)
 
-    c = subparsers.add_parser("check", help="check an exported model: checker, digests, spec, mobile usability")
-    c.add_argument("model", help="the .onnx file")
+    c = subparsers.add_parser(
+        "check", help="check an exported model: checker, digests, spec, export options, mobile usability",
+        description="Check a file written by `vitstem export` (.onnx, or .ort): the onnx checker, the graph digest "
+                    "(integrity), the stored spec against the graph, the export options, optionally the weights "
+                    "digest (provenance), and onnxruntime's mobile usability verdict. Exit 2 naming the first failure.")
+    c.add_argument("model", help="the .onnx or .ort file")
     c.add_argument("--weights", help="also check the stored weights digest against this .safetensors file")
     c.add_argument("--no-mobile", action="store_true", help="skip onnxruntime's mobile usability analysis")
-    c.add_argument("--json", action="store_true", help="print the full report as JSON")
+    c.add_argument("--json", action="store_true", help="print the full report as one JSON object on stdout")
     c.set_defaults(run=_check)

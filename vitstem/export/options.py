@@ -16,6 +16,8 @@ DEFAULT_OPSET = 18  # LayerNormalization (17) and antialiased Resize (18); ONNX 
 PRECISIONS = ("fp32", "fp16", "int8")
 PROFILES = ("fast", "exact")
 IO_DTYPES = ("float32", "float16")
+DYNAMIC_FIX = ("add --dynamic-image-size to `vitstem export` (or `dynamic_image_size: true` to the spec file; "
+               "Python: spec.replace(dynamic_image_size=True))")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,9 @@ def _sizes(spec: Spec, image_size) -> tuple[tuple[tuple[int, int], ...] | None, 
     if isinstance(image_size, str) and image_size in ("fixed", "dynamic"):
         if image_size == "fixed":
             return (tuple(spec.image_size),), False
+        if not spec.dynamic_image_size:
+            raise ExportError(f"image_size 'dynamic' needs a spec with dynamic_image_size: true (this one runs only "
+                              f"at {spec.image_size[0]}x{spec.image_size[1]}); {DYNAMIC_FIX}")
         return None, True
     if isinstance(image_size, str):
         image_size = parse_sizes(image_size)
@@ -88,9 +93,18 @@ def _sizes(spec: Spec, image_size) -> tuple[tuple[tuple[int, int], ...] | None, 
     if sizes != [tuple(spec.image_size)] and not spec.dynamic_image_size:
         raise ExportError(f"image_size {image_size!r} asks for sizes other than the spec's "
                           f"{spec.image_size[0]}x{spec.image_size[1]}, but the spec has dynamic_image_size: false; "
-                          "set it true (spec.replace(dynamic_image_size=True)) or export a spec whose image_size "
-                          "is the one size you need")
+                          f"{DYNAMIC_FIX}, or export a spec whose image_size is the one size you need")
     return tuple(sizes), False
+
+
+def check_sizes_agree(spec: Spec, options: dict, source) -> None:
+    """ExportError when stored export options promise sizes the stored spec refuses (files written
+    before export refused that)."""
+    sizes = options.get("sizes")
+    if not spec.dynamic_image_size and (options.get("dynamic_size") or (sizes and len(sizes) > 1)):
+        raise ExportError(f"{source}: exported for {'any size' if options.get('dynamic_size') else 'several sizes'} "
+                          "but its spec has dynamic_image_size: false, so the runtime accepts only "
+                          f"{spec.image_size[0]}x{spec.image_size[1]}; re-export: {DYNAMIC_FIX}")
 
 
 def resolve_options(spec: Spec, *, opset=None, precision="fp32", profile="fast", batch="dynamic",

@@ -34,6 +34,7 @@ from .assemble import assemble, checked_preprocess, square_side
 from .big_vision import from_big_vision, read_npz
 from .hf_checkpoint import hf_checkpoint_facts, hf_dynamic
 from .timm import pretrained_cfg_preprocess
+from .timm_names import eval_transform_flags, timm_default_cfg
 
 FORMATS = ("timm", "hf", "big_vision")
 AUTO = "auto"
@@ -95,32 +96,57 @@ def _read_json(path: Path | None) -> dict:
         raise SpecError(f"cannot read {path}: {exc}") from None
 
 
-def _timm_facts(tensors: Mapping, config: dict) -> dict:
+def _timm_facts(tensors: Mapping, config: dict, arch: str | None = None) -> dict:
     prefix = find_prefix(tensors, "patch_embed.proj.weight", "timm")
     if any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
         raise SpecError("this timm model's patch_embed has a CNN backbone, which the spec cannot express")
     canonical = from_timm_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     cfg = config.get("pretrained_cfg") or {}
+    source = "config.json beside the checkpoint (pretrained_cfg)"
+    if not cfg and arch is not None:
+        cfg, source = timm_default_cfg(arch), f"timm's default pretrained_cfg for {arch}"
     input_size = cfg.get("input_size")
+    preprocess = pretrained_cfg_preprocess(cfg)
     return {"weights": canonical, "image_size": pair(input_size[1:]) if input_size else None, "resample": "timm",
-            "name": config.get("architecture") or "timm_vit", "preprocess": pretrained_cfg_preprocess(cfg)}
+            "name": config.get("architecture") or arch or "timm_vit", "preprocess": preprocess,
+            "preprocess_source": source if preprocess is not None else
+            "none: no config.json with pretrained_cfg beside the checkpoint and no --arch, so the spec takes "
+            "normalised floats; pass --arch NAME (the timm model name) or --mean/--std to take pixels",
+            "run_flags": eval_transform_flags(cfg)}
+
+
+def _hf_explained(facts: dict, processor: dict | None) -> dict:
+    """facts plus where the preprocessing came from and the `vitstem run` flags of the processor's resize."""
+    processor = processor or {}
+    flags = None
+    if processor and processor.get("do_resize", True):
+        flags = f"--resize exact --interpolation {'bicubic' if processor.get('resample') == 3 else 'bilinear'}"
+    source = ("preprocessor_config.json beside the checkpoint" if facts.get("preprocess") is not None else
+              "none: no preprocessor_config.json with mean/std beside the checkpoint, so the spec takes normalised "
+              "floats; pass --mean/--std to take pixels")
+    return {**facts, "run_flags": flags, "preprocess_source": source}
 
 
 def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, grid=None,
                       no_embed_class: bool | None = None, config: str | os.PathLike | None = None,
                       preprocess=AUTO, pre_norm_eps: float = 1e-5, dynamic_image_size: bool = False,
-                      name: str | None = None, patch_norm_eps: float = 1e-6) -> tuple[Spec, dict[str, np.ndarray]]:
+                      name: str | None = None, patch_norm_eps: float = 1e-6, arch: str | None = None,
+                      explain: dict | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, canonical weights) from a timm/transformers .safetensors state dict or a big_vision .npz.
 
     path: the .safetensors / .npz file, or a model directory holding model.safetensors.
     config: a config.json (default: the one beside the checkpoint, if any); preprocess: "auto"
-    (from the configs beside the checkpoint), None, or {scale, mean, std}.
+    (from the configs beside the checkpoint, else timm's default config for `arch`), None, or
+    {scale, mean, std}. arch: timm's model name, for a bare timm state dict without config.json.
+    `explain`, if given, receives "preprocess_source" (where the preprocessing came from) and
+    "run_flags" (the `vitstem run` flags reproducing the peer's eval resize/crop, when known).
     """
     if fmt not in FORMATS:
         raise SpecError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
+    explain = {} if explain is None else explain
     if path.is_dir() and fmt != "big_vision":
         path = _model_file(path)
     image_size = pair(image_size)
@@ -129,16 +155,18 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
         given = None if preprocess == AUTO else preprocess
         if grid is not None and image_size is None:
             raise SpecError("big_vision import: give --image-size (the grid alone does not say the patch)")
+        explain["preprocess_source"] = "--mean/--std/--scale" if given is not None else \
+            "none: big_vision checkpoints carry no preprocessing; pass --mean/--std/--scale to take pixels"
         return from_big_vision(read_npz(path) if path.suffix == ".npz" else _safetensors(path),
                                image_size=image_size, preprocess=given, name=name or path.stem)
     tensors = _safetensors(path)
     config_path = Path(config) if config is not None else path.with_name("config.json")
     cfg = _read_json(config_path)
     if fmt == "timm":
-        facts = _timm_facts(tensors, cfg)
+        facts = _timm_facts(tensors, cfg, arch)
     else:
         processor = _read_json(path.with_name("preprocessor_config.json")) if preprocess == AUTO else None
-        facts = hf_checkpoint_facts(tensors, cfg, processor)
+        facts = _hf_explained(hf_checkpoint_facts(tensors, cfg, processor), processor)
         patch_norm_eps = facts["patch_norm_eps"]
     w = facts["weights"]
     kernel = w["patch_embed.weight"]
@@ -162,8 +190,13 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
         if image_size is None and grid is None:
             raise SpecError("the checkpoint has no position table: give --image-size")
     image_size = image_size or (table[0] * patch[0], table[1] * patch[1])
+    explain["run_flags"] = facts.get("run_flags")
     if preprocess == AUTO:
         preprocess = facts.get("preprocess")
+        explain["preprocess_source"] = facts["preprocess_source"]
+    else:
+        explain["preprocess_source"] = "--mean/--std/--scale" if preprocess is not None else \
+            "none (--no-preprocess): the spec takes normalised floats"
     norm, patch_norm = (_norm_facts(w, prefix, eps) for prefix, eps in (("norm_pre", pre_norm_eps),
                                                                        ("patch_embed.norm", patch_norm_eps)))
     norm = norm or facts.get("pre_norm")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..json_output import add_json_flag, emit
+
 
 def _import(args) -> int:
     from .checkpoint import import_checkpoint, write_import
@@ -16,26 +18,43 @@ def _import(args) -> int:
         preprocess = {"scale": args.scale, "mean": args.mean, "std": args.std}
     else:
         preprocess = "auto"
+    explain: dict = {}
     spec, weights = import_checkpoint(
         args.checkpoint, args.format, image_size=args.image_size, grid=args.grid,
         no_embed_class=True if args.no_embed_class else None, config=args.config, preprocess=preprocess,
         pre_norm_eps=args.pre_norm_eps, dynamic_image_size=args.dynamic_image_size, name=args.name,
-        patch_norm_eps=args.patch_norm_eps)
+        patch_norm_eps=args.patch_norm_eps, arch=args.arch, explain=explain)
     spec_path, weights_path = write_import(spec, weights, args.output, args.spec_format)
     gh, gw = spec.pos_grid
-    print(f"wrote {spec_path} and {weights_path}: {spec.name}, image {spec.image_size[0]}x{spec.image_size[1]}, "
-          f"patch {spec.patch_size[0]}x{spec.patch_size[1]}, D={spec.embed_dim}, prefix {list(spec.prefix_tokens)}, "
-          f"position {spec.position_embedding.kind} grid {gh}x{gw} covers_prefix={spec.position_embedding.covers_prefix}")
+    pre = spec.input.preprocess
+    chosen = "none" if pre is None else f"pixels x {pre.scale:.6g}, mean {list(pre.mean)}, std {list(pre.std)}"
+    text = [f"wrote {spec_path} and {weights_path}: {spec.name}, image {spec.image_size[0]}x{spec.image_size[1]}, "
+            f"patch {spec.patch_size[0]}x{spec.patch_size[1]}, D={spec.embed_dim}, prefix {list(spec.prefix_tokens)}, "
+            f"position {spec.position_embedding.kind} grid {gh}x{gw} covers_prefix={spec.position_embedding.covers_prefix}",
+            f"preprocess: {chosen} (from {explain['preprocess_source']})" if pre is not None
+            else f"preprocess: {explain['preprocess_source']}"]
+    if explain.get("run_flags"):
+        text.append(f"images: the peer's eval resize/crop is `vitstem run MODEL IMAGE... {explain['run_flags']}`")
+    emit(args, {"spec_path": str(spec_path), "weights_path": str(weights_path), "spec": spec.to_dict(),
+                "spec_digest": spec.digest(), "preprocess_source": explain["preprocess_source"],
+                "run_flags": explain.get("run_flags")}, "\n".join(text))
     return 0
 
 
 def register(sub) -> None:
     p = sub.add_parser("import", help="convert a timm/transformers safetensors or big_vision npz checkpoint",
                        description="Write DIR/spec.yaml and DIR/weights.safetensors from a peer checkpoint. "
-                       "Architecture facts come from the tensor shapes, plus config.json / "
-                       "preprocessor_config.json beside the checkpoint when present.")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help=".safetensors (timm, hf), a model directory holding model.safetensors, or .npz (big_vision)")
-    p.add_argument("--format", required=True, choices=("timm", "hf", "big_vision"))
+                       "Architecture facts come from the tensor shapes; preprocessing and image size from "
+                       "config.json / preprocessor_config.json beside the checkpoint when present, else from timm's "
+                       "default config for --arch NAME, else --mean/--std/--image-size. The summary says which.")
+    p.add_argument("checkpoint", metavar="CHECKPOINT",
+                   help=".safetensors (timm, hf), a model directory holding model.safetensors, or .npz (big_vision)")
+    p.add_argument("--arch", metavar="NAME",
+                   help="timm: the model name (e.g. vit_base_patch16_224) when no config.json lies beside a bare "
+                        "state dict: preprocessing and image size then come from timm's default config for it "
+                        "(needs timm installed; nothing is downloaded)")
+    p.add_argument("--format", required=True, choices=("timm", "hf", "big_vision"),
+                   help="whose checkpoint: timm, hf (transformers) or big_vision")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write (created if missing)")
     p.add_argument("--image-size", type=int, nargs="+", metavar="N", help="H [W] the model runs at")
     p.add_argument("--grid", type=int, nargs=2, metavar=("GH", "GW"), help="the position table's patch grid")
@@ -51,5 +70,6 @@ def register(sub) -> None:
                    help="eps of timm's patch_embed.norm (default 1e-6); with a bias it is a LayerNorm, else an RmsNorm")
     p.add_argument("--dynamic-image-size", action="store_true", help="accept other image sizes at run time")
     p.add_argument("--name", help="the spec's name")
-    p.add_argument("--spec-format", choices=("yaml", "json"), default="yaml")
+    p.add_argument("--spec-format", choices=("yaml", "json"), default="yaml", help="DIR/spec.yaml (default) or spec.json")
+    add_json_flag(p)
     p.set_defaults(run=_import)

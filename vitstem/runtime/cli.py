@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ..json_output import add_json_flag, emit
 
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
-def read_image(path: str, stem) -> np.ndarray:
-    """(H, W, C) uint8 pixels of an image file, which must already be one of the model's sizes."""
+def read_image(path: str, stem, fit: dict | None = None) -> np.ndarray:
+    """(H, W, C) uint8 pixels of an image file, resized/cropped to the model's size as `fit` asks
+    (vitstem.runtime.resize.fit_image keywords); without `fit` it must already be the model's size."""
     try:
         from PIL import Image
     except ImportError:
@@ -24,13 +26,23 @@ def read_image(path: str, stem) -> np.ndarray:
         raise InputError(f"{path}: image files have 1, 3 or 4 channels; the model takes {spec.in_channels}")
     try:
         with Image.open(path) as image:
-            pixels = np.asarray(image.convert(mode), dtype=np.uint8)
+            image = image.convert(mode)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: not a readable image ({exc})") from None
+    model_hw = tuple(stem.sizes[0]) if stem.sizes else tuple(spec.image_size)
+    if fit and (fit.get("resize", "none") != "none" or fit.get("crop", "none") != "none"):
+        from .resize import fit_image
+
+        image = fit_image(image, model_hw, **fit)
+    elif (image.height, image.width) != model_hw and not (stem.sizes is None or (image.height, image.width) in stem.sizes):
+        raise InputError(f"{path}: the image is {image.height}x{image.width}, the model takes {model_hw[0]}x{model_hw[1]}; "
+                         "pass --resize shortest-edge --crop center (timm's eval transform; see `vitstem import`'s "
+                         "summary for the model's own flags) or --resize exact (transformers' ViTImageProcessor)")
+    pixels = np.asarray(image, dtype=np.uint8)
     return pixels.reshape(pixels.shape[0], pixels.shape[1], spec.in_channels)
 
 
-def read_inputs(paths: list[str], stem) -> np.ndarray:
+def read_inputs(paths: list[str], stem, fit: dict | None = None) -> np.ndarray:
     """One batch from .npy batches (concatenated) or image files (stacked, in the model's layout)."""
     from ..spec.cli import load_npy
 
@@ -42,7 +54,7 @@ def read_inputs(paths: list[str], stem) -> np.ndarray:
             raise InputError(f"the .npy batches do not concatenate: {exc}") from None
     if any(p.lower().endswith(".npy") for p in paths):
         raise InputError("pass either .npy batches or image files, not both")
-    frames = [read_image(p, stem) for p in paths]
+    frames = [read_image(p, stem, fit) for p in paths]
     sizes = {f.shape[:2] for f in frames}
     if len(sizes) > 1:
         raise InputError(f"the images have different sizes {sorted(sizes)}; one batch needs one size")
@@ -55,21 +67,41 @@ def _run(args) -> int:
     from . import load
 
     stem = load(args.model, threads=args.threads, providers=args.providers)
-    z0 = stem(read_inputs(args.inputs, stem))
+    fit = {"resize": args.resize, "crop": args.crop, "crop_pct": args.crop_pct, "interpolation": args.interpolation}
+    z0 = stem(read_inputs(args.inputs, stem, fit))
     path = save_npy(z0, args.output)
-    print(f"wrote {path}: z0 {z0.shape} {z0.dtype}")
+    emit(args, {"output": str(path), "shape": list(z0.shape), "dtype": str(z0.dtype), "spec": stem.spec.name,
+                "inputs": list(args.inputs)}, f"wrote {path}: z0 {z0.shape} {z0.dtype}")
     return 0
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("run", help="run an exported model with onnxruntime only (the edge runtime)")
+    from .resize import CROP_MODES, INTERPOLATIONS, RESIZE_MODES
+
+    p = subparsers.add_parser(
+        "run", help="run an exported model with onnxruntime only (the edge runtime)",
+        description="Compute z0 with the edge runtime (numpy + onnxruntime) for .npy batches in the model's input "
+                    "format, or for image files (Pillow), which are resized/cropped to the model's size only when "
+                    "--resize/--crop say so. The spec and export options come from the model file.")
     p.add_argument("model", help="the .onnx (or .ort) file")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy batch(es) or image files at the model's size")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help=".npy batch(es), or image files (at the model's size unless --resize/--crop)")
     p.add_argument("-o", "--output", required=True, help="where to write z0 (.npy)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     p.add_argument("--providers", nargs="+", default=None, metavar="PROVIDER",
                    help="execution providers in priority order (default CPUExecutionProvider); "
                         "one this onnxruntime build lacks is an error, not a silent CPU fallback")
+    p.add_argument("--resize", choices=RESIZE_MODES, default="none",
+                   help="image files: none (default: must be the model's size); shortest-edge: the short side to "
+                        "size / crop-pct, keeping the aspect ratio (timm's eval transform); exact: stretch to "
+                        "size / crop-pct (transformers' ViTImageProcessor)")
+    p.add_argument("--crop", choices=CROP_MODES, default="none",
+                   help="image files: center-crop to the model's size after resizing (timm)")
+    p.add_argument("--crop-pct", type=float, default=1.0,
+                   help="resize to the model's size / this before the crop (timm's pretrained_cfg crop_pct, e.g. 0.9)")
+    p.add_argument("--interpolation", choices=INTERPOLATIONS, default="bicubic",
+                   help="Pillow resampling for --resize: bicubic (default; timm ViTs) or bilinear (HF ViT)")
+    add_json_flag(p)
     p.set_defaults(run=_run)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..json_output import add_json_flag, emit
+from ..native_stderr import add_verbose_flag
 
 
 def _spec_list(args) -> int:
@@ -32,9 +34,11 @@ def _spec_show(args) -> int:
 def _spec_validate(args) -> int:
     from .model import load_spec
 
+    results = []
     for source in args.specs:
         spec = load_spec(source)
-        print(f"ok: {source} ({spec.name}, {spec.digest()})")
+        results.append({"source": source, "name": spec.name, "digest": spec.digest()})
+    emit(args, {"ok": results}, "\n".join(f"ok: {r['source']} ({r['name']}, {r['digest']})" for r in results))
     return 0
 
 
@@ -52,17 +56,30 @@ def _init(args) -> int:
 
     spec = load_spec(args.spec)
     path = save_weights(init_weights(spec, seed=args.seed), args.output, spec)
-    print(f"wrote {path} ({spec.name}, seed {args.seed})")
+    emit(args, {"output": str(path), "spec": spec.name, "spec_digest": spec.digest(), "seed": args.seed},
+         f"wrote {path} ({spec.name}, seed {args.seed})")
     return 0
 
 
 def load_npy(path: str) -> np.ndarray:
-    """An array from a .npy file, never unpickling; InputError if it is not one."""
+    """An array from a .npy file, never unpickling; InputError if it is not one (an image file, a
+    pickle, an object array: each named as what it is)."""
+    from .file_kinds import first_bytes, sniff
+
+    head = first_bytes(path, 6)
+    if head and head != b"\x93NUMPY":
+        what = sniff(path)
+        hint = ("image files go to `vitstem run MODEL IMAGE...`; " if what and what.endswith("image") else "")
+        raise InputError(f"{path} is not a readable .npy array: {f'it is {what}' if what else 'no NUMPY header'}; "
+                         f"{hint}save a batch with np.save('batch.npy', images)")
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
+        if "allow_pickle" in str(exc):
+            raise InputError(f"{path} is not a readable .npy array: it holds Python objects (an object array, "
+                             "stored as a pickle), which vitstem never loads; save a uint8 or float32 array") from None
         raise InputError(f"{path} is not a readable .npy array: {exc}") from None
 
 
@@ -85,7 +102,9 @@ def _forward(args) -> int:
     weights = load_weights(args.weights, spec)
     z0 = forward(spec, weights, load_npy(args.input), backend=args.backend, profile=args.profile)
     save_npy(z0, args.output)
-    print(f"z0 {tuple(z0.shape)} float32 sha256:{checksum(z0)} -> {args.output}")
+    emit(args, {"output": str(args.output), "shape": list(z0.shape), "dtype": str(z0.dtype), "sha256": checksum(z0),
+                "backend": args.backend, "profile": args.profile},
+         f"z0 {tuple(z0.shape)} float32 sha256:{checksum(z0)} -> {args.output}")
     return 0
 
 
@@ -94,24 +113,34 @@ def register(sub) -> None:
     spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="ACTION")
     spec_sub.add_parser("list", help="list the presets").set_defaults(run=_spec_list)
     show = spec_sub.add_parser("show", help="print a spec (file or preset) with every field explicit")
-    show.add_argument("spec")
+    show.add_argument("spec", metavar="SPEC", help="spec file or preset name")
     show.set_defaults(run=_spec_show)
     validate = spec_sub.add_parser("validate", help="validate spec files or presets")
-    validate.add_argument("specs", nargs="+", metavar="SPEC")
+    validate.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or preset names")
+    add_json_flag(validate)
     validate.set_defaults(run=_spec_validate)
     spec_sub.add_parser("schema", help="print the spec's JSON Schema").set_defaults(run=_spec_schema)
 
-    init = sub.add_parser("init", help="write seeded canonical weights for a spec")
+    init = sub.add_parser("init", help="write seeded canonical weights for a spec",
+                          description="Write deterministic, framework-free canonical weights for SPEC as "
+                                      "safetensors (the same bytes on every machine for a seed).")
     init.add_argument("spec", metavar="SPEC", help="spec file or preset name")
     init.add_argument("-o", "--output", required=True, help="weights.safetensors to write")
-    init.add_argument("--seed", type=int, default=0)
+    init.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
+    add_json_flag(init)
     init.set_defaults(run=_init)
 
-    fwd = sub.add_parser("forward", help="compute z0 for a .npy batch")
+    fwd = sub.add_parser("forward", help="compute z0 for a .npy batch",
+                         description="Compute z0 for a .npy batch (the spec's layout; uint8 pixels or floats) with "
+                                     "one backend, and write it as .npy. Image files go to `vitstem run`.")
     fwd.add_argument("spec", metavar="SPEC", help="spec file or preset name")
     fwd.add_argument("input", metavar="INPUT.npy", help="a batch in the spec's layout")
-    fwd.add_argument("--weights", required=True, help="canonical weights (.safetensors)")
+    fwd.add_argument("--weights", required=True, help="canonical weights (.safetensors; peer checkpoints: `vitstem import`)")
     fwd.add_argument("-o", "--output", required=True, help="z0.npy to write")
-    fwd.add_argument("--backend", default="numpy", choices=("numpy", "torch", "tensorflow"))
-    fwd.add_argument("--profile", default="fast", choices=("fast", "exact"))
+    fwd.add_argument("--backend", default="numpy", choices=("numpy", "torch", "tensorflow"),
+                     help="numpy (default, the reference), torch or tensorflow")
+    fwd.add_argument("--profile", default="fast", choices=("fast", "exact"),
+                     help="fast (default): float32; exact: float64, bit-identical to the reference")
+    add_json_flag(fwd)
+    add_verbose_flag(fwd)
     fwd.set_defaults(run=_forward)

@@ -39,6 +39,8 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     from safetensors import SafetensorError
     from safetensors.numpy import load
 
+    from .file_kinds import pickle_hint
+
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -56,14 +58,21 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
                                  "(vitstem weights are F32)")
         tensors = load(data)
     except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError, RecursionError) as exc:
-        raise WeightsError(f"{path} is not a readable safetensors file: {exc}") from None
+        raise WeightsError(f"{path} is not a readable safetensors file: {pickle_hint(path) or exc}") from None
     return tensors, dict(metadata)
 
 
-def load_weights(path: str | os.PathLike, spec: Spec) -> dict[str, np.ndarray]:
-    """Canonical weights from a safetensors file, checked against `spec` (every problem at once)."""
+def load_weights(path: str | os.PathLike, spec: "Spec | str | os.PathLike") -> dict[str, np.ndarray]:
+    """Canonical weights from a safetensors file, checked against `spec` (a Spec, preset name or spec
+    file; every problem at once). A whole timm/transformers checkpoint gets one line naming the
+    `vitstem import` command that converts it."""
+    from .file_kinds import peer_checkpoint_message
+    from .model import load_spec
+
+    spec = load_spec(spec)
     tensors, _ = read_safetensors(path)
     try:
         return check_weights(tensors, spec)
     except WeightsError as exc:
-        raise WeightsError(f"{path}: {exc}") from None
+        message = peer_checkpoint_message(path, tensors)
+        raise WeightsError(message or f"{path}: {exc}") from None

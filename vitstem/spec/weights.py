@@ -22,14 +22,15 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import WeightsError
-from .model import Norm, Spec
+from .model import Norm, Spec, load_spec
 
 DTYPE = np.float32
 NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")  # initialised around 1, as the peers do
 
 
-def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every weight the spec needs, in canonical order."""
+def weight_shapes(spec: "Spec | str") -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every weight the spec (a Spec, preset name or spec file) needs, in canonical order."""
+    spec = load_spec(spec)
     d = spec.embed_dim
     shapes: dict[str, tuple[int, ...]] = {"patch_embed.weight": (d, spec.in_channels, *spec.patch_size)}
     if spec.patch_bias:
@@ -65,8 +66,10 @@ def _stream(seed: int, name: str, count: int) -> np.ndarray:
     return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-52 - 1.0
 
 
-def init_weights(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
-    """Deterministic, framework-free weights for `spec` (uniform with std 1/sqrt(K) for the kernel, 0.02 elsewhere)."""
+def init_weights(spec: "Spec | str", seed: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic, framework-free weights for `spec` (a Spec, preset name or spec file): uniform with
+    std 1/sqrt(K) for the kernel, 0.02 elsewhere."""
+    spec = load_spec(spec)
     weights = {}
     for name, shape in weight_shapes(spec).items():
         count = int(np.prod(shape))

@@ -62,14 +62,15 @@ class VitStemLayer(keras.layers.Layer):
         return {name: np.array(variable.numpy(), np.float32) for name, variable in self.stem_variables.items()}
 
     def call(self, images):
+        compute = self.compute_dtype if self.compute_dtype in ("float16", "bfloat16") else None  # mixed precision
         if tf.executing_eagerly():
             check_images(self.spec, images)
-            return stem.z0(self.spec, self.stem_variables, images, self.profile)
+            return stem.z0(self.spec, self.stem_variables, images, self.profile, compute)
         images = check_graph_images(self.spec, images)
         if self.profile == "exact":
             return stem.z0_eagerly(self.spec, self.stem_variables, images, self.profile,
                                    self.compute_output_shape(tuple(images.shape)))
-        return stem.z0(self.spec, self.stem_variables, images, self.profile)
+        return stem.z0(self.spec, self.stem_variables, images, self.profile, compute)
 
     def compute_output_shape(self, input_shape):
         h, w = image_hw(self.spec, tuple(input_shape))

@@ -128,18 +128,31 @@ def rms_norm(z: tf.Tensor, weight: tf.Tensor, eps: float) -> tf.Tensor:
 
 
 def normalize(norm, weights: Mapping[str, tf.Tensor], prefix: str, z: tf.Tensor) -> tf.Tensor:
-    """The spec's `norm` (a Norm, or None: z unchanged) with the weights PREFIX.weight [, PREFIX.bias]."""
+    """The spec's `norm` (a Norm, or None: z unchanged) with the weights PREFIX.weight [, PREFIX.bias].
+
+    float16/bfloat16 rows (a Keras mixed-precision policy) are normalised in float32 and cast back,
+    as Keras's own normalization layers do."""
     if norm is None:
         return z
+    if z.dtype in (tf.float16, tf.bfloat16):
+        return tf.cast(normalize(norm, weights, prefix, tf.cast(z, tf.float32)), z.dtype)
     weight = tf.cast(weights[f"{prefix}.weight"], z.dtype)
     if norm.kind == "rms_norm":
         return rms_norm(z, weight, norm.eps)
     return layer_norm(z, weight, tf.cast(weights[f"{prefix}.bias"], z.dtype), norm.eps)
 
 
-def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str = "fast") -> tf.Tensor:
-    """z0 of shape (B, prefix + N, D), float32, from a batch in the spec's layout (checked by the caller)."""
+def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str = "fast",
+       compute_dtype: tf.DType | None = None) -> tf.Tensor:
+    """z0 of shape (B, prefix + N, D) from a batch in the spec's layout (checked by the caller).
+
+    float32 by default; `compute_dtype` (fast profile only: a Keras mixed-precision policy's
+    float16/bfloat16) computes and returns in that dtype, norm statistics in float32 as Keras's
+    normalization layers do.
+    """
     dtype = check_profile(profile)
+    if compute_dtype is not None and profile == "fast":
+        dtype = tf.as_dtype(compute_dtype)
     x = preprocess(spec, images, dtype)
     shape = dims(x)
     b, (h, w) = shape[0], image_hw(spec, shape)
@@ -151,7 +164,7 @@ def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile:
                            dtype=dtype)
     z = add_position(spec, prefix, patches, table, dtype)
     z = normalize(spec.pre_norm, weights, "norm_pre", z)
-    return tf.cast(z, tf.float32)
+    return tf.cast(z, tf.float32 if dtype == tf.float64 else dtype)
 
 
 def z0_eagerly(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str, shape) -> tf.Tensor:

@@ -61,8 +61,8 @@ def embed_patches(spec: Spec, proj: nn.Conv2d, x: torch.Tensor, dtype: torch.dty
     """(B, N, D) = x^i E (+ b): a conv with kernel = stride = P in float32; in float64 the sum over
     k of x_k * E[k] in order k = 0..K-1 (as the reference; ONNX Runtime also has no float64 Conv)."""
     bias = None if proj.bias is None else proj.bias.to(dtype)
-    if dtype == torch.float32:
-        return F.conv2d(x, proj.weight, bias, stride=spec.patch_size).flatten(2).transpose(1, 2)
+    if dtype != torch.float64:  # float32, or the module's float16/bfloat16
+        return F.conv2d(x, proj.weight.to(dtype), bias, stride=spec.patch_size).flatten(2).transpose(1, 2)
     columns = patchify(x, spec.patch_size).movedim(-1, 0).unsqueeze(-1)  # (K, B, N, 1): x_k
     E = proj.weight.to(dtype).reshape(spec.embed_dim, spec.patch_dim).T[:, None, None, :]  # (K, 1, 1, D)
     out = sum_in_order(ordered_products(columns, E))[0]
@@ -112,7 +112,7 @@ def layer_norm(z: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     """LayerNorm over the last axis with the biased variance: F.layer_norm in float32; in float64 the
     reference's formula with both means summed in order d = 0..D-1."""
     weight, bias = norm.weight.to(z.dtype), norm.bias.to(z.dtype)
-    if z.dtype == torch.float32:
+    if z.dtype != torch.float64:  # float32, or the module's float16/bfloat16 (accumulated in float32 by torch)
         return F.layer_norm(z, norm.normalized_shape, weight, bias, norm.eps)
     centred = z - _row_mean(z)
     var = _row_mean(centred * centred)
@@ -124,7 +124,7 @@ def rms_norm(z: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
     """RmsNorm over the last axis, z / sqrt(mean(z^2) + eps) * weight: F.rms_norm in float32; in float64
     the reference's formula with the mean summed in order d = 0..D-1."""
     weight = norm.weight.to(z.dtype)
-    if z.dtype == torch.float32:
+    if z.dtype != torch.float64:  # float32, or the module's float16/bfloat16
         return F.rms_norm(z, norm.normalized_shape, weight, norm.eps)
     eps = torch.tensor(norm.eps, dtype=z.dtype, device=z.device)
     return z / torch.sqrt(_row_mean(z * z) + eps) * weight
@@ -194,8 +194,22 @@ class VitStem(nn.Module):
         params = dict(self.named_parameters())
         return {name: params[TIMM_NAMES[name]].detach().cpu().numpy().copy() for name in weight_shapes(self.spec)}
 
+    def compute_dtype(self) -> torch.dtype:
+        """float64 for the exact profile; else the parameters' dtype, as timm's modules: float32, or
+        float16/bfloat16 after `.half()`, `.to(torch.bfloat16)` or a parent model's cast."""
+        if self.profile == "exact":
+            return torch.float64
+        return self.patch_embed.proj.weight.dtype
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        spec, dtype = self.spec, PROFILES[self.profile]
+        """z0 (B, prefix + N, D) for `images` in the spec's layout (uint8 pixels or floats of any dtype).
+
+        The fast profile computes in the module's dtype and returns it (float32 unless the module was
+        cast); under torch.autocast the patch conv runs in the autocast dtype and z0 comes out float32,
+        exactly as timm's stem (the float32 prefix tokens promote the concat). The exact profile
+        computes in float64 and returns float32. InputError for a bad batch.
+        """
+        spec, dtype = self.spec, self.compute_dtype()
         h, w = check_image_tensor(spec, images, finite=False)  # finiteness: on z0, below
         grid = (int(h) // spec.patch_size[0], int(w) // spec.patch_size[1])  # the table is a constant per grid
         x = preprocess(spec, to_nchw(spec, images), dtype)
@@ -205,7 +219,8 @@ class VitStem(nn.Module):
         table = position_table(spec, self.pos_embed, grid, grid_constants(spec, grid), dtype, x.device)
         z = add_position(prefix, patches, table)
         z = normalize(z, self.norm_pre)
-        z = z.to(torch.float32)
+        if self.profile == "exact":
+            z = z.to(torch.float32)
         check_output_finite(spec, images, z)
         return z
 
