@@ -1,5 +1,5 @@
-"""timm's other ViT families (Eva, Beit, Cait, ConVit, VisionTransformerRelPos, VisionTransformerSAM)
--> from_timm -> our z0 equals the tensor the peer's own forward feeds its first block.
+"""timm's other ViT families (Eva, Beit, Cait, ConVit, VisionTransformerRelPos, VisionTransformerSAM,
+Qwen3VitEncoder, DeepseekVitEncoder) -> from_timm -> our z0 equals the tensor the peer feeds its first block.
 
 Peers are tiny random models (depth 1, nothing downloaded). The peer's z0 is captured with a forward
 pre-hook on blocks[0] while the model runs its own forward_features, so nothing of timm's stem is
@@ -33,6 +33,8 @@ def _family(cls_path, **kw):
 
     module, name = cls_path.rsplit(".", 1)
     args = {**BASE, **kw}
+    if name.endswith("Encoder"):  # VLM towers have no classifier
+        del args["num_classes"]
     return getattr(importlib.import_module(f"timm.models.{module}"), name)(**args)
 
 
@@ -50,6 +52,8 @@ PEERS = {  # name -> (builder, other sizes to run when the family resamples)
     "relpos_cls": lambda: _family("vision_transformer_relpos.VisionTransformerRelPos", class_token=True,
                                   global_pool="token"),
     "relpos_no_cls": lambda: _family("vision_transformer_relpos.VisionTransformerRelPos"),
+    "qwen3_encoder_table_3x3": lambda: _family("qwen3_vit.Qwen3VitEncoder", pos_embed_grid_size=3),
+    "deepseek_encoder_rope_only": lambda: _family("deepseek_vit.DeepseekVitEncoder", global_pool="avg"),
     "sam_pre_norm": lambda: _family("vision_transformer_sam.VisionTransformerSAM", pre_norm=True, neck_chans=0,
                                     window_size=2, use_rel_pos=True, img_size=(32, 48)),
 }
@@ -95,7 +99,8 @@ def test_family_z0_matches_the_first_block_input(peer):
     sizes = [spec.image_size] + (OTHER_SIZES if spec.dynamic_image_size else [])
     for size in sizes:
         x = _images((2, 3, *size))
-        resampled = spec.position_embedding.kind == "learned" and tuple(size) != tuple(spec.image_size)
+        grid = (size[0] // spec.patch_size[0], size[1] // spec.patch_size[1])
+        resampled = spec.position_embedding.kind == "learned" and tuple(spec.pos_grid) != grid
         assert_peer_everywhere(spec, weights, model, x, resampled)
 
 

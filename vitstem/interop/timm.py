@@ -70,6 +70,9 @@ def check_patch_embed(model, pe) -> None:
         _refuse(model, "patch_embed has no img_size, so the table has no native grid")
     if pe.dynamic_img_pad:
         _refuse(model, "dynamic_img_pad pads inputs that are not multiples of the patch size")
+    if any(size % patch for size, patch in zip(pe.img_size, pe.patch_size)):
+        _refuse(model, f"img_size {tuple(pe.img_size)} is not a multiple of the patch {tuple(pe.patch_size)}: "
+                       "its conv drops the last pixels, and the spec has no crop")
     if not _is_identity(pe.norm):
         _refuse(model, f"patch_embed has a norm layer ({type(pe.norm).__name__}) after the projection")
     conv = pe.proj

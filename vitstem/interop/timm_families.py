@@ -12,6 +12,10 @@ mode (dropouts are the identity). Read from timm 1.0.31's sources:
 - ConVit: patches (+ pos_embed). The class token is prepended before block `local_up_to_layer`, so it
   is in z0 (with no position) only when that is 0.
 - VisionTransformerRelPos: [cls; patches], no absolute table (relative positions are in attention).
+- Qwen3VitEncoder (Qwen3-VL towers; Qwen3VitClassifier wraps one as `encoder`): patches + a learned
+  square table (pos_embed_grid_size, 48) resampled bilinearly with align_corners to every other grid
+  (`resample_pos_embed_grid`): the `big_vision` policy's matrices; RoPE in attention, no prefix.
+- DeepseekVitEncoder (and DeepseekVitClassifier's `encoder`): patches only; RoPE is its only position.
 - VisionTransformerSAM: patches (B, gh, gw, D) + pos_embed (1, gh, gw, D) -> norm_pre, NHWC token
   grid; z0 is that tensor flattened row-major to (B, gh*gw, D). Other sizes (its PatchEmbed is not
   strict) resample the table with `resample_abs_pos_embed_nhwc`: the same call as the `timm` policy.
@@ -22,21 +26,16 @@ from __future__ import annotations
 import numpy as np
 
 from ..spec import Spec
-from .assemble import assemble
-from .timm import _is_identity, _layer_norm, _preprocess, _refuse, check_patch_embed
+from .assemble import assemble, checked_preprocess
+from .timm import _is_identity, _layer_norm, _refuse, check_patch_embed, pretrained_cfg_preprocess
 
 # Classes whose stem the spec cannot express, with the feature that is missing.
-_QWEN = ("its encoder resamples a learned 48x48 grid bilinearly (align_corners) to every input grid and adds "
-         "2-D RoPE; vitstem does not read this VLM tower yet")
 _GEMMA = ("Gemma4PatchEmbed projects (Ph, Pw, C)-ordered patches with a Linear and looks positions up by "
           "per-patch coordinates (NaFlex-style variable sequences); the spec has one conv patch grid")
-_DEEPSEEK = "its encoder is RoPE-only inside a VLM tower (encoder.*); vitstem does not read this class yet"
 UNSUPPORTED = {
     "NaFlexVit": "NaFlex embeds variable-length, variable-aspect patch sequences with per-patch coordinates; "
                  "the spec has one fixed patch grid per image",
-    "Qwen3VitClassifier": _QWEN, "Qwen3VitEncoder": _QWEN,
     "Gemma4VitClassifier": _GEMMA, "Gemma4VitEncoder": _GEMMA,
-    "DeepseekVitClassifier": _DEEPSEEK, "DeepseekVitEncoder": _DEEPSEEK,
 }
 
 
@@ -96,6 +95,19 @@ def _sam(model) -> dict:
     return dict(pos=pos, pre_norm=_norm_pre(model), dynamic_image_size=not pe.strict_img_size)
 
 
+def _qwen3(model) -> dict:
+    side = model.pos_embed_grid_size
+    _table_rows(model, model.pos_embed, side * side)
+    # resample_pos_embed_grid: F.interpolate(bilinear, align_corners=True) from the square table to every
+    # other grid, the identity at its own: the big_vision policy's matrices (linear, corner-aligned).
+    return dict(pos=model.pos_embed, pos_grid=(side, side), resample="big_vision",
+                dynamic_image_size=not model.patch_embed.strict_img_size)
+
+
+def _deepseek(model) -> dict:
+    return dict(dynamic_image_size=not model.patch_embed.strict_img_size)  # RoPE only: no table in z0
+
+
 # (module, class, the methods whose code was read, reader)
 FAMILIES = (
     ("timm.models.eva", "Eva", ("forward_features", "_pos_embed"), _eva),
@@ -104,7 +116,11 @@ FAMILIES = (
     ("timm.models.convit", "ConVit", ("forward_features",), _convit),
     ("timm.models.vision_transformer_relpos", "VisionTransformerRelPos", ("forward_features",), _relpos),
     ("timm.models.vision_transformer_sam", "VisionTransformerSAM", ("forward_features",), _sam),
+    ("timm.models.qwen3_vit", "Qwen3VitEncoder", ("forward_features", "_pos_embed"), _qwen3),
+    ("timm.models.deepseek_vit", "DeepseekVitEncoder", ("forward_features", "_pos_embed"), _deepseek),
 )
+# Wrappers whose forward_features is their encoder's: the stem is the encoder's.
+WRAPPERS = {"Qwen3VitClassifier": "timm.models.qwen3_vit", "DeepseekVitClassifier": "timm.models.deepseek_vit"}
 
 
 def family_of(model):
@@ -127,12 +143,29 @@ def family_of(model):
 
 def from_timm_family(model, *, preprocess="auto", name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, canonical weights) reproducing the z0 a timm Eva/Beit/Cait/ConVit/RelPos/SAM feeds its first block."""
-    _, reader = family_of(model)
-    pe = model.patch_embed
-    check_patch_embed(model, pe)
-    facts = dict(cls=None, reg=None, pos=None, covers_prefix=True, pre_norm=None, dynamic_image_size=False)
-    facts.update(reader(model))
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    return assemble(name=name or cfg.get("architecture") or f"timm_{type(model).__name__.lower()}",
+    wrapper = model
+    stem_model = stem_module(model)
+    _, reader = family_of(stem_model)
+    pe = stem_model.patch_embed
+    check_patch_embed(stem_model, pe)
+    facts = dict(cls=None, reg=None, pos=None, covers_prefix=True, pre_norm=None, dynamic_image_size=False,
+                 resample="timm")
+    facts.update(reader(stem_model))
+    cfg = getattr(wrapper, "pretrained_cfg", None) or {}
+    return assemble(name=name or cfg.get("architecture") or f"timm_{type(wrapper).__name__.lower()}",
                     kernel=pe.proj.weight, bias=pe.proj.bias, image_size=tuple(pe.img_size),
-                    preprocess=_preprocess(model, preprocess), resample="timm", **facts)
+                    preprocess=pretrained_cfg_preprocess(cfg) if preprocess == "auto"
+                    else checked_preprocess(preprocess, pe.proj.in_channels), **facts)
+
+
+def stem_module(model):
+    """The module that owns the stem: `model`, or a VLM classifier's `encoder`."""
+    import importlib
+
+    module = WRAPPERS.get(type(model).__name__)
+    if module is None:
+        return model
+    wrapper_class = getattr(importlib.import_module(module), type(model).__name__)
+    if type(model).forward_features is not wrapper_class.forward_features:
+        _refuse(model, f"its forward_features is overridden by {type(model).__name__}")
+    return model.encoder
