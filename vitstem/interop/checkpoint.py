@@ -14,6 +14,8 @@ A state dict holds tensors, not the architecture, so the facts are read off the 
 - preprocessing: `preprocess` if given; else HF preprocessor_config.json or timm config.json
   mean/std beside the checkpoint; else none (the spec takes normalised floats).
 - pre-norm (timm `norm_pre.*`): LayerNorm with `pre_norm_eps` (default 1e-5, as timm's CLIP models).
+- timm's other families (Cait, ConVit, SAM, Qwen3-VL towers) are recognised by their other keys and
+  config.json's architecture: see timm_family_state.py.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from .assemble import assemble, checked_preprocess, square_side
 from .big_vision import from_big_vision, read_npz
 from .hf import processor_preprocess
 from .timm import pretrained_cfg_preprocess
+from .timm_family_state import family_checkpoint_facts
 
 FORMATS = ("timm", "hf", "big_vision")
 AUTO = "auto"
@@ -97,11 +100,13 @@ def _timm_facts(tensors: Mapping, config: dict) -> dict:
     prefix = _find_prefix(tensors, "patch_embed.proj.weight", "timm")
     if f"{prefix}patch_embed.norm.weight" in tensors or any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
         raise SpecError("this timm model's patch_embed has a norm or a CNN backbone, which the spec cannot express")
-    canonical = from_timm_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    state, family = family_checkpoint_facts({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
+                                            config)
     cfg = config.get("pretrained_cfg") or {}
     input_size = cfg.get("input_size")
-    return {"weights": canonical, "image_size": _pair(input_size[1:]) if input_size else None, "resample": "timm",
-            "name": config.get("architecture") or "timm_vit", "preprocess": pretrained_cfg_preprocess(cfg)}
+    return {"weights": from_timm_names(state), "image_size": _pair(input_size[1:]) if input_size else None,
+            "resample": "timm", "name": config.get("architecture") or "timm_vit",
+            "preprocess": pretrained_cfg_preprocess(cfg), **family}
 
 
 HF_MODEL_TYPES = ("vit", "deit")  # embeddings whose forward hf.py documents
@@ -164,6 +169,8 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     patch = tuple(int(s) for s in kernel.shape[2:])
     prefix = sum(int(w[k].shape[1]) for k in ("cls_token", "dist_token", "reg_tokens") if k in w)
     image_size = image_size or facts["image_size"]
+    grid = grid or facts.get("grid")
+    dynamic_image_size = dynamic_image_size or facts.get("dynamic_image_size", False)
     pos = w.get("pos_embed")
     covers = True
     if pos is not None:
