@@ -30,8 +30,9 @@ from .assemble import assemble, checked_preprocess
 from .timm import _is_identity, _layer_norm, _refuse, check_patch_embed, pretrained_cfg_preprocess
 
 # Classes whose stem the spec cannot express, with the feature that is missing.
-_GEMMA = ("Gemma4PatchEmbed projects (Ph, Pw, C)-ordered patches with a Linear and looks positions up by "
-          "per-patch coordinates (NaFlex-style variable sequences); the spec has one conv patch grid")
+_GEMMA = ("Gemma4PatchEmbed looks positions up per patch coordinate in a factorised (x, y) table and rescales "
+          "pixels (2x - 1) inside the model; vitstem does not read it yet (at one fixed size it would be a learned "
+          "table T_x[j] + T_y[i] with folded preprocessing, not resampled at other sizes)")
 UNSUPPORTED = {
     "NaFlexVit": "NaFlex embeds variable-length, variable-aspect patch sequences with per-patch coordinates; "
                  "the spec has one fixed patch grid per image",
