@@ -9,6 +9,8 @@ Each reproduces the peer's own call exactly (see tests/test_policies.py, which r
   a = -0.5, half-pixel centres, out-of-range taps dropped and the rest renormalised, and the
   sub-pixel position rounded to 1/1024 (its coefficient table), hence phase_steps = 1024.
 - big_vision `resample_posemb`: scipy.ndimage.zoom(order=1): linear, corner-aligned.
+  timm's Qwen3-VL towers (timm 1.0.31 `resample_pos_embed_grid`, F.interpolate bilinear with
+  align_corners=True) resample with the same matrices (tests/test_interop_timm_families.py).
 """
 
 from __future__ import annotations
