@@ -38,10 +38,11 @@ def main() -> None:
         began = time.perf_counter()
         key, refusal = check_native(name)
         print(f"{time.perf_counter() - began:6.2f} s {name}: {refusal or 'converts'}", file=sys.stderr, flush=True)
-        rows.append({"name": name, "key": repr(key), "class": key[0], "refusal": refusal})
+        rows.append({"name": name, "class": key[0], "refusal": refusal, "key": repr(key)})
     configs: dict[str, dict] = {}
     for row in rows:
-        configs.setdefault(row["key"], row)
+        row["config"] = list(configs).index(row["key"]) if row["key"] in configs else len(configs)
+        configs.setdefault(row.pop("key"), row)
     ok = [c for c in configs.values() if c["refusal"] is None]
     reasons = collections.Counter((c["class"], c["refusal"].split(": ", 1)[-1]) for c in configs.values()
                                   if c["refusal"] is not None)
@@ -54,7 +55,7 @@ def main() -> None:
         print(f"  refused {n:3d} {cls}: {reason}")
     if args.json:
         Path(args.json).write_text(json.dumps({"timm": timm.__version__, "names": len(rows), "configs": len(configs),
-                                               "convert": len(ok), "rows": rows}, indent=1) + "\n")
+                                               "convert": len(ok), "rows": rows}, indent=0) + "\n")
 
 
 if __name__ == "__main__":
