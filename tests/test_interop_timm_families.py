@@ -1,5 +1,5 @@
 """timm's other ViT families (Eva, Beit, Cait, ConVit, VisionTransformerRelPos, VisionTransformerSAM,
-Qwen3VitEncoder, DeepseekVitEncoder) -> from_timm -> our z0 equals the tensor the peer feeds its first block.
+Qwen3VitEncoder, DeepseekVitEncoder, Gemma4VitEncoder) -> from_timm -> our z0 equals the tensor the peer feeds its first block.
 
 Peers are tiny random models (depth 1, nothing downloaded). The peer's z0 is captured with a forward
 pre-hook on blocks[0] while the model runs its own forward_features, so nothing of timm's stem is
@@ -38,6 +38,13 @@ def _family(cls_path, **kw):
     return getattr(importlib.import_module(f"timm.models.{module}"), name)(**args)
 
 
+def _gemma4(**kw):
+    """Gemma 4 fixes no size itself: the converter reads pretrained_cfg's input_size (as registered models have)."""
+    model = _family("gemma4_vit.Gemma4VitEncoder", **kw)
+    model.pretrained_cfg = {"input_size": (3, *kw["img_size"]), "mean": (0.0,) * 3, "std": (1.0,) * 3}
+    return model
+
+
 PEERS = {  # name -> (builder, other sizes to run when the family resamples)
     "eva_cls_reg_rope_dynamic": lambda: _eva(num_reg_tokens=2, use_rot_pos_emb=True, dynamic_img_size=True),
     "eva_no_embed_class_pre_norm": lambda: _eva(num_reg_tokens=3, no_embed_class=True, use_pre_transformer_norm=True,
@@ -54,6 +61,7 @@ PEERS = {  # name -> (builder, other sizes to run when the family resamples)
     "relpos_no_cls": lambda: _family("vision_transformer_relpos.VisionTransformerRelPos"),
     "qwen3_encoder_table_3x3": lambda: _family("qwen3_vit.Qwen3VitEncoder", pos_embed_grid_size=3),
     "deepseek_encoder_rope_only": lambda: _family("deepseek_vit.DeepseekVitEncoder", global_pool="avg"),
+    "gemma4_encoder_fixed_size": lambda: _gemma4(img_size=(32, 48), position_embedding_size=8, global_pool="avg"),
     "sam_pre_norm": lambda: _family("vision_transformer_sam.VisionTransformerSAM", pre_norm=True, neck_chans=0,
                                     window_size=2, use_rel_pos=True, img_size=(32, 48)),
 }
@@ -154,3 +162,14 @@ def test_refusals_name_the_missing_feature():
     for reason, model in cases.items():
         with pytest.raises(vitstem.SpecError, match=reason):
             from_timm(model)
+
+
+def test_gemma4_in_model_rescale_is_folded_into_the_preprocessing():
+    model = _random_stem(PEERS["gemma4_encoder_fixed_size"]())
+    floats, _ = from_timm(model, preprocess=None)  # the model's own input: [0, 1] floats, rescaled 2x - 1
+    assert (floats.input.preprocess.scale, floats.input.preprocess.mean, floats.input.preprocess.std) == (
+        2.0, (1.0,) * 3, (1.0,) * 3)
+    assert not floats.dynamic_image_size and floats.image_size == (32, 48)
+    spec, weights = from_timm(model)  # pretrained_cfg: pixels / 255 with mean 0, std 1 before the model
+    pixels = np.random.default_rng(4).integers(0, 256, spec.input_shape(2), dtype=np.uint8)
+    assert_agrees(spec, weights, pixels, first_block_input(model, pixels.astype(np.float32) / np.float32(255)))

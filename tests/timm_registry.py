@@ -116,9 +116,9 @@ def check_native(name: str) -> tuple[tuple, str | None]:
     pixels = np.random.default_rng(0).integers(0, 256, spec.input_shape(1), dtype=np.uint8)
     pre = spec.input.preprocess
     x = pixels.astype(np.float32)
-    if pre is not None:
-        shape = (1, -1, 1, 1)
-        x = ((x * np.float32(pre.scale) - np.float32(pre.mean).reshape(shape)) / np.float32(pre.std).reshape(shape))
+    if pre is not None:  # timm's own eval pipeline: pixels / 255, then pretrained_cfg's mean and std
+        cfg, shape = model.pretrained_cfg, (1, -1, 1, 1)
+        x = (x / np.float32(255) - np.float32(cfg["mean"]).reshape(shape)) / np.float32(cfg["std"]).reshape(shape)
     peer = first_block_input(model, x.astype(np.float32))
     ours = vitstem.forward(spec, weights, pixels if pre is not None else x, profile="fast")
     bound = fast_error_bound(spec, weights, pixels if pre is not None else x)

@@ -97,6 +97,9 @@ def _read_json(path: Path | None) -> dict:
 
 
 def _timm_facts(tensors: Mapping, config: dict) -> dict:
+    if any(k.endswith("patch_embed.input_proj.weight") for k in tensors):
+        raise SpecError("a Gemma 4 checkpoint (patch_embed.input_proj): file import does not read it yet; build the "
+                        "timm model and use from_timm, which reads its factorised position table at one size")
     prefix = _find_prefix(tensors, "patch_embed.proj.weight", "timm")
     if f"{prefix}patch_embed.norm.weight" in tensors or any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
         raise SpecError("this timm model's patch_embed has a norm or a CNN backbone, which the spec cannot express")

@@ -16,6 +16,7 @@ mode (dropouts are the identity). Read from timm 1.0.31's sources:
   square table (pos_embed_grid_size, 48) resampled bilinearly with align_corners to every other grid
   (`resample_pos_embed_grid`): the `big_vision` policy's matrices; RoPE in attention, no prefix.
 - DeepseekVitEncoder (and DeepseekVitClassifier's `encoder`): patches only; RoPE is its only position.
+- Gemma4VitEncoder (and Gemma4VitClassifier's `encoder`): see timm_gemma4.py (fixed size only).
 - VisionTransformerSAM: patches (B, gh, gw, D) + pos_embed (1, gh, gw, D) -> norm_pre, NHWC token
   grid; z0 is that tensor flattened row-major to (B, gh*gw, D). Other sizes (its PatchEmbed is not
   strict) resample the table with `resample_abs_pos_embed_nhwc`: the same call as the `timm` policy.
@@ -30,13 +31,9 @@ from .assemble import assemble, checked_preprocess
 from .timm import _is_identity, _layer_norm, _refuse, check_patch_embed, pretrained_cfg_preprocess
 
 # Classes whose stem the spec cannot express, with the feature that is missing.
-_GEMMA = ("Gemma4PatchEmbed looks positions up per patch coordinate in a factorised (x, y) table and rescales "
-          "pixels (2x - 1) inside the model; vitstem does not read it yet (at one fixed size it would be a learned "
-          "table T_x[j] + T_y[i] with folded preprocessing, not resampled at other sizes)")
 UNSUPPORTED = {
     "NaFlexVit": "NaFlex embeds variable-length, variable-aspect patch sequences with per-patch coordinates; "
                  "the spec has one fixed patch grid per image",
-    "Gemma4VitClassifier": _GEMMA, "Gemma4VitEncoder": _GEMMA,
 }
 
 
@@ -121,7 +118,8 @@ FAMILIES = (
     ("timm.models.deepseek_vit", "DeepseekVitEncoder", ("forward_features", "_pos_embed"), _deepseek),
 )
 # Wrappers whose forward_features is their encoder's: the stem is the encoder's.
-WRAPPERS = {"Qwen3VitClassifier": "timm.models.qwen3_vit", "DeepseekVitClassifier": "timm.models.deepseek_vit"}
+WRAPPERS = {"Qwen3VitClassifier": "timm.models.qwen3_vit", "DeepseekVitClassifier": "timm.models.deepseek_vit",
+            "Gemma4VitClassifier": "timm.models.gemma4_vit"}
 
 
 def family_of(model):
@@ -146,13 +144,24 @@ def from_timm_family(model, *, preprocess="auto", name: str | None = None) -> tu
     """(spec, canonical weights) reproducing the z0 a timm Eva/Beit/Cait/ConVit/RelPos/SAM feeds its first block."""
     wrapper = model
     stem_model = stem_module(model)
+    cfg = getattr(wrapper, "pretrained_cfg", None) or {}
+    from timm.models.gemma4_vit import Gemma4PatchEmbed, Gemma4VitEncoder
+
+    if isinstance(stem_model, Gemma4VitEncoder):  # its own patch embedding: see timm_gemma4.py
+        for owner, method in ((Gemma4VitEncoder, "forward_features"), (Gemma4VitEncoder, "_encode"),
+                              (Gemma4PatchEmbed, "forward")):
+            if getattr(type(stem_model if owner is Gemma4VitEncoder else stem_model.patch_embed), method) \
+                    is not getattr(owner, method):
+                _refuse(stem_model, f"its {method} is overridden")
+        from .timm_gemma4 import from_gemma4
+
+        return from_gemma4(stem_model, cfg, preprocess=preprocess, name=name)
     _, reader = family_of(stem_model)
     pe = stem_model.patch_embed
     check_patch_embed(stem_model, pe)
     facts = dict(cls=None, reg=None, pos=None, covers_prefix=True, pre_norm=None, dynamic_image_size=False,
                  resample="timm")
     facts.update(reader(stem_model))
-    cfg = getattr(wrapper, "pretrained_cfg", None) or {}
     return assemble(name=name or cfg.get("architecture") or f"timm_{type(wrapper).__name__.lower()}",
                     kernel=pe.proj.weight, bias=pe.proj.bias, image_size=tuple(pe.img_size),
                     preprocess=pretrained_cfg_preprocess(cfg) if preprocess == "auto"
