@@ -72,6 +72,8 @@ def timm_family_expressible(spec: Spec, family: str) -> None:
         problems.append(("dynamic_image_size", f"{family} takes only its own image size"))
     if spec.prefix.dist_token:
         problems.append(("prefix.dist_token", f"{family} has no distillation token"))
+    if spec.patch_norm is not None:
+        problems.append(("patch_norm", f"{family} has no norm after the patch projection"))
     if problems:
         raise SpecError(problems)
     timm_expressible(spec)  # the VisionTransformer rules: native grid, no bias with pre-norm, policy, NCHW
