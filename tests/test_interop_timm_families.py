@@ -38,6 +38,12 @@ def _family(cls_path, **kw):
     return getattr(importlib.import_module(f"timm.models.{module}"), name)(**args)
 
 
+def _rms_norm():
+    from timm.layers import RmsNorm
+
+    return RmsNorm
+
+
 def _gemma4(**kw):
     """Gemma 4 fixes no size itself: the converter reads pretrained_cfg's input_size (as registered models have)."""
     model = _family("gemma4_vit.Gemma4VitEncoder", **kw)
@@ -49,6 +55,7 @@ PEERS = {  # name -> (builder, other sizes to run when the family resamples)
     "eva_cls_reg_rope_dynamic": lambda: _eva(num_reg_tokens=2, use_rot_pos_emb=True, dynamic_img_size=True),
     "eva_no_embed_class_pre_norm": lambda: _eva(num_reg_tokens=3, no_embed_class=True, use_pre_transformer_norm=True,
                                                 img_size=(24, 40), patch_size=(8, 4)),
+    "eva_rms_pre_norm": lambda: _eva(use_pre_transformer_norm=True, norm_layer=_rms_norm()),
     "eva_rope_only_no_cls": lambda: _eva(class_token=False, global_pool="avg", use_abs_pos_emb=False,
                                          use_rot_pos_emb=True, dynamic_img_size=True),
     "beit_abs_pos": lambda: _family("beit.Beit", use_abs_pos_emb=True, use_rel_pos_bias=True),
