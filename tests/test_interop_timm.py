@@ -173,7 +173,7 @@ def test_refuses_what_the_spec_cannot_express():
         "dynamic_img_pad": _vit(dynamic_img_size=True, dynamic_img_pad=True),
         "norm_pre is a SimpleNorm; the spec has LayerNorm and RmsNorm": _vit(pre_norm=True, norm_layer=SimpleNorm),
         "patch_embed.norm is a LayerNorm2d": _vit(embed_norm_layer=LayerNorm2d),
-        "not a timm VisionTransformer": timm.create_model("eva02_tiny_patch14_224", img_size=28, **SMALL),
+        "HybridEmbed: a CNN backbone": timm.create_model("vit_tiny_r_s16_p8_224", img_size=32, **SMALL),
     }
     for reason, model in cases.items():
         with pytest.raises(vitstem.SpecError, match=reason):

@@ -10,6 +10,7 @@ from .hf import from_hf
 from .hf_checkpoint import to_hf_state_dict
 from .keras_hub import from_keras_hub, to_keras_hub
 from .timm import from_timm, timm_model_args, to_timm_state_dict
+from .timm_family_state import to_timm_family_state_dict
 
 __all__ = ["from_big_vision", "from_hf", "from_keras_hub", "from_timm", "import_checkpoint", "timm_model_args",
-           "to_hf_state_dict", "to_keras_hub", "to_timm_state_dict", "write_import"]
+           "to_hf_state_dict", "to_keras_hub", "to_timm_family_state_dict", "to_timm_state_dict", "write_import"]

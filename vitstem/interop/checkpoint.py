@@ -16,6 +16,8 @@ A state dict holds tensors, not the architecture, so the facts are read off the 
 - pre-norm (timm `norm_pre.*`) and patch norm (timm `patch_embed.norm.*`): a LayerNorm when the
   checkpoint has its bias, else an RmsNorm (weight only); eps `pre_norm_eps` (default 1e-5, as timm's
   CLIP models) and `patch_norm_eps` (default 1e-6, timm's LayerNorm and RmsNorm default).
+- timm's other families (Cait, ConVit, SAM, Qwen3-VL towers) are recognised by their other keys and
+  config.json's architecture: see timm_family_state.py.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from .assemble import assemble, checked_preprocess, square_side
 from .big_vision import from_big_vision, read_npz
 from .hf_checkpoint import hf_checkpoint_facts, hf_dynamic
 from .timm import pretrained_cfg_preprocess
+from .timm_family_state import family_checkpoint_facts
 from .timm_names import eval_transform_flags, timm_default_cfg
 
 FORMATS = ("timm", "hf", "big_vision")
@@ -97,22 +100,26 @@ def _read_json(path: Path | None) -> dict:
 
 
 def _timm_facts(tensors: Mapping, config: dict, arch: str | None = None) -> dict:
+    if any(k.endswith("patch_embed.input_proj.weight") for k in tensors):
+        raise SpecError("a Gemma 4 checkpoint (patch_embed.input_proj): file import does not read it yet; build the "
+                        "timm model and use from_timm, which reads its factorised position table at one size")
     prefix = find_prefix(tensors, "patch_embed.proj.weight", "timm")
     if any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
         raise SpecError("this timm model's patch_embed has a CNN backbone, which the spec cannot express")
-    canonical = from_timm_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    state, family = family_checkpoint_facts({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
+                                            config)
     cfg = config.get("pretrained_cfg") or {}
     source = "config.json beside the checkpoint (pretrained_cfg)"
     if not cfg and arch is not None:
         cfg, source = timm_default_cfg(arch), f"timm's default pretrained_cfg for {arch}"
     input_size = cfg.get("input_size")
     preprocess = pretrained_cfg_preprocess(cfg)
-    return {"weights": canonical, "image_size": pair(input_size[1:]) if input_size else None, "resample": "timm",
+    return {"weights": from_timm_names(state), "image_size": pair(input_size[1:]) if input_size else None, "resample": "timm",
             "name": config.get("architecture") or arch or "timm_vit", "preprocess": preprocess,
             "preprocess_source": source if preprocess is not None else
             "none: no config.json with pretrained_cfg beside the checkpoint and no --arch, so the spec takes "
             "normalised floats; pass --arch NAME (the timm model name) or --mean/--std to take pixels",
-            "run_flags": eval_transform_flags(cfg)}
+            "run_flags": eval_transform_flags(cfg), **family}
 
 
 def _hf_explained(facts: dict, processor: dict | None) -> dict:
@@ -177,6 +184,8 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     if "family" in facts:
         dynamic_image_size = hf_dynamic(facts, dynamic_image_size, image_size, patch, "pos_embed" in w)
     image_size = image_size or facts["image_size"]
+    grid = grid or facts.get("grid")
+    dynamic_image_size = dynamic_image_size or facts.get("dynamic_image_size", False)
     pos = w.get("pos_embed")
     covers = True
     if pos is not None:

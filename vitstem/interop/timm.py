@@ -61,30 +61,39 @@ def _norm(model, module, where: str) -> tuple | None:
 
 def _check_stem_structure(model) -> None:
     """Refuse the VisionTransformer variants whose stem is not the one the spec describes."""
-    from timm.layers import PatchEmbed
     from timm.models.deit import VisionTransformerDistilled
     from timm.models.vision_transformer import VisionTransformer
 
-    if not isinstance(model, VisionTransformer):
-        _refuse(model, "not a timm VisionTransformer (rope / EVA / hybrid models have other stems)")
     known = (VisionTransformer._pos_embed, VisionTransformerDistilled._pos_embed)
     if type(model)._pos_embed not in known:
         _refuse(model, f"its _pos_embed is overridden by {type(model).__name__}")
-    pe = model.patch_embed
+    check_patch_embed(model, model.patch_embed)
+    if model.training and not _is_identity(model.patch_drop):
+        _refuse(model, "patch_drop drops tokens in training mode; call model.eval() first")
+    if isinstance(model, VisionTransformerDistilled) and model.reg_token is not None:
+        _refuse(model, "VisionTransformerDistilled ignores its register tokens in _pos_embed")
+
+
+def check_patch_embed(model, pe) -> None:
+    """Refuse a patch embedding that is not a conv with kernel = stride = patch (and nothing after it)."""
+    from timm.layers import HybridEmbed, PatchEmbed
+
+    if isinstance(pe, HybridEmbed):
+        _refuse(model, "patch_embed is a HybridEmbed: a CNN backbone computes the patch features "
+                       "(the spec's stem is one linear patch projection)")
     if type(pe) is not PatchEmbed:
         _refuse(model, f"patch_embed is a {type(pe).__name__}, not a plain PatchEmbed (conv patchify)")
     if pe.img_size is None:
         _refuse(model, "patch_embed has no img_size, so the table has no native grid")
     if pe.dynamic_img_pad:
         _refuse(model, "dynamic_img_pad pads inputs that are not multiples of the patch size")
+    if any(size % patch for size, patch in zip(pe.img_size, pe.patch_size)):
+        _refuse(model, f"img_size {tuple(pe.img_size)} is not a multiple of the patch {tuple(pe.patch_size)}: "
+                       "its conv drops the last pixels, and the spec has no crop")
     conv = pe.proj
     if (tuple(conv.kernel_size) != tuple(pe.patch_size) or tuple(conv.stride) != tuple(pe.patch_size)
             or any(conv.padding) or tuple(conv.dilation) != (1, 1) or conv.groups != 1):
         _refuse(model, "patch_embed.proj is not a conv with kernel = stride = patch size")
-    if model.training and not _is_identity(model.patch_drop):
-        _refuse(model, "patch_drop drops tokens in training mode; call model.eval() first")
-    if isinstance(model, VisionTransformerDistilled) and model.reg_token is not None:
-        _refuse(model, "VisionTransformerDistilled ignores its register tokens in _pos_embed")
 
 
 def pretrained_cfg_preprocess(cfg: dict | None) -> dict | None:
@@ -105,6 +114,12 @@ def from_timm(model, *, preprocess=_AUTO, name: str | None = None) -> tuple[Spec
     preprocess: "auto" takes mean/std from `model.pretrained_cfg` (pixels / 255), None means the
     spec takes normalised floats, or a mapping {scale, mean, std}.
     """
+    from timm.models.vision_transformer import VisionTransformer
+
+    if not isinstance(model, VisionTransformer):  # Eva, Beit, Cait, ... (or a specific refusal)
+        from .timm_families import from_timm_family
+
+        return from_timm_family(model, preprocess=preprocess, name=name)
     _check_stem_structure(model)
     pe = model.patch_embed
     prefix_count = 0 if model.no_embed_class else model.num_prefix_tokens

@@ -16,6 +16,8 @@ Each reproduces the peer's own call exactly (see tests/test_policies.py, which r
 - hf_dpt, transformers 5.24 DPT `DPTViTEmbeddings._resize_pos_embed`: F.interpolate(mode="bilinear"),
   align_corners=False, no antialias, on every forward (the patch rows; the class row split off).
 - big_vision `resample_posemb`: scipy.ndimage.zoom(order=1): linear, corner-aligned.
+  timm's Qwen3-VL towers (timm 1.0.31 `resample_pos_embed_grid`, F.interpolate bilinear with
+  align_corners=True) resample with the same matrices (tests/test_interop_timm_families.py).
 """
 
 from __future__ import annotations
