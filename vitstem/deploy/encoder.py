@@ -1,0 +1,135 @@
+"""The encoder of a peer model as ONNX: its own forward from z0 on, with a dynamic token count.
+
+The stem modules are swapped for pass-throughs only while the encoder is traced (the user's
+model is restored afterwards, also on error). Exported with torch.onnx's TorchScript exporter:
+it was measured faster to export than dynamo=True and its graph as fast in ONNX Runtime
+(README, "Deploying a whole model"); `exporter="dynamo"` is kept for when TorchScript goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+from ..errors import ExportError
+
+ENCODER_INPUT = "z0"
+
+
+def _pass_through_class():
+    import torch
+
+    class StemPassThrough(torch.nn.Module):
+        """Returns z0 unchanged; attribute reads fall through to the module it replaces
+        (transformers reads `embeddings.patch_embeddings.projection.weight.dtype`)."""
+
+        def __init__(self, replaced):
+            super().__init__()
+            object.__setattr__(self, "_replaced", replaced)
+
+        def forward(self, x, *args, **kwargs):
+            return x
+
+        def __getattr__(self, name):
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(object.__getattribute__(self, "_replaced"), name)
+
+    return StemPassThrough
+
+
+@contextlib.contextmanager
+def stem_removed(parts):
+    """Within the block, each (owner, attribute) of `parts` returns its input unchanged."""
+    import torch
+
+    pass_through = _pass_through_class()
+    saved = []
+    try:
+        for owner, attr in parts:
+            current = getattr(owner, attr)
+            in_dict = attr in owner.__dict__
+            saved.append((owner, attr, current, in_dict))
+            if isinstance(current, torch.nn.Module):
+                setattr(owner, attr, pass_through(current))
+            else:  # a method such as timm's _pos_embed: an instance attribute shadows it
+                object.__setattr__(owner, attr, lambda x, *a, **k: x)
+        yield
+    finally:
+        for owner, attr, current, in_dict in reversed(saved):
+            if isinstance(current, torch.nn.Module):
+                setattr(owner, attr, current)
+            elif in_dict:
+                object.__setattr__(owner, attr, current)
+            else:
+                object.__delattr__(owner, attr)
+
+
+def encoder_module(model, family, spec, dtype=None):
+    """An nn.Module: z0 (B, T, D) -> the peer's outputs as a tuple; call it inside `stem_removed`.
+    With dtype float16 the peer runs in half precision (a half copy of `model`), in and out float32."""
+    import copy
+
+    import torch
+
+    peer = model if dtype is None else copy.deepcopy(model).to(dtype)
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.peer = peer
+
+        def forward(self, z0):
+            x = z0 if dtype is None else z0.to(dtype)
+            outs = tuple(v for _, v in family.forward(self.peer, x, spec))
+            return outs if dtype is None else tuple(o.float() for o in outs)
+
+    return Encoder().eval(), peer
+
+
+def output_axes(encoder, names, spec, tokens: int) -> dict:
+    """{output name: {axis: symbol}}: axis 0 is the batch; an axis whose length follows the token
+    count is `tokens` (found by running the encoder eagerly at two batch sizes and token counts)."""
+    import torch
+
+    d = spec.embed_dim
+    with torch.no_grad():
+        a = encoder(torch.zeros(1, tokens, d))
+        b = encoder(torch.zeros(2, tokens + 1, d))
+    axes = {}
+    for name, x, y in zip(names, a, b):
+        axes[name] = {i: ("batch" if i == 0 else "tokens") for i, (m, n) in enumerate(zip(x.shape, y.shape)) if m != n}
+    return axes
+
+
+def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str = "torchscript"):
+    """The encoder as a ModelProto with input `z0` (batch, tokens, D) float32 and outputs `names`."""
+    import onnx
+    import torch
+
+    axes = output_axes(encoder, names, spec, tokens)
+    example = torch.zeros(2, tokens, spec.embed_dim)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        try:
+            if exporter == "torchscript":
+                torch.onnx.export(encoder, (example,), buffer, dynamo=False, opset_version=opset,
+                                  input_names=[ENCODER_INPUT], output_names=list(names),
+                                  dynamic_axes={ENCODER_INPUT: {0: "batch", 1: "tokens"}, **axes})
+            elif exporter == "dynamo":
+                dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens")}
+                program = torch.onnx.export(encoder, (example,), dynamo=True, opset_version=opset,
+                                            input_names=[ENCODER_INPUT], output_names=list(names),
+                                            dynamic_shapes=(dims,), verbose=False)
+                return program.model_proto
+            else:
+                raise ExportError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
+        except ExportError:
+            raise
+        except Exception as exc:  # torch.onnx raises many types; name the model and the first line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ExportError(f"torch.onnx.export ({exporter}) could not export the encoder: {first}") from None
+    return onnx.load_model_from_string(buffer.getvalue())
