@@ -20,7 +20,7 @@ def __getattr__(name):
 
         return compose
     if name == "verify":
-        from .verify import verify
+        from .verification import verify
 
         return verify
     raise AttributeError(f"module 'vitstem.deploy' has no attribute {name!r}")

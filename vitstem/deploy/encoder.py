@@ -67,14 +67,10 @@ def stem_removed(parts):
                 object.__delattr__(owner, attr)
 
 
-def encoder_module(model, family, spec, dtype=None):
+def encoder_module(peer, family, spec, dtype=None):
     """An nn.Module: z0 (B, T, D) -> the peer's outputs as a tuple; call it inside `stem_removed`.
-    With dtype float16 the peer runs in half precision (a half copy of `model`), in and out float32."""
-    import copy
-
+    With dtype float16 (`peer` then a half copy of the model) z0 is cast in and the outputs out."""
     import torch
-
-    peer = model if dtype is None else copy.deepcopy(model).to(dtype)
 
     class Encoder(torch.nn.Module):
         def __init__(self):
@@ -86,7 +82,7 @@ def encoder_module(model, family, spec, dtype=None):
             outs = tuple(v for _, v in family.forward(self.peer, x, spec))
             return outs if dtype is None else tuple(o.float() for o in outs)
 
-    return Encoder().eval(), peer
+    return Encoder().eval()
 
 
 def output_axes(encoder, names, spec, tokens: int) -> dict:

@@ -111,6 +111,24 @@ def family_of(model) -> Family:
     return FAMILIES[root]
 
 
+def with_preprocess(spec, preprocess):
+    """The converter's spec with its input.preprocess chosen by the user: "auto" keeps the converter's
+    (timm: pretrained_cfg; transformers: none), None takes normalised floats, a mapping {scale, mean,
+    std}, or a transformers image processor (or its preprocessor_config.json as a dict)."""
+    from ..interop.assemble import checked_preprocess
+    from ..interop.hf import processor_preprocess
+
+    if isinstance(preprocess, str) and preprocess == "auto":
+        return spec
+    if preprocess is None:
+        doc = None
+    elif isinstance(preprocess, dict) and "scale" in preprocess:
+        doc = checked_preprocess(preprocess, spec.in_channels)
+    else:
+        doc = processor_preprocess(preprocess, spec.in_channels)
+    return spec.replace(input={"layout": spec.input.layout, "preprocess": doc})
+
+
 def peer_version(family: Family) -> str:
     import importlib
 

@@ -7,6 +7,7 @@
 - vitstem.graph_digest    SHA-256 of the graph as stored (nodes and initializers): integrity
 - vitstem.export_options  the resolved ExportOptions as JSON
 - vitstem.version         the vitstem version that wrote the file
+- vitstem.encoder         whole models only (vitstem.deploy): what follows the stem, see encoder_meta.py
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .options import IO_DTYPES, MIN_OPSET, PRECISIONS, PROFILES
 
 
 PREFIX = "vitstem."
-KEYS = ("spec", "spec_digest", "weights_digest", "graph_digest", "export_options", "version")
+KEYS = ("spec", "spec_digest", "weights_digest", "graph_digest", "export_options", "version", "encoder")
 
 
 def graph_digest(graph) -> str:
