@@ -55,9 +55,31 @@ def _run(args) -> int:
     from . import load
 
     stem = load(args.model, threads=args.threads)
-    z0 = stem(read_inputs(args.inputs, stem))
-    path = save_npy(z0, args.output)
-    print(f"wrote {path}: z0 {z0.shape} {z0.dtype}")
+    out = stem(read_inputs(args.inputs, stem))
+    if isinstance(out, dict):  # a whole model: its outputs by name
+        return _save_outputs(out, args.output)
+    path = save_npy(out, args.output)
+    print(f"wrote {path}: z0 {out.shape} {out.dtype}")
+    return 0
+
+
+def _save_outputs(outputs: dict, path: str) -> int:
+    """One output to a .npy, or every output by name to a .npz (written atomically, no pickle)."""
+    import io
+
+    from ..files import atomic_write_bytes
+    from ..spec.cli import save_npy
+
+    if path.lower().endswith(".npz"):
+        buffer = io.BytesIO()
+        np.savez(buffer, **outputs)
+        written = atomic_write_bytes(path, buffer.getvalue())
+    elif len(outputs) == 1:
+        written = save_npy(next(iter(outputs.values())), path)
+    else:
+        raise InputError(f"this model has {len(outputs)} outputs ({', '.join(outputs)}); write them to a .npz file")
+    shown = ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in outputs.items())
+    print(f"wrote {written}: {shown}")
     return 0
 
 
@@ -65,7 +87,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("run", help="run an exported model with onnxruntime only (the edge runtime)")
     p.add_argument("model", help="the .onnx (or .ort) file")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy batch(es) or image files at the model's size")
-    p.add_argument("-o", "--output", required=True, help="where to write z0 (.npy)")
+    p.add_argument("-o", "--output", required=True,
+                   help="where to write z0 (.npy); a whole model's outputs: .npy for one, .npz by name for several")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     p.set_defaults(run=_run)
 
