@@ -31,11 +31,15 @@ def timm_parts(tmp_path_factory):
     fixed_stem = export_onnx(spec, weights, tmp / "fixed.onnx")
 
     class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.vit = model
+
         def forward(self, h):
-            return model.forward_head(model.norm(model.blocks(h)))
+            return self.vit.forward_head(self.vit.norm(self.vit.blocks(h)))
 
     encoder = tmp / "encoder.onnx"
-    torch.onnx.export(Encoder(), (torch.zeros(2, 17, 32),), str(encoder), dynamo=False, opset_version=17,
+    torch.onnx.export(Encoder().eval(), (torch.zeros(2, 17, 32),), str(encoder), dynamo=False, opset_version=17,
                       input_names=["hidden"], output_names=["logits"],
                       dynamic_axes={"hidden": {0: "b", 1: "t"}, "logits": {0: "b"}})
     return model, spec, stem, fixed_stem, encoder, tmp
@@ -147,9 +151,15 @@ def test_deploy_cli_from_a_timm_checkpoint_and_an_hf_directory(tmp_path, capsys)
 
     @register_model
     def vitstem_test_deploy_tiny(pretrained=False, **kwargs):
-        return VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, **kwargs)
+        model = VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2,
+                                  num_classes=kwargs["num_classes"], dynamic_img_size=kwargs["dynamic_img_size"])
+        model.pretrained_cfg = {"mean": (0.5,) * 3, "std": (0.5,) * 3}  # what timm's hub configs carry
+        return model
 
-    source = timm_vit(arch="vitstem_test_deploy_tiny", num_classes=4, embed_dim=16, depth=1, dynamic_img_size=True)
+    import timm
+
+    torch.manual_seed(0)
+    source = timm.create_model("vitstem_test_deploy_tiny", num_classes=4, dynamic_img_size=True).eval()
     save_file(source.state_dict(), str(tmp_path / "ckpt.safetensors"))
     args = ["deploy", "--timm", "vitstem_test_deploy_tiny", "--weights", str(tmp_path / "ckpt.safetensors"),
             "--dynamic-img-size", "--image-size", "dynamic", "-o", str(tmp_path / "t.onnx")]

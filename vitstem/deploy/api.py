@@ -67,10 +67,10 @@ def build_model(model, *, image_size="fixed", precision="fp32", preprocess_in_gr
         peer = copy.deepcopy(model).half() if half else model  # the user's model is left as it was
         with stem_removed(family.stem_parts(peer, spec)):
             encoder = encoder_module(peer, family, spec, torch.float16 if half else None)
-            names = [name for name, _ in family.forward(peer, torch.zeros(1, tokens, spec.embed_dim).to(
-                torch.float16 if half else torch.float32), spec)]
-            proto = export_encoder(encoder, names, spec, opts.opset, tokens, exporter)
-    info = {"peer": family.peer, "class": type(model).__name__, "version": peer_version(family)}
+            probe = torch.zeros(1, spec.num_prefix_tokens + 1, spec.embed_dim, dtype=torch.float16 if half else None)
+            names = [name for name, _ in family.forward(peer, probe, spec)]
+            proto, digest = export_encoder(encoder, names, spec, opts.opset, tokens, exporter)
+    info = {"peer": family.peer, "class": type(model).__name__, "version": peer_version(family), "digest": digest}
     whole = join(stem, proto, info)
     if precision == "int8":
         whole = _int8(whole, spec, opts, calibration)

@@ -85,28 +85,30 @@ def encoder_module(peer, family, spec, dtype=None):
     return Encoder().eval()
 
 
-def output_axes(encoder, names, spec, tokens: int) -> dict:
-    """{output name: {axis: symbol}}: axis 0 is the batch; an axis whose length follows the token
-    count is `tokens` (found by running the encoder eagerly at two batch sizes and token counts)."""
+def probe_outputs(encoder, spec) -> tuple[list, dict]:
+    """(output count, {output index: {axis: symbol}}) from two cheap eager runs on a few tokens (the
+    prefix plus one or two patch rows): axis 0 is the batch; an axis whose length follows the token
+    count is `tokens`."""
     import torch
 
-    d = spec.embed_dim
+    d, prefix = spec.embed_dim, spec.num_prefix_tokens
     with torch.no_grad():
-        a = encoder(torch.zeros(1, tokens, d))
-        b = encoder(torch.zeros(2, tokens + 1, d))
-    axes = {}
-    for name, x, y in zip(names, a, b):
-        axes[name] = {i: ("batch" if i == 0 else "tokens") for i, (m, n) in enumerate(zip(x.shape, y.shape)) if m != n}
-    return axes
+        a = encoder(torch.zeros(1, prefix + 1, d))
+        b = encoder(torch.zeros(2, prefix + 2, d))
+    return [{i: ("batch" if i == 0 else "tokens") for i, (m, n) in enumerate(zip(x.shape, y.shape)) if m != n}
+            for x, y in zip(a, b)]
 
 
 def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str = "torchscript"):
-    """The encoder as a ModelProto with input `z0` (batch, tokens, D) float32 and outputs `names`."""
+    """(ModelProto, 'sha256:<hex>' of its bytes as exported): input `z0` (batch, tokens, D) float32,
+    outputs `names`."""
+    import hashlib
+
     import onnx
     import torch
 
-    axes = output_axes(encoder, names, spec, tokens)
-    example = torch.zeros(2, tokens, spec.embed_dim)
+    axes = dict(zip(names, probe_outputs(encoder, spec)))
+    example = torch.zeros(1, tokens, spec.embed_dim)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
@@ -120,7 +122,7 @@ def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str 
                 program = torch.onnx.export(encoder, (example,), dynamo=True, opset_version=opset,
                                             input_names=[ENCODER_INPUT], output_names=list(names),
                                             dynamic_shapes=(dims,), verbose=False)
-                return program.model_proto
+                buffer.write(program.model_proto.SerializeToString())
             else:
                 raise ExportError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
         except ExportError:
@@ -128,4 +130,5 @@ def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str 
         except Exception as exc:  # torch.onnx raises many types; name the model and the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"torch.onnx.export ({exporter}) could not export the encoder: {first}") from None
-    return onnx.load_model_from_string(buffer.getvalue())
+    data = buffer.getvalue()
+    return onnx.load_model_from_string(data), "sha256:" + hashlib.sha256(data).hexdigest()

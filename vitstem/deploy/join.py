@@ -118,7 +118,8 @@ def _same_opset(stem, encoder):
 
 
 def join(stem, encoder, info: dict, *, encoder_input: str | None = None, source="encoder"):
-    """The joined ModelProto, with the stem's metadata plus vitstem.encoder (`info`: peer, class, version)."""
+    """The joined ModelProto, with the stem's metadata plus vitstem.encoder (`info`: peer, class, version,
+    and optionally digest, of the encoder as exported; default: the digest of its graph)."""
     import onnx
     from onnx import compose
 
@@ -126,7 +127,7 @@ def join(stem, encoder, info: dict, *, encoder_input: str | None = None, source=
     z0 = next(o for o in stem.graph.output if o.name == STEM_OUTPUT)
     value = _encoder_input(encoder, encoder_input, source)
     check_encoder_input(value, spec, options, z0.type.tensor_type.elem_type, source)
-    digest = metadata.graph_digest(encoder.graph)
+    digest = info.get("digest") or metadata.graph_digest(encoder.graph)
     stem, encoder = _same_opset(stem, encoder)
     outputs = [o.name for o in encoder.graph.output]
     stem_names = {n for node in stem.graph.node for n in node.output} | {i.name for i in stem.graph.initializer} | {"images"}
@@ -184,7 +185,10 @@ def compose(stem_path, encoder_path, output, *, encoder_input: str | None = None
         raise ExportError(f"cannot write {output}: directory {output.parent} does not exist")
     stem = _load(stem_path, "stem")
     encoder = _load(encoder_path, "encoder")
+    import hashlib
+
     info = {"peer": "onnx", "class": encoder.graph.name or Path(encoder_path).stem,
+            "digest": "sha256:" + hashlib.sha256(Path(encoder_path).read_bytes()).hexdigest(),
             "version": f"{encoder.producer_name} {encoder.producer_version}".strip() or "unknown"}
     model = checked(join(stem, encoder, info, encoder_input=encoder_input, source=str(encoder_path)))
     atomic_write_bytes(output, model.SerializeToString(deterministic=True))

@@ -6,7 +6,8 @@ metadata (spec, digests, export options) and adds `vitstem.encoder`, a JSON obje
     peer      the library the encoder came from ("timm", "transformers", or "onnx" for `vitstem compose`)
     class     the peer's model class (or the encoder graph's name)
     version   the peer's version (or the encoder file's producer)
-    digest    'sha256:<hex>' of the encoder graph as exported, before it was joined
+    digest    'sha256:<hex>' of the encoder's ONNX bytes before it was joined (as torch.onnx wrote them,
+              or the file given to `vitstem compose`)
     input     the encoder input that z0 feeds
     outputs   the whole model's output names, in the peer's order
 
