@@ -3,7 +3,7 @@
 Measures, in one process, with the model built once (random weights, seed 0, no download):
 - export time of each (interleaved: vitstem, dynamo, vitstem, dynamo; the first call also pays
   torch.onnx's lazy imports, so the second of each is the comparable figure);
-- ONNX Runtime latency of both files, batch 1 (and 8), same threads, interleaved rounds, medians;
+- ONNX Runtime latency of both files, batch 1 (--batch 1 8 for more), same threads, interleaved rounds, medians;
 - max |output - PyTorch| of both.
 
     .venv/bin/python benchmarks/whole_model.py --threads 2 --runs 30 --json benchmarks/results/whole_model.json
@@ -53,7 +53,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1])
+    parser.add_argument("--export-rounds", type=int, default=2)
     parser.add_argument("--arch", default="vit_base_patch16_224")
     parser.add_argument("--json")
     args = parser.parse_args()
@@ -70,7 +71,7 @@ def main() -> None:
     paths = {"vitstem": tmp / "vitstem.onnx", "dynamo": tmp / "dynamo.onnx"}
     x = torch.randn(1, 3, 224, 224)
     export_s = {"vitstem": [], "dynamo": []}
-    for _ in range(2):
+    for _ in range(args.export_rounds):
         t = time.perf_counter()
         export_model(model, paths["vitstem"])
         export_s["vitstem"].append(time.perf_counter() - t)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 
 from ..errors import ExportError
+from .metadata import json_object
 
 ENCODER_KEYS = ("class", "digest", "input", "outputs", "peer", "version")
 
@@ -32,12 +33,7 @@ def parse_encoder(text: str, source) -> dict:
     def bad(what):
         return ExportError(f"{source}: vitstem.encoder {what}")
 
-    try:
-        info = json.loads(text)
-    except ValueError as exc:
-        raise bad(f"is not JSON ({exc})") from None
-    if not isinstance(info, dict) or set(info) != set(ENCODER_KEYS):
-        raise bad(f"must be an object with keys {', '.join(ENCODER_KEYS)}")
+    info = json_object(text, source, "encoder", ENCODER_KEYS)
     for key in ("class", "digest", "input", "peer", "version"):
         if not isinstance(info[key], str):
             raise bad(f"{key} {info[key]!r} is not a string")
