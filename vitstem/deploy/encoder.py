@@ -67,6 +67,35 @@ def stem_removed(parts):
                 object.__delattr__(owner, attr)
 
 
+@contextlib.contextmanager
+def static_attention_scale():
+    """Within the block, F.scaled_dot_product_attention is the same math with its scale a constant.
+    TorchScript's export of SDPA computes 1/sqrt(head_dim) from the input's shape at run time and
+    multiplies q and k by its root (2 Muls and 8 shape nodes per layer); a constant scale on q lets
+    ONNX Runtime fold it into the score MatMul (FusedMatMul), as in the dynamo export."""
+    import math
+
+    import torch
+
+    functional = torch.nn.functional
+    original = functional.scaled_dot_product_attention
+
+    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
+        if is_causal or dropout_p or kwargs.get("enable_gqa"):
+            return original(q, k, v, attn_mask, dropout_p, is_causal, scale=scale, **kwargs)
+        s = float(scale) if scale is not None else 1.0 / math.sqrt(int(q.shape[-1]))
+        scores = (q * s) @ k.transpose(-2, -1)
+        if attn_mask is not None:
+            scores = scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool else scores + attn_mask
+        return scores.softmax(dim=-1) @ v
+
+    functional.scaled_dot_product_attention = sdpa
+    try:
+        yield
+    finally:
+        functional.scaled_dot_product_attention = original
+
+
 def encoder_module(peer, family, spec, dtype=None):
     """An nn.Module: z0 (B, T, D) -> the peer's outputs as a tuple; call it inside `stem_removed`.
     With dtype float16 (`peer` then a half copy of the model) z0 is cast in and the outputs out."""
@@ -114,9 +143,10 @@ def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str 
         warnings.simplefilter("ignore")
         try:
             if exporter == "torchscript":
-                torch.onnx.export(encoder, (example,), buffer, dynamo=False, opset_version=opset,
-                                  input_names=[ENCODER_INPUT], output_names=list(names),
-                                  dynamic_axes={ENCODER_INPUT: {0: "batch", 1: "tokens"}, **axes})
+                with static_attention_scale():
+                    torch.onnx.export(encoder, (example,), buffer, dynamo=False, opset_version=opset,
+                                      input_names=[ENCODER_INPUT], output_names=list(names),
+                                      dynamic_axes={ENCODER_INPUT: {0: "batch", 1: "tokens"}, **axes})
             elif exporter == "dynamo":
                 dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens")}
                 program = torch.onnx.export(encoder, (example,), dynamo=True, opset_version=opset,
