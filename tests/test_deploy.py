@@ -153,3 +153,17 @@ def test_refusals_name_the_problem(tmp_path):
         build_model(timm_vit(depth=1), precision="int4")
     with pytest.raises(ExportError, match="directory .* does not exist"):
         export_model(timm_vit(depth=1), tmp_path / "missing" / "m.onnx")
+
+
+def test_timm_norm_stems_and_an_encoder_torchscript_cannot_export(tmp_path):
+    # patch LayerNorm + RmsNorm pre-norm (the converter reads both into the spec) and RmsNorm blocks, whose
+    # aten::rms_norm TorchScript cannot export: the encoder then goes through dynamo ("auto")
+    from timm.layers import LayerNorm, RmsNorm
+
+    model = timm_vit(depth=1, dynamic_img_size=True, embed_norm_layer=LayerNorm, pre_norm=True, norm_layer=RmsNorm)
+    path = export_model(model, tmp_path / "n.onnx", image_size="dynamic")
+    runtime = vitstem.runtime.load(path)
+    assert runtime.spec.pre_norm is not None
+    for hw in [(32, 32), (24, 40)]:
+        p = pixels(hw)
+        assert_close(runtime(p.astype(np.float32)), peer_outputs(model, normalised(p)))

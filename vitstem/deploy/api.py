@@ -43,7 +43,7 @@ def _check_size_option(model, spec, image_size):
 
 
 def build_model(model, *, image_size="fixed", precision="fp32", preprocess_in_graph=False, batch="dynamic",
-                opset=None, preprocess="auto", calibration=None, exporter="torchscript"):
+                opset=None, preprocess="auto", calibration=None, exporter="auto"):
     """The whole-model ModelProto `export_model` writes (same arguments, no path), checked."""
     import torch
 
@@ -106,7 +106,7 @@ def _int8(whole, spec, opts, calibration):
 
 def export_model(model, path: str | os.PathLike, *, image_size="fixed", precision: str = "fp32",
                  preprocess_in_graph: bool = False, batch="dynamic", opset: int | None = None,
-                 preprocess="auto", calibration=None, exporter: str = "torchscript") -> Path:
+                 preprocess="auto", calibration=None, exporter: str = "auto") -> Path:
     """Write a timm or transformers ViT as one ONNX file: input `images` (the spec's layout; uint8 NHWC
     frames with preprocess_in_graph), outputs named and ordered as the peer's forward returns them.
 

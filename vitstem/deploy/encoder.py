@@ -128,9 +128,15 @@ def probe_outputs(encoder, spec) -> tuple[list, dict]:
             for x, y in zip(a, b)]
 
 
-def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str = "torchscript"):
+def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str = "auto"):
     """(ModelProto, 'sha256:<hex>' of its bytes as exported): input `z0` (batch, tokens, D) float32,
-    outputs `names`."""
+    outputs `names`. exporter "auto": TorchScript, and dynamo when TorchScript cannot export an operator
+    (e.g. aten::rms_norm of timm's RmsNorm encoders)."""
+    if exporter == "auto":
+        try:
+            return export_encoder(encoder, names, spec, opset, tokens, "torchscript")
+        except ExportError:
+            return export_encoder(encoder, names, spec, opset, tokens, "dynamo")
     import hashlib
 
     import onnx
@@ -154,7 +160,7 @@ def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str 
                                             dynamic_shapes=(dims,), verbose=False)
                 buffer.write(program.model_proto.SerializeToString())
             else:
-                raise ExportError(f"exporter must be 'torchscript' or 'dynamo', got {exporter!r}")
+                raise ExportError(f"exporter must be 'auto', 'torchscript' or 'dynamo', got {exporter!r}")
         except ExportError:
             raise
         except Exception as exc:  # torch.onnx raises many types; name the model and the first line
