@@ -167,3 +167,25 @@ def test_timm_norm_stems_and_an_encoder_torchscript_cannot_export(tmp_path):
     for hw in [(32, 32), (24, 40)]:
         p = pixels(hw)
         assert_close(runtime(p.astype(np.float32)), peer_outputs(model, normalised(p)))
+
+
+@pytest.mark.parametrize("family", ["dinov2", "clip"])
+def test_dinov2_and_clip_whole_models_at_other_sizes(tmp_path, family):
+    # the families whose dynamic-size export fails with torch.onnx (README): bicubic tables, CLIP's pre-LayerNorm
+    import inspect
+
+    from transformers import CLIPVisionConfig, CLIPVisionModel, Dinov2Config, Dinov2Model
+
+    torch.manual_seed(0)
+    cls, config, patch = {"dinov2": (Dinov2Model, Dinov2Config, 7), "clip": (CLIPVisionModel, CLIPVisionConfig, 8)}[family]
+    model = cls(config(image_size=4 * patch, patch_size=patch, hidden_size=32, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=64)).eval()
+    path = export_model(model, tmp_path / "m.onnx", image_size="dynamic", preprocess=PIXELS)
+    runtime = vitstem.runtime.load(path)
+    assert runtime.output_names == ["last_hidden_state", "pooler_output"]
+    kwargs = {"interpolate_pos_encoding": True} if "interpolate_pos_encoding" in inspect.signature(model.forward).parameters else {}
+    for hw in [(4 * patch, 4 * patch), (6 * patch, 5 * patch), (3 * patch, 5 * patch)]:
+        p = pixels(hw)
+        with torch.no_grad():
+            out = model(torch.from_numpy(normalised(p)), **kwargs)
+        assert_close(runtime(p.astype(np.float32)), {k: out[k].numpy() for k in runtime.output_names})
