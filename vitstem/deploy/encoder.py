@@ -155,7 +155,8 @@ def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str 
                                       dynamic_axes={ENCODER_INPUT: {0: "batch", 1: "tokens"}, **axes})
             elif exporter == "dynamo":
                 dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens")}
-                program = torch.onnx.export(encoder, (example.expand(2, -1, -1),), dynamo=True,  # batch 1 specialises opset_version=opset,
+                # traced at batch 2: dynamo specialises a dimension of size 1
+                program = torch.onnx.export(encoder, (example.expand(2, -1, -1),), dynamo=True, opset_version=opset,
                                             input_names=[ENCODER_INPUT], output_names=list(names),
                                             dynamic_shapes=(dims,), verbose=False)
                 buffer.write(program.model_proto.SerializeToString())
