@@ -54,7 +54,7 @@ def _run(args) -> int:
     from ..spec.cli import save_npy
     from . import load
 
-    stem = load(args.model, threads=args.threads)
+    stem = load(args.model, threads=args.threads, providers=args.providers)
     out = stem(read_inputs(args.inputs, stem))
     if isinstance(out, dict):  # a whole model: its outputs by name
         return _save_outputs(out, args.output)
@@ -90,6 +90,9 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True,
                    help="where to write z0 (.npy); a whole model's outputs: .npy for one, .npz by name for several")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--providers", nargs="+", default=None, metavar="PROVIDER",
+                   help="execution providers in priority order (default CPUExecutionProvider); "
+                        "one this onnxruntime build lacks is an error, not a silent CPU fallback")
     p.set_defaults(run=_run)
 
 
