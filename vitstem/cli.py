@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "vitstem.export.cli",
     "vitstem.runtime.cli",
     "vitstem.interop.cli",
+    "vitstem.deploy.cli",
     "vitstem.conformance.cli",
     "vitstem.benchmark.cli",
 )

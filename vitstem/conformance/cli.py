@@ -11,6 +11,11 @@ def _conform(args) -> int:
                  full=args.full, seed=args.seed, progress=not args.quiet)
     report.command_seconds = process_seconds()
     print(report.table())
+    if args.whole_models:
+        from .whole import table, whole_model_rows
+
+        report.whole_models = whole_model_rows(precisions=args.precisions, seed=args.seed)
+        print("\n".join(table(report.whole_models)))
     if args.json:
         print(f"json: {report.write_json(args.json)}")
     if args.markdown:
@@ -60,6 +65,9 @@ def register(sub) -> None:
     conform.add_argument("--seed", type=int, default=0, help="seed of the weights (when not given) and images")
     conform.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_verbose_flag(conform)
+    conform.add_argument("--whole-models", action="store_true",
+                         help="also verify whole-model files (vitstem deploy) of small timm / transformers peers "
+                              "against their own forward, at three sizes, in the chosen precisions")
     conform.set_defaults(run=_conform)
 
     golden = sub.add_parser("golden", help="write golden vectors (model.onnx + test_data_set_0) in the ONNX test layout")

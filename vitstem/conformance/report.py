@@ -74,10 +74,12 @@ class Report:
     seconds: float = 0.0
     engine_seconds: dict[str, float] = field(default_factory=dict)  # preparing (exports) and running
     command_seconds: float | None = None  # the whole `vitstem conform` process, interpreter and imports included
+    whole_models: list[dict] = field(default_factory=list)  # vitstem.conformance.whole rows (--whole-models)
 
     @property
     def verdict(self) -> str:
-        return "pass" if self.results and all(r.passed for r in self.results) else "fail"
+        ok = self.results and all(r.passed for r in self.results) and all(w["passed"] for w in self.whole_models)
+        return "pass" if ok else "fail"
 
     @property
     def failures(self) -> list[Result]:
@@ -91,7 +93,8 @@ class Report:
                 "engines": dict(self.engines), "criteria": BOUND_NOTE,
                 "results": [r.to_json() for r in self.results],
                 "not_run": [n.to_json() for n in self.not_run],
-                "notes": [n.to_json() for n in self.notes]}
+                "notes": [n.to_json() for n in self.notes],
+                **({"whole_models": self.whole_models} if self.whole_models else {})}
 
     def write_json(self, path) -> Path:
         text = json.dumps(self.to_json(), indent=2, sort_keys=False, allow_nan=False) + "\n"

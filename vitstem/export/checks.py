@@ -84,12 +84,21 @@ def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = N
                           f"the stored spec round-trips to {spec.digest()}")
     options = metadata.parse_options(meta["export_options"], path)
     check_sizes_agree(spec, options, path)
-    metadata.check_io(path, metadata.expected_io(spec, options),
-                      [_value_info(v) for v in model.graph.input], [_value_info(v) for v in model.graph.output])
+    io = [_value_info(v) for v in model.graph.input], [_value_info(v) for v in model.graph.output]
+    encoder = None
+    if "encoder" in meta:  # a whole model (vitstem.deploy): the stem's input, the encoder's outputs
+        from .encoder_meta import check_whole_io, parse_encoder
+
+        encoder = parse_encoder(meta["encoder"], path)
+        check_whole_io(path, metadata.expected_io(spec, options)[0], encoder, *io)
+    else:
+        metadata.check_io(path, metadata.expected_io(spec, options), *io)
     report = {"path": str(path), "spec": spec.name, "spec_digest": spec.digest(), "graph_digest": graph,
               "weights_digest": meta["weights_digest"], "vitstem_version": meta["version"],
               "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
               "ir_version": model.ir_version, "options": options, "checker": "ok", "format": "onnx"}
+    if encoder is not None:
+        report["encoder"] = encoder
     if weights is not None:
         actual = weights_digest(load_weights(weights, spec))
         if actual != meta["weights_digest"]:

@@ -70,6 +70,10 @@ def _check(args) -> int:
         print(f"  checker: ok (full_check); graph digest: ok; spec round-trip: ok ({report['spec_digest']})")
     print(f"  export: {describe_options(report['options'])}")
     print(f"  weights digest: {report['weights_digest']}" + (" (matches --weights)" if "weights" in report else ""))
+    if "encoder" in report:
+        e = report["encoder"]
+        print(f"  whole model: stem + {e['peer']} {e['class']} ({e['version']}), encoder digest {e['digest']}; "
+              f"outputs {', '.join(e['outputs'])}")
     if "mobile" in report:
         verdict = ("NNAPI/CoreML may help: compare them with the CPU EP" if report["mobile"]["nnapi_or_coreml_worth_trying"]
                    else "use the CPU EP")

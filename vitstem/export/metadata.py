@@ -7,6 +7,7 @@
 - vitstem.graph_digest    SHA-256 of the graph as stored (nodes and initializers): integrity
 - vitstem.export_options  the resolved ExportOptions as JSON
 - vitstem.version         the vitstem version that wrote the file
+- vitstem.encoder         whole models only (vitstem.deploy): what follows the stem, see encoder_meta.py
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .options import IO_DTYPES, MIN_OPSET, PRECISIONS, PROFILES
 
 
 PREFIX = "vitstem."
-KEYS = ("spec", "spec_digest", "weights_digest", "graph_digest", "export_options", "version")
+KEYS = ("spec", "spec_digest", "weights_digest", "graph_digest", "export_options", "version", "encoder")
 
 
 def graph_digest(graph) -> str:
@@ -59,18 +60,24 @@ def _positive_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def json_object(text: str, source, key: str, keys) -> dict:
+    """The JSON object stored as vitstem.<key>, with exactly `keys`; ExportError naming `source` otherwise."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ExportError(f"{source}: vitstem.{key} is not JSON ({exc})") from None
+    if not isinstance(value, dict) or set(value) != set(keys):
+        raise ExportError(f"{source}: vitstem.{key} must be an object with keys {', '.join(sorted(keys))}")
+    return value
+
+
 def parse_options(text: str, source) -> dict:
     """vitstem.export_options as a validated dict (what the runtime relies on); ExportError otherwise.
     No digest covers it, so it is checked field by field rather than taken at its word."""
     def bad(what):
         return ExportError(f"{source}: vitstem.export_options {what}")
 
-    try:
-        options = json.loads(text)
-    except ValueError as exc:
-        raise bad(f"is not JSON ({exc})") from None
-    if not isinstance(options, dict) or set(options) != _OPTION_KEYS:
-        raise bad(f"must be an object with keys {', '.join(sorted(_OPTION_KEYS))}")
+    options = json_object(text, source, "export_options", _OPTION_KEYS)
     o = options
     if not _positive_int(o["opset"]) or o["opset"] < MIN_OPSET:
         raise bad(f"opset {o['opset']!r} is not an int >= {MIN_OPSET}")

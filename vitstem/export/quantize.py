@@ -36,8 +36,11 @@ def synthetic_images(spec: Spec, opts: ExportOptions, layout: str, dtype: str, c
     return rng.standard_normal(shape).astype(dtype)
 
 
-def quantize_int8(model, calibration: np.ndarray):
-    """The QDQ-quantized ModelProto, calibrated (MinMax) on `calibration`, one image per batch."""
+def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv"), const_weights_only: bool = False,
+                  exclude=()):
+    """The QDQ-quantized ModelProto, calibrated (MinMax) on `calibration`, one image per batch.
+    const_weights_only: leave MatMuls of two activations (attention's scores and mixing) in float;
+    exclude: names of nodes left in float."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -54,9 +57,11 @@ def quantize_int8(model, calibration: np.ndarray):
         onnx.save_model(model, src)
         logging.disable(logging.WARNING)  # its advice to run shape pre-processing does not apply here
         try:
-            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["MatMul", "Conv"],
+            quantize_static(str(src), str(dst), Reader(), quant_format=QuantFormat.QDQ, op_types_to_quantize=list(op_types),
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8,
-                            calibrate_method=CalibrationMethod.MinMax)
+                            calibrate_method=CalibrationMethod.MinMax,
+                            nodes_to_exclude=list(exclude),
+                            extra_options={"MatMulConstBOnly": True} if const_weights_only else None)
         except Exception as exc:  # onnxruntime raises plain exceptions for calibration data it cannot use
             raise ExportError(f"int8 quantization failed: {exc}") from None
         finally:

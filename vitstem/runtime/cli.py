@@ -68,10 +68,34 @@ def _run(args) -> int:
 
     stem = load(args.model, threads=args.threads, providers=args.providers)
     fit = {"resize": args.resize, "crop": args.crop, "crop_pct": args.crop_pct, "interpolation": args.interpolation}
-    z0 = stem(read_inputs(args.inputs, stem, fit))
-    path = save_npy(z0, args.output)
-    emit(args, {"output": str(path), "shape": list(z0.shape), "dtype": str(z0.dtype), "spec": stem.spec.name,
-                "inputs": list(args.inputs)}, f"wrote {path}: z0 {z0.shape} {z0.dtype}")
+    out = stem(read_inputs(args.inputs, stem, fit))
+    if isinstance(out, dict):  # a whole model: its outputs by name
+        return _save_outputs(args, out, args.output)
+    path = save_npy(out, args.output)
+    emit(args, {"output": str(path), "shape": list(out.shape), "dtype": str(out.dtype), "spec": stem.spec.name,
+                "inputs": list(args.inputs)}, f"wrote {path}: z0 {out.shape} {out.dtype}")
+    return 0
+
+
+def _save_outputs(args, outputs: dict, path: str) -> int:
+    """One output to a .npy, or every output by name to a .npz (written atomically, no pickle)."""
+    import io
+
+    from ..files import atomic_write_bytes
+    from ..spec.cli import save_npy
+
+    if path.lower().endswith(".npz"):
+        buffer = io.BytesIO()
+        np.savez(buffer, **outputs)
+        written = atomic_write_bytes(path, buffer.getvalue())
+    elif len(outputs) == 1:
+        written = save_npy(next(iter(outputs.values())), path)
+    else:
+        raise InputError(f"this model has {len(outputs)} outputs ({', '.join(outputs)}); write them to a .npz file")
+    shown = ", ".join(f"{k} {v.shape} {v.dtype}" for k, v in outputs.items())
+    emit(args, {"output": str(written), "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                                                    for k, v in outputs.items()}, "inputs": list(args.inputs)},
+         f"wrote {written}: {shown}")
     return 0
 
 
@@ -86,7 +110,8 @@ def register(subparsers) -> None:
     p.add_argument("model", help="the .onnx (or .ort) file")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help=".npy batch(es), or image files (at the model's size unless --resize/--crop)")
-    p.add_argument("-o", "--output", required=True, help="where to write z0 (.npy)")
+    p.add_argument("-o", "--output", required=True,
+                   help="where to write z0 (.npy); a whole model's outputs: .npy for one, .npz by name for several")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
     p.add_argument("--providers", nargs="+", default=None, metavar="PROVIDER",
                    help="execution providers in priority order (default CPUExecutionProvider); "

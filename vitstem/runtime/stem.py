@@ -48,7 +48,7 @@ class Stem:
             raise ExportError(f"{source}: the stored spec does not match vitstem.spec_digest "
                               f"({self.spec.digest()} != {self.metadata['spec_digest']})")
         self.options: dict = parse_options(self.metadata["export_options"], source)
-        check_io(source, expected_io(self.spec, self.options), *io)
+        self._check_io(io, source)
         self.source = source
         self.preprocess_in_graph = bool(self.options.get("preprocess_in_graph"))
         _, self.input_dtype = graph_input(self.spec, self.preprocess_in_graph, self.options["io_dtype"])
@@ -58,6 +58,11 @@ class Stem:
         # Validation sees the input as the graph takes it: camera frames are NHWC.
         self._input_spec = (self.spec.replace(input={"layout": "NHWC", "preprocess": self.spec.to_dict()["input"]["preprocess"]})
                             if self.preprocess_in_graph else self.spec)
+
+    def _check_io(self, io, source) -> None:
+        if "encoder" in self.metadata:
+            raise ExportError(f"{source}: a whole model (it has vitstem.encoder); load it with vitstem.runtime.load")
+        check_io(source, expected_io(self.spec, self.options), *io)
 
     @property
     def layout(self) -> str:
@@ -83,14 +88,17 @@ class Stem:
             x = converted
         return np.ascontiguousarray(x)
 
-    def __call__(self, images) -> np.ndarray:
-        x = self.check(images)
+    def _run(self, names: list[str], x: np.ndarray) -> list[np.ndarray]:
         try:
-            z0 = self.session.run(["z0"], {"images": x})[0]
+            return self.session.run(names, {"images": x})
         except Exception as exc:  # inputs were validated above, so the graph itself is broken (a corrupt file)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"{self.source}: onnxruntime failed running it ({first}); "
                               "check the file with `vitstem check`") from None
+
+    def __call__(self, images) -> np.ndarray:
+        x = self.check(images)
+        z0 = self._run(["z0"], x)[0]
         hw = x.shape[1:3] if self.layout == "NHWC" else x.shape[2:4]
         expected = (x.shape[0], self.spec.num_tokens(hw), self.spec.embed_dim)
         if z0.shape != expected:  # dynamic dims are checked only here
@@ -105,7 +113,8 @@ class Stem:
 
 
 def load(path: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None) -> Stem:
-    """A `Stem` for an exported model file (.onnx or .ort); ExportError if it is not a readable vitstem model.
+    """A `Stem` for an exported stem file (.onnx or .ort), a `Model` (a Stem whose call returns the
+    outputs by name) for a whole model; ExportError if it is not a readable vitstem model.
 
     `providers`: execution providers in priority order (default CPU); ProviderError if this
     onnxruntime build lacks one or the session did not start it (onnxruntime would fall back to CPU)."""
@@ -127,4 +136,12 @@ def load(path: str | os.PathLike, *, threads: int | None = None, providers: list
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{path}: onnxruntime cannot load it ({first})") from None
     check_started(providers, session.get_providers(), str(path))
+    try:
+        whole = "vitstem.encoder" in session.get_modelmeta().custom_metadata_map
+    except UnicodeDecodeError:
+        raise ExportError(f"{path}: a metadata entry is not valid UTF-8 (corrupt file?)") from None
+    if whole:
+        from .model import Model
+
+        return Model(session, str(path))
     return Stem(session, str(path))

@@ -1,0 +1,195 @@
+"""Join a vitstem stem and an encoder into one ONNX model (onnx only: no torch, no TensorFlow).
+
+The stem's output z0 feeds the encoder's input; every other encoder name gets the prefix
+`encoder/` so no node, edge or initializer collides with the stem's. The encoder's outputs keep
+their names and order and become the model's outputs. Before joining, the encoder is held to
+what the stem produces: rank 3 (batch, tokens, D), the stem's z0 dtype, D equal, a static token
+axis only if every image size the stem accepts gives that many tokens, a static batch only if the
+stem's batch is that one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ExportError
+from ..export import metadata
+from ..export.encoder_meta import encoder_json
+from ..spec import load_spec
+
+PREFIX = "encoder/"
+STEM_OUTPUT = "z0"
+PROTOBUF_LIMIT = 2**31 - 1
+
+
+def _load(path, what):
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        return onnx.load_model(str(path))
+    except (OSError, DecodeError, ValueError, RuntimeError) as exc:
+        raise ExportError(f"{path}: cannot read the {what} as ONNX ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
+
+
+def stem_facts(stem, source="stem") -> tuple:
+    """(spec, options, metadata) of a vitstem stem ModelProto; ExportError if it is not one."""
+    meta = metadata.read(stem.metadata_props, source)
+    if "encoder" in meta:
+        raise ExportError(f"{source}: already a whole model (it has vitstem.encoder); join a stem from `vitstem export`")
+    if "spec" not in meta or "export_options" not in meta:
+        raise ExportError(f"{source}: no vitstem.spec / vitstem.export_options metadata; the stem must come from "
+                          "`vitstem export`")
+    spec = load_spec(json.loads(meta["spec"]))
+    return spec, metadata.parse_options(meta["export_options"], source), meta
+
+
+def _encoder_input(encoder, name, source):
+    initializers = {i.name for i in encoder.graph.initializer}
+    inputs = [v for v in encoder.graph.input if v.name not in initializers]
+    if name is None:
+        if len(inputs) != 1:
+            raise ExportError(f"{source}: the encoder has {len(inputs)} inputs ({', '.join(v.name for v in inputs)}); "
+                              "name the one z0 feeds with --encoder-input")
+        return inputs[0]
+    chosen = [v for v in inputs if v.name == name]
+    if not chosen:
+        raise ExportError(f"{source}: the encoder has no input {name!r} (inputs: {', '.join(v.name for v in inputs)})")
+    if len(inputs) > 1:
+        others = ", ".join(v.name for v in inputs if v.name != name)
+        raise ExportError(f"{source}: the encoder also takes {others}; a whole model takes only images")
+    return chosen[0]
+
+
+def check_encoder_input(value, spec, options, z0_dtype: int, source) -> None:
+    """ExportError unless `value` (a ValueInfoProto) can take the stem's z0."""
+    import onnx
+
+    t = value.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+    shown = "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+    want = onnx.helper.tensor_dtype_to_np_dtype(z0_dtype).name
+    if not value.type.HasField("tensor_type") or t.elem_type != z0_dtype:
+        got = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "unknown"
+        raise ExportError(f"{source}: encoder input {value.name} is {got}; the stem's z0 is {want}")
+    if not t.HasField("shape") or len(dims) != 3:
+        raise ExportError(f"{source}: encoder input {value.name} has shape {shown}; it must take z0 as "
+                          f"(batch, tokens, {spec.embed_dim})")
+    batch, tokens, d = dims
+    if d is not None and d != spec.embed_dim:
+        raise ExportError(f"{source}: encoder input {value.name} has shape {shown}: width {d}, but the stem's z0 "
+                          f"has D = {spec.embed_dim}")
+    if batch is not None and batch != options["batch"]:
+        raise ExportError(f"{source}: encoder input {value.name} has a static batch {batch}; export the stem with "
+                          f"--batch {batch} or the encoder with a dynamic batch")
+    if tokens is not None:
+        if options["sizes"] is None:
+            raise ExportError(f"{source}: encoder input {value.name} takes exactly {tokens} tokens, but the stem takes "
+                              "any image size; export the encoder with a dynamic token axis or the stem at fixed sizes")
+        counts = {tuple(s): spec.num_tokens(tuple(s)) for s in options["sizes"]}
+        wrong = [f"{h}x{w} gives {n}" for (h, w), n in counts.items() if n != tokens]
+        if wrong:
+            raise ExportError(f"{source}: encoder input {value.name} takes exactly {tokens} tokens, but the stem's "
+                              f"size {'; '.join(wrong)}; export the encoder with a dynamic token axis")
+
+
+def _same_opset(stem, encoder):
+    """Both models at the higher of their default-domain opsets (onnx.version_converter)."""
+    from onnx import version_converter
+
+    def default(m):
+        return next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), None)
+
+    a, b = default(stem), default(encoder)
+    if a is None or b is None or a == b:
+        return stem, encoder
+    target = max(a, b)
+    try:
+        if a < target:
+            stem = version_converter.convert_version(stem, target)
+        else:
+            encoder = version_converter.convert_version(encoder, target)
+    except Exception as exc:  # the converter raises RuntimeError / ValueError / its own types
+        raise ExportError(f"the stem (opset {a}) and the encoder (opset {b}) cannot be brought to one opset "
+                          f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
+                          f"export them at the same opset") from None
+    return stem, encoder
+
+
+def join(stem, encoder, info: dict, *, encoder_input: str | None = None, source="encoder"):
+    """The joined ModelProto, with the stem's metadata plus vitstem.encoder (`info`: peer, class, version,
+    and optionally digest, of the encoder as exported; default: the digest of its graph)."""
+    import onnx
+    from onnx import compose
+
+    spec, options, meta = stem_facts(stem, "stem")
+    z0 = next(o for o in stem.graph.output if o.name == STEM_OUTPUT)
+    value = _encoder_input(encoder, encoder_input, source)
+    check_encoder_input(value, spec, options, z0.type.tensor_type.elem_type, source)
+    digest = info.get("digest") or metadata.graph_digest(encoder.graph)
+    stem, encoder = _same_opset(stem, encoder)
+    outputs = [o.name for o in encoder.graph.output]
+    stem_names = {n for node in stem.graph.node for n in node.output} | {i.name for i in stem.graph.initializer} | {"images"}
+    clash = [o for o in outputs if o in stem_names or o.startswith(PREFIX)]
+    if clash or value.name in outputs:
+        raise ExportError(f"{source}: encoder output name(s) {', '.join(clash or [value.name])} clash with the stem's "
+                          f"names; rename them")
+    graph = compose.add_prefix_graph(encoder.graph, PREFIX, rename_inputs=False, rename_outputs=False)
+    for node in _all_nodes(graph):
+        node.input[:] = [STEM_OUTPUT if n == value.name else n for n in node.input]
+    initializers = {i.name for i in graph.initializer}
+    joined = onnx.helper.make_graph(
+        list(stem.graph.node) + list(graph.node), stem.graph.name, list(stem.graph.input), list(graph.output),
+        list(stem.graph.initializer) + list(graph.initializer),
+        value_info=[v for v in graph.value_info if v.name not in initializers])
+    opsets = {o.domain or "": o.version for o in list(stem.opset_import) + list(encoder.opset_import)}
+    model = onnx.helper.make_model(joined, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
+                                   ir_version=max(stem.ir_version, encoder.ir_version),
+                                   producer_name=stem.producer_name, producer_version=stem.producer_version)
+    model.functions.extend(list(encoder.functions))
+    values = dict(meta, encoder=encoder_json({**info, "digest": digest, "input": value.name, "outputs": outputs}))
+    values["graph_digest"] = metadata.graph_digest(model.graph)
+    metadata.attach(model, values)
+    model.doc_string = f"vitstem stem of {spec.name} joined to {info['peer']} {info['class']}"
+    return model
+
+
+def _all_nodes(graph):
+    for node in graph.node:
+        yield node
+        for attribute in node.attribute:
+            for sub in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _all_nodes(sub)
+
+
+def checked(model):
+    """`model` after onnx's checker; ExportError over protobuf's 2 GiB limit or when the checker refuses it."""
+    import onnx
+
+    if model.ByteSize() > PROTOBUF_LIMIT:
+        raise ExportError(f"the whole model would be {model.ByteSize()} bytes, over protobuf's 2 GiB limit")
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"the joined model fails the onnx checker: {str(exc).strip().splitlines()[0]}") from None
+    return model
+
+
+def compose(stem_path, encoder_path, output, *, encoder_input: str | None = None) -> Path:
+    """Write STEM + ENCODER (ONNX files) as one whole model at `output`; returns the path written."""
+    from ..files import atomic_write_bytes
+
+    output = Path(output)
+    if not output.parent.is_dir():
+        raise ExportError(f"cannot write {output}: directory {output.parent} does not exist")
+    stem = _load(stem_path, "stem")
+    encoder = _load(encoder_path, "encoder")
+    import hashlib
+
+    info = {"peer": "onnx", "class": encoder.graph.name or Path(encoder_path).stem,
+            "digest": "sha256:" + hashlib.sha256(Path(encoder_path).read_bytes()).hexdigest(),
+            "version": f"{encoder.producer_name} {encoder.producer_version}".strip() or "unknown"}
+    model = checked(join(stem, encoder, info, encoder_input=encoder_input, source=str(encoder_path)))
+    atomic_write_bytes(output, model.SerializeToString(deterministic=True))
+    return output
