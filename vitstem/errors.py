@@ -25,3 +25,7 @@ class InputError(VitstemError, ValueError):
 
 class ExportError(VitstemError, ValueError):
     """A model cannot be exported as asked (an option the graph cannot express, a bad path)."""
+
+
+class OutputError(VitstemError, ValueError):
+    """An output path cannot be written as asked (missing directory, not a regular file, an input of the command)."""

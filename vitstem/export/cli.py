@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 
 def _export(args) -> int:
@@ -10,6 +11,11 @@ def _export(args) -> int:
     from .api import export_onnx
     from .options import parse_sizes
 
+    from ..outputs import check_distinct
+
+    ort_path = Path(args.output).with_suffix(".ort") if args.ort else None
+    check_distinct([args.output, ort_path], [args.spec if Path(args.spec).exists() else None, args.weights,
+                                               args.calibration])
     spec = load_spec(args.spec)
     weights = load_weights(args.weights, spec)
     image_size = args.image_size if args.image_size in ("fixed", "dynamic") else parse_sizes(args.image_size)
@@ -28,13 +34,14 @@ def _export(args) -> int:
 def _check(args) -> int:
     from .checks import check_onnx
 
-    report = check_onnx(args.model, weights=args.weights, mobile=not args.no_mobile)
+    report = check_onnx(args.model, weights=args.weights, mobile=not args.no_mobile, calibration=args.calibration)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0
     print(f"ok: {report['path']} ({report['spec']}, opset {report['opset']}, IR {report['ir_version']})")
-    print(f"  checker: ok (full_check); graph digest: ok; spec round-trip: ok ({report['spec_digest']})")
-    print(f"  weights digest: {report['weights_digest']}" + (" (matches --weights)" if "weights" in report else ""))
+    print(f"  checker: ok (full_check); file digest: ok; graph digest: ok; spec round-trip: ok ({report['spec_digest']})")
+    print(f"  weights digest: {report['weights_digest']}" +
+          (" (proven: exporting --weights again gives this file byte for byte)" if "weights" in report else ""))
     if "mobile" in report:
         verdict = ("NNAPI/CoreML may help: compare them with the CPU EP" if report["mobile"]["nnapi_or_coreml_worth_trying"]
                    else "use the CPU EP")
@@ -63,7 +70,9 @@ def register(subparsers) -> None:
 
     c = subparsers.add_parser("check", help="check an exported model: checker, digests, spec, mobile usability")
     c.add_argument("model", help="the .onnx file")
-    c.add_argument("--weights", help="also check the stored weights digest against this .safetensors file")
+    c.add_argument("--weights", help="prove provenance: export this .safetensors file again with the stored spec and "
+                                     "options and compare the bytes")
+    c.add_argument("--calibration", help="int8 calibrated on user images: the same .npy batch (with --weights)")
     c.add_argument("--no-mobile", action="store_true", help="skip onnxruntime's mobile usability analysis")
     c.add_argument("--json", action="store_true", help="print the full report as JSON")
     c.set_defaults(run=_check)

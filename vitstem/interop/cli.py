@@ -16,6 +16,12 @@ def _import(args) -> int:
         preprocess = {"scale": args.scale, "mean": args.mean, "std": args.std}
     else:
         preprocess = "auto"
+    from pathlib import Path
+
+    from ..outputs import check_distinct
+
+    out = Path(args.output)
+    check_distinct([out / "weights.safetensors", out / f"spec.{args.spec_format}"], [args.checkpoint, args.config])
     spec, weights = import_checkpoint(
         args.checkpoint, args.format, image_size=args.image_size, grid=args.grid,
         no_embed_class=True if args.no_embed_class else None, config=args.config, preprocess=preprocess,

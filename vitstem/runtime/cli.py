@@ -54,7 +54,10 @@ def _run(args) -> int:
     from ..spec.cli import save_npy
     from . import load
 
-    stem = load(args.model, threads=args.threads)
+    from ..outputs import check_distinct
+
+    check_distinct([args.output], [args.model, *args.inputs])
+    stem = load(args.model, threads=args.threads, verify=not args.no_verify)
     z0 = stem(read_inputs(args.inputs, stem))
     path = save_npy(z0, args.output)
     print(f"wrote {path}: z0 {z0.shape} {z0.dtype}")
@@ -67,6 +70,8 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy batch(es) or image files at the model's size")
     p.add_argument("-o", "--output", required=True, help="where to write z0 (.npy)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the whole-file digest check (vitstem.digest) at load (edited or older files)")
     p.set_defaults(run=_run)
 
 

@@ -104,20 +104,31 @@ class Stem:
                 f"input {self.input_dtype} {self.layout})")
 
 
-def load(path: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None) -> Stem:
-    """A `Stem` for an exported model file (.onnx or .ort); ExportError if it is not a readable vitstem model."""
+def load(path: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None,
+         verify: bool = True) -> Stem:
+    """A `Stem` for an exported model file (.onnx or .ort); ExportError if it is not a readable vitstem model.
+
+    verify (default): check the file's vitstem.digest (whole-file SHA-256, see vitstem.runtime.integrity)
+    and, for a .ort with its .onnx beside it, that the two are one pair. verify=False skips both (for
+    files edited on purpose, or exported before vitstem.digest existed)."""
     import onnxruntime as ort
 
+    from . import integrity
+
     path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such model file")
+    data = integrity.read_bounded(path)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = int(threads)
     try:
-        session = ort.InferenceSession(str(path), sess_options=so, providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, sess_options=so, providers=providers or ["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{path}: onnxruntime cannot load it ({first})") from None
-    return Stem(session, str(path))
+    stem = Stem(session, str(path))
+    if verify:
+        integrity.verify(data, stem.metadata.get(integrity.DIGEST_KEY), path)
+        if integrity.ONNX_DIGEST_KEY in stem.metadata:
+            integrity.check_pair(path, stem.metadata[integrity.ONNX_DIGEST_KEY])
+    return stem

@@ -60,9 +60,25 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     return tensors, dict(metadata)
 
 
-def load_weights(path: str | os.PathLike, spec: Spec) -> dict[str, np.ndarray]:
-    """Canonical weights from a safetensors file, checked against `spec` (every problem at once)."""
-    tensors, _ = read_safetensors(path)
+def _saved_for(metadata: dict) -> str:
+    """'NAME ' of the spec stored in a weights file's metadata, when it reads."""
+    try:
+        return repr(json.loads(metadata[META_SPEC])["name"]) + " "
+    except (KeyError, ValueError, TypeError):
+        return ""
+
+
+def load_weights(path: str | os.PathLike, spec: Spec, *, other_spec: bool = False) -> dict[str, np.ndarray]:
+    """Canonical weights from a safetensors file, checked against `spec` (every problem at once).
+
+    A file saved by vitstem records the spec it was saved for (vitstem.spec_digest); loading it for
+    another spec is refused unless `other_spec` (e.g. a layout twin: same weights, other input layout)."""
+    tensors, metadata = read_safetensors(path)
+    stored = metadata.get(META_SPEC_DIGEST)
+    if stored is not None and not other_spec and stored != spec.digest():
+        saved_for = _saved_for(metadata)
+        raise WeightsError(f"{path}: saved for spec {saved_for}{stored}, not for this spec {spec.name!r} "
+                           f"({spec.digest()}); a weights file belongs to the spec saved beside it")
     try:
         return check_weights(tensors, spec)
     except WeightsError as exc:
