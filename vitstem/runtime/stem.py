@@ -75,11 +75,19 @@ class Stem:
         if self.batch is not None and x.shape[0] != self.batch:
             raise InputError(f"images have shape {x.shape}: this model was exported for batch {self.batch}")
         dtype = _NP_DTYPES[self.input_dtype]
+        if self.options["precision"] == "fp16" and x.dtype.kind == "f" and x.size \
+                and float(np.abs(x).max()) > float(np.finfo(np.float16).max):
+            raise InputError(f"images have values beyond float16's range (max |x| = {float(np.abs(x).max()):.6g} > "
+                             "65504), which this fp16 model computes in")
         if x.dtype != dtype:
             converted = x.astype(dtype)
             if self.options.get("profile") == "exact" and not np.array_equal(converted, x):
                 raise InputError(f"images have dtype {x.dtype} with values float32 cannot hold exactly; the exact "
                                  "profile takes float32 inputs (round them first to accept the rounding)")
+            if converted.dtype.kind == "f" and not np.isfinite(converted).all():
+                limit = float(np.finfo(converted.dtype).max)
+                raise InputError(f"images have values beyond {dtype.__name__}'s range (|x| > {limit:.6g}; max |x| = "
+                                 f"{float(np.abs(x).max()):.6g}), which this model's {dtype.__name__} input turns into inf")
             x = converted
         return np.ascontiguousarray(x)
 
@@ -91,6 +99,11 @@ class Stem:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"{self.source}: onnxruntime failed running it ({first}); "
                               "check the file with `vitstem check`") from None
+        if not np.isfinite(z0).all():  # finite inputs overflowed inside (preprocessing, float16 compute)
+            bad = int(z0.size - np.count_nonzero(np.isfinite(z0)))
+            raise InputError(f"z0 has {bad} non-finite values although the images are finite: they overflow "
+                             f"{self.options['io_dtype'] if self.options['precision'] != 'fp16' else 'float16'} "
+                             "inside this model (pixel values too large for its preprocessing or precision)")
         hw = x.shape[1:3] if self.layout == "NHWC" else x.shape[2:4]
         expected = (x.shape[0], self.spec.num_tokens(hw), self.spec.embed_dim)
         if z0.shape != expected:  # dynamic dims are checked only here

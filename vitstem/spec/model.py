@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from ..errors import InputError, SpecError
 from . import schema as _schema
+from . import reachable_rules as _reachable
 from .policies import NAMED_POLICIES, POLICY_FIELDS
 
 SPEC_VERSION = 1
@@ -320,7 +321,8 @@ def _name_rule(d: dict) -> list[tuple[str, str]]:
     return []
 
 
-_RULES = (_name_rule, _sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule, _float_range_rule)
+_RULES = (_name_rule, _sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule, _float_range_rule,
+          *_reachable.RULES)
 
 
 def _semantic_problems(d: dict, malformed: bool = True) -> list[tuple[str, str]]:
