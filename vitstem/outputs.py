@@ -43,8 +43,8 @@ def target(path) -> tuple[Path, int | None]:
         return path, None
     except NotADirectoryError:
         raise OutputError(f"cannot write {shown(path)}: a part of the path is not a directory") from None
-    except OSError as exc:
-        raise OutputError(f"cannot write {shown(path)}: {exc.strerror or exc}") from None
+    except OSError as exc:  # too long, permission denied, a loop of links...
+        raise OutputError(f"{exc.strerror or exc}: {shown(path)}") from None
     if stat.S_ISDIR(st.st_mode):
         raise OutputError(f"Is a directory: {shown(path)}")
     if not stat.S_ISREG(st.st_mode):
@@ -89,7 +89,7 @@ def write_bytes(path, data: bytes) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:  # name the target, not the temp file the user never asked for
-        raise OutputError(f"cannot write {shown(given)}: {exc.strerror or exc}") from None
+        raise OutputError(f"{exc.strerror or exc}: {shown(given)}") from None
     try:
         if mode is None:
             umask = os.umask(0o077)  # reading the umask means setting it: briefly set a strict one, never 0
@@ -107,7 +107,7 @@ def write_bytes(path, data: bytes) -> Path:
         except FileNotFoundError:
             pass
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {shown(given)}: {exc.strerror or exc}") from None
+            raise OutputError(f"{exc.strerror or exc}: {shown(given)}") from None
         raise
     _fsync_dir(directory)
     return given

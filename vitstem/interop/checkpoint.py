@@ -84,13 +84,26 @@ def _find_prefix(tensors: Mapping, suffix: str, fmt: str) -> str:
     return hits[0]
 
 
-def _read_json(path: Path | None) -> dict:
-    if path is None or not path.is_file():
+MAX_CONFIG_BYTES = 16 << 20  # config.json / preprocessor_config.json: kilobytes in practice
+
+
+def _read_json(path: Path | None, required: bool = False) -> dict:
+    """A JSON object from `path`; {} when it is absent and not `required`; SpecError otherwise."""
+    from ..outputs import shown
+    from ..spec.strict_text import loads_json
+
+    if path is None or (not required and not path.exists()):
         return {}
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"cannot read {path}: {exc}") from None
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise SpecError(f"{shown(path)}: over the {MAX_CONFIG_BYTES}-byte limit for a config file")
+        data = loads_json(path.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise SpecError(f"cannot read {shown(path)}: {reason}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{shown(path)}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _timm_facts(tensors: Mapping, config: dict) -> dict:
@@ -151,7 +164,7 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
                                image_size=image_size, preprocess=given, name=name or path.stem)
     tensors = _safetensors(path)
     config_path = Path(config) if config is not None else path.with_name("config.json")
-    cfg = _read_json(config_path)
+    cfg = _read_json(config_path, required=config is not None)
     if fmt == "timm":
         facts = _timm_facts(tensors, cfg)
     else:

@@ -7,6 +7,9 @@ import numpy as np
 from ..errors import InputError
 
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+# Modes whose pixels are 8-bit (or a palette of 8-bit colours): converted to L/RGB/RGBA without loss of range.
+FAITHFUL_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
+MAX_IMAGE_PIXELS = 64 << 20  # refused from the header, before decoding (decompression bombs)
 
 
 def read_image(path: str, stem) -> np.ndarray:
@@ -23,10 +26,21 @@ def read_image(path: str, stem) -> np.ndarray:
     if mode is None:
         raise InputError(f"{path}: image files have 1, 3 or 4 channels; the model takes {spec.in_channels}")
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # lazy: the header only, nothing decoded yet
+            if image.mode not in FAITHFUL_MODES:
+                raise InputError(f"{path}: image mode {image.mode} (e.g. 16-bit or float pixels) does not convert "
+                                 "to 8-bit pixels faithfully; pass a .npy batch")
+            w, h = image.size
+            if stem.sizes is not None and (h, w) not in stem.sizes:
+                accepted = ", ".join(f"{a}x{b}" for a, b in stem.sizes)
+                raise InputError(f"{path}: image is {h}x{w}; this model takes {accepted} (resize it first)")
+            if w * h > MAX_IMAGE_PIXELS:
+                raise InputError(f"{path}: {w}x{h} pixels, over the limit of {MAX_IMAGE_PIXELS} pixels")
             pixels = np.asarray(image.convert(mode), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
+    except InputError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: not a readable image ({str(exc).splitlines()[0] if str(exc) else exc})") from None
     return pixels.reshape(pixels.shape[0], pixels.shape[1], spec.in_channels)
 
 

@@ -83,7 +83,7 @@ def read_bounded(path: str | os.PathLike, limit: int = MAX_MODEL_BYTES, what: st
     except IsADirectoryError:
         raise ExportError(f"Is a directory: {path}") from None
     except FileNotFoundError:
-        raise ExportError(f"{path}: no such {what}") from None
+        raise ExportError(f"{path}: cannot read: no such {what}") from None
     except OSError as exc:
         raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if len(data) > limit:

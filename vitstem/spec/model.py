@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from ..errors import InputError, SpecError
 from . import schema as _schema
 from . import reachable_rules as _reachable
+from . import strict_text as _strict
 from .policies import NAMED_POLICIES, POLICY_FIELDS
 
 SPEC_VERSION = 1
@@ -379,13 +380,13 @@ def _read_document(path: Path) -> Any:
     # ValueError: an integer over Python's 4300-digit limit; RecursionError: absurdly deep nesting.
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return _strict.loads_json(text)
         except (ValueError, RecursionError) as exc:
             raise SpecError(f"{path} is not valid JSON: {str(exc).splitlines()[0]}") from None
     import yaml  # lazily: only files need it
 
     try:
-        return yaml.safe_load(text)
+        return _strict.loads_yaml(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
 
