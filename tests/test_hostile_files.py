@@ -107,3 +107,25 @@ def test_int8_calibrated_on_one_value_is_refused(value):
     calibration = np.full((4, 3, 8, 8), value, np.uint8).astype(np.float32)
     with pytest.raises(vitstem.ExportError, match="misses the documented int8 bound on the synthetic images"):
         vitstem.export.build_onnx(PRE_SPEC, vitstem.init_weights(PRE_SPEC), precision="int8", calibration=calibration)
+
+
+@pytest.mark.parametrize("blocked, args, extra", [
+    ("onnx", ["check", "{d}/m.onnx"], "onnx"),
+    ("onnxruntime", ["run", "{d}/m.onnx", "{d}/x.npy", "-o", "{d}/z.npy"], "onnx"),
+    ("onnx", ["export", "vitstem_tiny_test", "--weights", "{d}/w.safetensors", "-o", "{d}/n.onnx"], "onnx"),
+    ("torch", ["forward", "vitstem_tiny_test", "{d}/x.npy", "--weights", "{d}/w.safetensors", "-o", "{d}/z.npy",
+               "--backend", "torch"], "torch"),
+    ("tensorflow", ["forward", "vitstem_tiny_test", "{d}/x.npy", "--weights", "{d}/w.safetensors", "-o",
+                    "{d}/z.npy", "--backend", "tensorflow"], "tf"),
+])
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, args, extra):
+    spec = load_spec("vitstem_tiny_test")
+    vitstem.save_weights(vitstem.init_weights(spec), tmp_path / "w.safetensors", spec)
+    vitstem.export_onnx(spec, vitstem.init_weights(spec), tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.zeros(spec.input_shape(1), np.float32))
+    code = (f"import sys; sys.modules[{blocked!r}] = None; from vitstem.cli import main; "
+            f"sys.exit(main({[a.format(d=tmp_path) for a in args]!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"vitstem: error: this command needs {blocked}, which is not installed: "
+                             f"pip install 'vitstem[{extra}]'\n")

@@ -29,6 +29,11 @@ COMMAND_MODULES = (
 )
 
 
+# top-level module -> the extra that installs it (pyproject.toml [project.optional-dependencies])
+MISSING_EXTRAS = {"onnx": "onnx", "onnxruntime": "onnx", "torch": "torch", "tensorflow": "tf", "keras": "tf",
+                  "timm": "interop", "transformers": "interop", "keras_hub": "interop", "matplotlib": "report"}
+
+
 def checksum(array: np.ndarray) -> str:
     """A short content hash of an array's bytes, for printing."""
     import hashlib
@@ -62,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except VitstemError as exc:
         print(f"vitstem: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional extra this command needs is not installed
+        extra = MISSING_EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"vitstem: error: this command needs {exc.name.split('.')[0]}, which is not installed: "
+              f"pip install 'vitstem[{extra}]'", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave: missing, a directory, too long, read-only, disk full...
         if exc.filename is None:  # not about a file: a bug, keep the traceback
