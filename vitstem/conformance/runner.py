@@ -32,13 +32,11 @@ def exact_float64(spec: Spec, weights, images) -> np.ndarray:
     f64 = np.float64
     x = stem.preprocess(spec, stem.to_nchw(spec, np.asarray(images)), f64)
     grid = (x.shape[2] // spec.patch_size[0], x.shape[3] // spec.patch_size[1])
-    z = stem.add_position(spec, stem.prefix_tokens(spec, weights, x.shape[0], f64),
-                          stem.embed_patches(spec, weights, stem.patchify(x, spec.patch_size), f64),
+    rows = stem.normalize(spec.patch_norm, weights, "patch_embed.norm",
+                          stem.embed_patches(spec, weights, stem.patchify(x, spec.patch_size), f64))
+    z = stem.add_position(spec, stem.prefix_tokens(spec, weights, x.shape[0], f64), rows,
                           position_table(spec, weights, grid), f64)
-    if spec.pre_norm is not None:
-        z = stem.layer_norm(z, weights["norm_pre.weight"].astype(f64), weights["norm_pre.bias"].astype(f64),
-                            spec.pre_norm.eps)
-    return z
+    return stem.normalize(spec.pre_norm, weights, "norm_pre", z)
 
 
 def _label(name: str, opset) -> str:
