@@ -101,12 +101,15 @@ def test_a_preprocessor_config_that_is_not_an_object_is_an_error(tmp_path, conte
         import_checkpoint(checkpoint, "hf")
 
 
-@pytest.mark.parametrize("value", [0, 255, 128])
+@pytest.mark.parametrize("value", [0, 1, 128])
 def test_int8_calibrated_on_one_value_is_refused(value):
-    """All calibration pixels one value: the activation range collapses and ordinary images clip."""
+    """All calibration pixels one value: the activation range collapses to [0, value] and ordinary images clip.
+    (All 255 is not degenerate here: the range [0, 255] is every pixel's, and that model passes.)"""
+    from vitstem.export import build_onnx
+
     calibration = np.full((4, 3, 8, 8), value, np.uint8).astype(np.float32)
     with pytest.raises(vitstem.ExportError, match="misses the documented int8 bound on the synthetic images"):
-        vitstem.export.build_onnx(PRE_SPEC, vitstem.init_weights(PRE_SPEC), precision="int8", calibration=calibration)
+        build_onnx(PRE_SPEC, vitstem.init_weights(PRE_SPEC), precision="int8", calibration=calibration)
 
 
 @pytest.mark.parametrize("blocked, args, extra", [

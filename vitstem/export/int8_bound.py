@@ -3,7 +3,8 @@
 Calibration on degenerate images (all one value, a narrow range) gives activation scales that clip
 ordinary images. So the quantized graph is run with ONNX Runtime on the seeded synthetic images (and
 on the calibration images) and compared with the reference's z0: the documented int8 bound is
-|d| <= INT8_RELATIVE * max|z| for every element and per-token cosine >= INT8_MIN_COSINE.
+|d| <= INT8_RELATIVE * max|z| for every element and per-token cosine >= INT8_MIN_COSINE (on the synthetic
+images only the cosine when the user calibrated on their own images: their outliers may clip).
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ def int8_error(z: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
 
 def check_int8(model, spec, weights, batches: list[tuple[str, np.ndarray]], layout: str) -> None:
     """ExportError if the quantized `model` misses the int8 bound on any (name, images) batch
-    (images in the graph's input format and `layout`)."""
+    (images in the graph's input format and `layout`). With user calibration images, they must meet the
+    whole bound and the synthetic images the cosine (a calibration range that collapsed, e.g. images all
+    one value, fails it); otherwise the synthetic images must meet the whole bound."""
+    user_calibration = any(name == "calibration" for name, _ in batches)
     import onnxruntime as ort
 
     from ..backends.numpy import forward
@@ -43,6 +47,8 @@ def check_int8(model, spec, weights, batches: list[tuple[str, np.ndarray]], layo
             x = images.transpose(0, 3, 1, 2)
         reference = forward(spec, weights, x, profile="exact")
         relative, cosine = int8_error(z, reference)
+        if name == "synthetic" and user_calibration:
+            relative = 0.0  # only the direction is held on images unlike the user's: clipped outliers are expected
         if not (relative <= INT8_RELATIVE and cosine >= INT8_MIN_COSINE):
             raise ExportError(f"int8: the quantized model misses the documented int8 bound on the {name} images "
                               f"(max |d| = {relative:.3g} max|z| > {INT8_RELATIVE} or min token cosine "
