@@ -12,7 +12,8 @@ import torch
 
 import vitstem.runtime
 from vitstem.deploy import build_model, export_model, verify
-from vitstem.errors import ExportError, InputError
+from vitstem.export.api import resealed_bytes
+from vitstem.errors import ExportError, InputError, OutputError
 
 PIXELS = {"scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 
@@ -119,7 +120,7 @@ def test_fp16_and_int8_within_their_documented_bounds(tmp_path, precision):
     model = hf_vit("vit")
     whole = build_model(model, image_size="dynamic", precision=precision, preprocess=PIXELS)
     path = tmp_path / "p.onnx"
-    path.write_bytes(whole.SerializeToString())
+    path.write_bytes(resealed_bytes(whole))  # what export_model writes: vitstem.digest sealed
     ops = {n.op_type for n in whole.graph.node}
     if precision == "fp16":
         assert any(i.data_type == 10 for i in whole.graph.initializer)  # float16 weights
@@ -151,7 +152,7 @@ def test_refusals_name_the_problem(tmp_path):
         build_model(torch.nn.Linear(2, 2))
     with pytest.raises(ExportError, match="precision must be one of"):
         build_model(timm_vit(depth=1), precision="int4")
-    with pytest.raises(ExportError, match="directory .* does not exist"):
+    with pytest.raises(OutputError, match="directory .* does not exist"):
         export_model(timm_vit(depth=1), tmp_path / "missing" / "m.onnx")
 
 

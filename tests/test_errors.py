@@ -33,5 +33,5 @@ def test_each_kind_of_bad_input_raises_its_own_error(tmp_path):
         vitstem.forward(spec, {}, np.zeros(spec.input_shape(1), np.float32))
     with pytest.raises(errors.InputError, match="expected rank 4"):
         vitstem.forward(spec, vitstem.init_weights(spec), np.zeros((3, 12, 16), np.float32))
-    with pytest.raises(errors.ExportError, match="does not exist"):
+    with pytest.raises(errors.OutputError, match="does not exist"):
         vitstem.export_onnx(spec, vitstem.init_weights(spec), tmp_path / "absent" / "m.onnx")

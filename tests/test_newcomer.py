@@ -134,7 +134,7 @@ def test_messages_name_what_the_file_is(user):
                  "-o", str(d / "ortm.onnx"), "--ort"]) == 0
     checked = typed("vitstem check ortm.ort --weights stem/weights.safetensors", d)
     assert checked.returncode == 0, checked.stderr
-    assert "ORT format" in checked.stdout and "(matches --weights)" in checked.stdout
+    assert "ORT format" in checked.stdout and "(proven: exporting --weights again" in checked.stdout
     tampered = (d / "ortm.ort").read_bytes().replace(b"vitstem.spec_digest", b"vitstem.spec_digesX")
     (d / "bad.ort").write_bytes(tampered)
     one_line_error(typed("vitstem check bad.ort", d), "bad.ort")

@@ -40,7 +40,7 @@ def test_timm_quick_start_verbatim(tmp_path):
     photo(tmp_path / "cat.jpg")
     out = run_all(quickstart("timm"), tmp_path)
     assert "from timm's default pretrained_cfg for vit_base_patch16_224" in out[0]
-    assert "ok: stem.onnx" in out[2] and "precision fp32" in out[2] and "(matches --weights)" in out[2]
+    assert "ok: stem.onnx" in out[2] and "precision fp32" in out[2] and "(proven: exporting --weights again" in out[2]
     # timm's own eval transform and stem on the same photo
     transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))
     x = transform(Image.open(tmp_path / "cat.jpg").convert("RGB"))[None]

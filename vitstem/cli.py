@@ -30,10 +30,10 @@ COMMAND_MODULES = (
 )
 
 
-# Import name -> what to install, for the one-line error when a command's optional dependency is missing.
-OPTIONAL_PACKAGES = {"onnx": "onnx", "onnxruntime": "onnxruntime", "torch": "torch", "tensorflow": "tensorflow-cpu",
-                     "keras": "keras", "timm": "timm", "transformers": "transformers", "keras_hub": "keras-hub",
-                     "PIL": "pillow", "matplotlib": "matplotlib", "onnxscript": "onnxscript"}
+# top-level module -> the extra that installs it (pyproject.toml [project.optional-dependencies])
+MISSING_EXTRAS = {"onnx": "onnx", "onnxruntime": "edge", "torch": "torch", "tensorflow": "tf", "keras": "tf",
+                  "timm": "interop", "transformers": "interop", "keras_hub": "interop", "matplotlib": "report",
+                  "PIL": "edge", "onnxscript": "all", "openvino": "edge-engines", "ai_edge_litert": "edge-engines"}
 
 
 def checksum(array: np.ndarray) -> str:
@@ -73,12 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     except VitstemError as exc:
         print(f"vitstem: error: {exc}", file=sys.stderr)
         return 2
-    except ModuleNotFoundError as exc:  # an optional dependency this command needs (e.g. onnx on an edge install)
-        package = OPTIONAL_PACKAGES.get((exc.name or "").split(".")[0])
-        if package is None:
+    except ModuleNotFoundError as exc:  # an optional extra this command needs is not installed
+        extra = MISSING_EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
             raise
-        print(f"vitstem: error: `vitstem {args.command}` needs {package}, which is not installed here "
-              f"(pip install {package}; see Install in the README)", file=sys.stderr)
+        print(f"vitstem: error: this command needs {exc.name.split('.')[0]}, which is not installed: "
+              f"pip install 'vitstem[{extra}]' (see Install in the README)", file=sys.stderr)
         return 2
     except OSError as exc:  # a path the user gave: missing, a directory, too long, read-only, disk full...
         if exc.filename is None:  # not about a file: a bug, keep the traceback

@@ -29,3 +29,7 @@ class ExportError(VitstemError, ValueError):
 
 class ProviderError(VitstemError, ValueError):
     """An execution provider was asked for that this onnxruntime build does not have (or could not start)."""
+
+
+class OutputError(VitstemError, ValueError):
+    """An output path cannot be written as asked (missing directory, not a regular file, an input of the command)."""

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 def _conform(args) -> int:
+    from ..outputs import check_distinct, target
     from .runner import run
+
+    check_distinct([args.json, args.markdown], [args.weights])
+    for out in (args.json, args.markdown):
+        if out:
+            target(out)  # refused before the matrix runs, not after
 
     from ..process_clock import process_seconds
 

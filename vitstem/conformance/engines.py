@@ -41,7 +41,7 @@ class Workspace:
         """The canonical weights, loaded from the shared file (layout twins share them)."""
         key = ("weights", spec.digest())
         if key not in self.cache:
-            self.cache[key] = load_weights(self.weights_path, spec)
+            self.cache[key] = load_weights(self.weights_path, spec, other_spec=True)  # layout twins share them
         return self.cache[key]
 
 

@@ -23,8 +23,7 @@ KINDS = ("exact", "fast", "fp16", "int8")
 FP16_RELATIVE = 4e-3
 FP16_MIN_COSINE = 0.999
 # int8 (QDQ, per-channel uint8 weights, uint8 activations): a quantisation error, not a rounding one.
-INT8_RELATIVE = 0.1
-INT8_MIN_COSINE = 0.98
+from ..export.int8_bound import INT8_MIN_COSINE, INT8_RELATIVE  # noqa: E402 (one source of truth)
 # Exact means bit-identical. Where two float64 sums round to opposite sides of a float32 tie, that
 # cannot hold for engines summing in different orders; set True to accept such certified ties.
 EXACT_ALLOWS_TIES = False

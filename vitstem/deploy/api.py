@@ -116,12 +116,13 @@ def export_model(model, path: str | os.PathLike, *, image_size="fixed", precisio
     mean/std over pixels / 255; transformers: none, the input is the processor's output), None, a mapping
     {scale, mean, std}, or a transformers image processor. Returns the path written.
     """
+    from ..export.api import resealed_bytes
     from ..files import atomic_write_bytes
+    from ..outputs import target
 
     path = Path(path)
-    if not path.parent.is_dir():
-        raise ExportError(f"cannot write {path}: directory {path.parent} does not exist")
+    target(path)  # refused before the (slow) export, not after
     whole = build_model(model, image_size=image_size, precision=precision, preprocess_in_graph=preprocess_in_graph,
                         batch=batch, opset=opset, preprocess=preprocess, calibration=calibration, exporter=exporter)
-    atomic_write_bytes(path, whole.SerializeToString(deterministic=True))
+    atomic_write_bytes(path, resealed_bytes(whole))
     return path

@@ -178,11 +178,13 @@ def checked(model):
 
 def compose(stem_path, encoder_path, output, *, encoder_input: str | None = None) -> Path:
     """Write STEM + ENCODER (ONNX files) as one whole model at `output`; returns the path written."""
+    from ..export.api import resealed_bytes
     from ..files import atomic_write_bytes
+    from ..outputs import check_distinct, target
 
     output = Path(output)
-    if not output.parent.is_dir():
-        raise ExportError(f"cannot write {output}: directory {output.parent} does not exist")
+    check_distinct([output], [stem_path, encoder_path])
+    target(output)
     stem = _load(stem_path, "stem")
     encoder = _load(encoder_path, "encoder")
     import hashlib
@@ -191,5 +193,5 @@ def compose(stem_path, encoder_path, output, *, encoder_input: str | None = None
             "digest": "sha256:" + hashlib.sha256(Path(encoder_path).read_bytes()).hexdigest(),
             "version": f"{encoder.producer_name} {encoder.producer_version}".strip() or "unknown"}
     model = checked(join(stem, encoder, info, encoder_input=encoder_input, source=str(encoder_path)))
-    atomic_write_bytes(output, model.SerializeToString(deterministic=True))
+    atomic_write_bytes(output, resealed_bytes(model))
     return output

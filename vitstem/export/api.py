@@ -16,13 +16,15 @@ from ..spec.weights import check_weights
 from . import metadata
 from .build import build_model, input_dtype, input_layout
 from .options import resolve_options
+from ..runtime.integrity import PLACEHOLDER, seal, sealed_digest
 
 PROTOBUF_LIMIT = 2**31 - 1
 
 
 def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", batch="dynamic", image_size="fixed",
                preprocess_in_graph=False, io_dtype=None, calibration=None, ort_format=False):
-    """The ModelProto `export_onnx` writes (same arguments, no path), checked with full_check."""
+    """The ModelProto `export_onnx` writes (same arguments, no path), checked with full_check; its
+    vitstem.digest is the placeholder until `model_bytes` seals it."""
     import onnx
 
     from .. import __version__
@@ -37,22 +39,27 @@ def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", b
     if calibration is not None and opts.precision != "int8":
         raise ExportError("calibration images are only used with precision 'int8'")
     model = build_model(spec, weights, opts, __version__)
+    extra = {}
     if opts.precision == "int8":
-        from .quantize import check_calibration, quantize_int8, synthetic_images
+        from .int8_bound import check_int8
+        from .quantize import calibration_digest, check_calibration, quantize_int8, synthetic_images
 
         dtype, layout = input_dtype(spec, opts), input_layout(spec, opts)
-        images = (synthetic_images(spec, opts, layout, dtype) if calibration is None
-                  else check_calibration(calibration, dtype, layout, spec))
+        synthetic = synthetic_images(spec, opts, layout, dtype)
+        images = synthetic if calibration is None else check_calibration(calibration, dtype, layout, spec)
         model = quantize_int8(model, images)
         model.ir_version = onnx.helper.find_min_ir_version_for(list(model.opset_import))
         model.producer_name, model.producer_version = "vitstem", __version__
+        batches = [("synthetic", synthetic)] + ([] if calibration is None else [("calibration", images)])
+        check_int8(model, spec, weights, batches, layout)
+        extra["calibration"] = "synthetic" if calibration is None else calibration_digest(images)
     if model.ByteSize() > PROTOBUF_LIMIT:
         raise ExportError(f"the model would be {model.ByteSize()} bytes, over protobuf's 2 GiB limit; "
                           "export fewer image sizes or a smaller spec")
     metadata.attach(model, {
         "spec": spec.to_json(), "spec_digest": spec.digest(), "weights_digest": weights_digest(weights),
         "graph_digest": metadata.graph_digest(model.graph), "export_options": opts.to_json(),
-        "version": __version__,
+        "version": __version__, **extra, "digest": PLACEHOLDER,
     })
     model.doc_string = (f"vitstem stem of {spec.name}: z0 = pre_norm([prefix tokens; patches E] + E_pos), "
                         f"shape (batch, tokens, {spec.embed_dim})")
@@ -71,16 +78,35 @@ def export_onnx(spec: "Spec | Mapping | str", weights, path: str | os.PathLike, 
     and its reduced-build operator config (suffix .required_operators_and_types.config).
     Returns the path written.
     """
+    from ..outputs import check_distinct, target
+
     path = Path(path)
-    if not path.parent.is_dir():
-        raise ExportError(f"cannot write {path}: directory {path.parent} does not exist")
+    ort_path = path.with_suffix(".ort") if ort_format else None
+    check_distinct([path, ort_path], [weights] if isinstance(weights, (str, os.PathLike)) else [])
+    target(path)
+    if ort_path is not None:
+        target(ort_path)
     model = build_onnx(spec, weights, opset=opset, precision=precision, profile=profile, batch=batch,
                        image_size=image_size, preprocess_in_graph=preprocess_in_graph, io_dtype=io_dtype,
                        calibration=calibration, ort_format=ort_format)
-    data = model.SerializeToString(deterministic=True)
+    data = model_bytes(model)
     atomic_write_bytes(path, data)
     if ort_format:
         from .edge import write_operator_config, write_ort_format
 
-        write_operator_config(write_ort_format(data, path.with_suffix(".ort")))
+        write_operator_config(write_ort_format(model, sealed_digest(data), path.with_suffix(".ort")))
     return path
+
+
+def model_bytes(model) -> bytes:
+    """The file `export_onnx` writes for `model`: deterministic serialisation, vitstem.digest filled in."""
+    return seal(model.SerializeToString(deterministic=True))
+
+
+def resealed_bytes(model) -> bytes:
+    """`model_bytes` of a model whose vitstem metadata was built from another file's (e.g. a stem joined
+    to an encoder): its vitstem.digest is reset to the placeholder first, then sealed for these bytes."""
+    values = metadata.read(model.metadata_props)
+    values["digest"] = PLACEHOLDER
+    metadata.attach(model, values)
+    return model_bytes(model)

@@ -12,8 +12,6 @@ import os
 from pathlib import Path
 
 from ..errors import ExportError
-from ..spec import load_weights
-from ..spec.digest import weights_digest
 from .options import check_sizes_agree
 
 ORT_IDENTIFIER = b"ORTM"  # the FlatBuffer file identifier, bytes 4..8
@@ -24,12 +22,12 @@ def is_ort_file(data: bytes) -> bool:
 
 
 def check_ort(path: str | os.PathLike, *, weights: str | os.PathLike | None = None,
-              required: tuple[str, ...] = ()) -> dict:
+              required: tuple[str, ...] = (), calibration=None) -> dict:
     """The `check_onnx` report for an .ort file; ExportError naming the first failure."""
     from ..runtime import load
 
     path = Path(path)
-    stem = load(path)  # loads in onnxruntime, checks the spec digest and the graph's inputs and outputs
+    stem = load(path)  # verifies vitstem.digest, loads in onnxruntime, checks the spec digest and the graph's I/O
     missing = [k for k in required if k not in stem.metadata]
     if missing:
         raise ExportError(f"{path}: metadata lacks {', '.join('vitstem.' + k for k in missing)} (not a vitstem export?)")
@@ -39,10 +37,13 @@ def check_ort(path: str | os.PathLike, *, weights: str | os.PathLike | None = No
               "vitstem_version": stem.metadata["version"], "opset": stem.options.get("opset"), "ir_version": None,
               "options": stem.options,
               "checker": "onnxruntime loads it (ORT format: no onnx checker or graph digest; check the .onnx for those)"}
-    if weights is not None:
-        actual = weights_digest(load_weights(weights, stem.spec))
-        if actual != report["weights_digest"]:
-            raise ExportError(f"{path}: vitstem.weights_digest mismatch: stored {report['weights_digest']}, "
-                              f"{weights} has {actual}")
+    if weights is not None:  # provenance: export again and compare with the digest of the .onnx it came from
+        from .provenance import check_ort_provenance, check_provenance
+
+        data = path.read_bytes()
+        if is_ort_file(data):
+            check_ort_provenance(path, stem.metadata, stem.spec, stem.options, weights, calibration)
+        else:
+            check_provenance(path, data, stem.metadata, stem.spec, stem.options, weights, calibration)
         report["weights"] = "match"
     return report

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..json_output import add_json_flag, emit
 
 
@@ -30,6 +32,11 @@ def _export(args) -> int:
     from .api import export_onnx
     from .options import parse_sizes
 
+    from ..outputs import check_distinct
+
+    ort_path = Path(args.output).with_suffix(".ort") if args.ort else None
+    check_distinct([args.output, ort_path], [args.spec if Path(args.spec).exists() else None, args.weights,
+                                               args.calibration])
     spec = load_spec(args.spec)
     weights = load_weights(args.weights, spec)
     if args.dynamic_image_size and not spec.dynamic_image_size:
@@ -58,7 +65,7 @@ def _export(args) -> int:
 def _check(args) -> int:
     from .checks import check_onnx
 
-    report = check_onnx(args.model, weights=args.weights, mobile=not args.no_mobile)
+    report = check_onnx(args.model, weights=args.weights, mobile=not args.no_mobile, calibration=args.calibration)
     if args.json:
         emit(args, report, "")
         return 0
@@ -67,9 +74,9 @@ def _check(args) -> int:
         print(f"  {report['checker']}; spec round-trip: ok ({report['spec_digest']})")
     else:
         print(f"ok: {report['path']} ({report['spec']}, opset {report['opset']}, IR {report['ir_version']})")
-        print(f"  checker: ok (full_check); graph digest: ok; spec round-trip: ok ({report['spec_digest']})")
+        print(f"  checker: ok (full_check); file digest: ok; graph digest: ok; spec round-trip: ok ({report['spec_digest']})")
     print(f"  export: {describe_options(report['options'])}")
-    print(f"  weights digest: {report['weights_digest']}" + (" (matches --weights)" if "weights" in report else ""))
+    print(f"  weights digest: {report['weights_digest']}" + (" (proven: exporting --weights again gives this file byte for byte)" if "weights" in report else ""))
     if "encoder" in report:
         e = report["encoder"]
         print(f"  whole model: stem + {e['peer']} {e['class']} ({e['version']}), encoder digest {e['digest']}; "
@@ -116,10 +123,12 @@ def register(subparsers) -> None:
     c = subparsers.add_parser(
         "check", help="check an exported model: checker, digests, spec, export options, mobile usability",
         description="Check a file written by `vitstem export` (.onnx, or .ort): the onnx checker, the graph digest "
-                    "(integrity), the stored spec against the graph, the export options, optionally the weights "
-                    "digest (provenance), and onnxruntime's mobile usability verdict. Exit 2 naming the first failure.")
+                    "and whole-file digest (integrity), the stored spec against the graph, the export options, optionally provenance "
+                    "(re-export from --weights), and onnxruntime's mobile usability verdict. Exit 2 naming the first failure.")
     c.add_argument("model", help="the .onnx or .ort file")
-    c.add_argument("--weights", help="also check the stored weights digest against this .safetensors file")
+    c.add_argument("--weights", help="prove provenance: export this .safetensors file again with the stored spec and "
+                                     "options and compare the bytes")
+    c.add_argument("--calibration", help="int8 calibrated on user images: the same .npy batch (with --weights)")
     c.add_argument("--no-mobile", action="store_true", help="skip onnxruntime's mobile usability analysis")
     c.add_argument("--json", action="store_true", help="print the full report as one JSON object on stdout")
     c.set_defaults(run=_check)

@@ -10,10 +10,21 @@ from pathlib import Path
 from ..files import atomic_write_bytes
 
 
-def write_ort_format(onnx_bytes: bytes, ort_path: Path) -> Path:
+def write_ort_format(model, onnx_digest: str, ort_path: Path) -> Path:
     """Convert to ORT format as `onnxruntime.tools.convert_onnx_models_to_ort` does by default
-    (all optimizations except the x86-only NCHWc layout), then write it atomically."""
+    (all optimizations except the x86-only NCHWc layout), then write it atomically. The .ort carries
+    vitstem.onnx_digest (the vitstem.digest of the .onnx written for `model`) and its own vitstem.digest."""
     import onnxruntime as ort
+
+    from ..runtime.integrity import PLACEHOLDER, seal
+    from . import metadata
+
+    values = metadata.read(model.metadata_props)
+    values["onnx_digest"] = onnx_digest
+    values["digest"] = PLACEHOLDER
+    model = type(model).FromString(model.SerializeToString())
+    metadata.attach(model, values)
+    onnx_bytes = model.SerializeToString(deterministic=True)
 
     with tempfile.TemporaryDirectory(prefix="vitstem-ort-") as tmp:
         target = Path(tmp, "model.ort")
@@ -23,7 +34,7 @@ def write_ort_format(onnx_bytes: bytes, ort_path: Path) -> Path:
         so.add_session_config_entry("session.save_model_format", "ORT")
         ort.InferenceSession(onnx_bytes, sess_options=so, providers=["CPUExecutionProvider"],
                              disabled_optimizers=["NchwcTransformer"])
-        return atomic_write_bytes(ort_path, target.read_bytes())
+        return atomic_write_bytes(ort_path, seal(target.read_bytes()))
 
 
 def operator_config_path(ort_path: Path) -> Path:

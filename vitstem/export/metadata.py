@@ -8,6 +8,10 @@
 - vitstem.export_options  the resolved ExportOptions as JSON
 - vitstem.version         the vitstem version that wrote the file
 - vitstem.encoder         whole models only (vitstem.deploy): what follows the stem, see encoder_meta.py
+- vitstem.calibration     int8 only: "synthetic", or the sha256 of the calibration images (provenance)
+- vitstem.onnx_digest     .ort files only: vitstem.digest of the .onnx it was converted from
+- vitstem.digest          SHA-256 of the whole file with this value zeroed: integrity of everything
+                          above (vitstem.runtime.integrity; checked by the runtime without onnx)
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from .options import IO_DTYPES, MIN_OPSET, PRECISIONS, PROFILES
 
 
 PREFIX = "vitstem."
-KEYS = ("spec", "spec_digest", "weights_digest", "graph_digest", "export_options", "version", "encoder")
+KEYS = ("spec", "spec_digest", "weights_digest", "graph_digest", "export_options", "version", "encoder",
+        "calibration", "onnx_digest", "digest")
 
 
 def graph_digest(graph) -> str:

@@ -69,6 +69,15 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
         return onnx.load_model(dst)
 
 
+def calibration_digest(images: np.ndarray) -> str:
+    """'sha256:<hex>' of the calibration batch as the graph takes it (dtype, shape and bytes)."""
+    import hashlib
+
+    h = hashlib.sha256(f"{images.dtype.str}{images.shape}".encode())
+    h.update(np.ascontiguousarray(images).tobytes())
+    return "sha256:" + h.hexdigest()
+
+
 def check_calibration(images, expected_dtype: str, layout: str, spec: Spec) -> np.ndarray:
     """User calibration images as an array in the model's input format; ExportError otherwise."""
     x = np.asarray(images)

@@ -90,13 +90,26 @@ def find_prefix(tensors: Mapping, suffix: str, fmt: str) -> str:
     return hits[0]
 
 
-def _read_json(path: Path | None) -> dict:
-    if path is None or not path.is_file():
+MAX_CONFIG_BYTES = 16 << 20  # config.json / preprocessor_config.json: kilobytes in practice
+
+
+def _read_json(path: Path | None, required: bool = False) -> dict:
+    """A JSON object from `path`; {} when it is absent and not `required`; SpecError otherwise."""
+    from ..outputs import shown
+    from ..spec.strict_text import loads_json
+
+    if path is None or (not required and not path.exists()):
         return {}
     try:
-        return json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"cannot read {path}: {exc}") from None
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise SpecError(f"{shown(path)}: over the {MAX_CONFIG_BYTES}-byte limit for a config file")
+        data = loads_json(path.read_text("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+        raise SpecError(f"cannot read {shown(path)}: {reason}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{shown(path)}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _timm_facts(tensors: Mapping, config: dict, arch: str | None = None) -> dict:
@@ -168,7 +181,7 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
                                image_size=image_size, preprocess=given, name=name or path.stem)
     tensors = _safetensors(path)
     config_path = Path(config) if config is not None else path.with_name("config.json")
-    cfg = _read_json(config_path)
+    cfg = _read_json(config_path, required=config is not None)
     if fmt == "timm":
         facts = _timm_facts(tensors, cfg, arch)
     else:
@@ -245,8 +258,14 @@ def write_import(spec: Spec, weights: Mapping[str, np.ndarray], out_dir: str | o
     """Write DIR/spec.yaml (or .json) and DIR/weights.safetensors atomically; returns both paths."""
     from ..files import atomic_write_bytes
 
+    from ..outputs import OutputError, shown
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not out.parent.is_dir():
+        raise OutputError(f"cannot write into {shown(out)}: directory {shown(out.parent)} does not exist")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{shown(out)}: not a directory")
+    out.mkdir(exist_ok=True)
     if spec_format == "json":
         spec_path, text = out / "spec.json", json.dumps(spec.to_dict(), indent=2) + "\n"
     elif spec_format == "yaml":

@@ -19,6 +19,12 @@ def _import(args) -> int:
     else:
         preprocess = "auto"
     explain: dict = {}
+    from pathlib import Path
+
+    from ..outputs import check_distinct
+
+    out = Path(args.output)
+    check_distinct([out / "weights.safetensors", out / f"spec.{args.spec_format}"], [args.checkpoint, args.config])
     spec, weights = import_checkpoint(
         args.checkpoint, args.format, image_size=args.image_size, grid=args.grid,
         no_embed_class=True if args.no_embed_class else None, config=args.config, preprocess=preprocess,

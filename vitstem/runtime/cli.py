@@ -8,6 +8,21 @@ from ..errors import InputError
 from ..json_output import add_json_flag, emit
 
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+# Modes whose pixels are 8-bit (or a palette of 8-bit colours): converted to L/RGB/RGBA without loss of range.
+FAITHFUL_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA")
+MAX_IMAGE_PIXELS = 64 << 20  # refused from the header, before decoding (decompression bombs)
+
+
+def _model_hw(stem) -> tuple[int, int]:
+    return tuple(stem.sizes[0]) if stem.sizes else tuple(stem.spec.image_size)
+
+
+def _check_size(path: str, hw: tuple[int, int], stem) -> None:
+    model_hw = _model_hw(stem)
+    if hw != model_hw and not (stem.sizes is None or hw in stem.sizes):
+        raise InputError(f"{path}: the image is {hw[0]}x{hw[1]}, the model takes {model_hw[0]}x{model_hw[1]}; "
+                         "pass --resize shortest-edge --crop center (timm's eval transform; see `vitstem import`'s "
+                         "summary for the model's own flags) or --resize exact (transformers' ViTImageProcessor)")
 
 
 def read_image(path: str, stem, fit: dict | None = None) -> np.ndarray:
@@ -24,20 +39,26 @@ def read_image(path: str, stem, fit: dict | None = None) -> np.ndarray:
     mode = IMAGE_MODES.get(spec.in_channels)
     if mode is None:
         raise InputError(f"{path}: image files have 1, 3 or 4 channels; the model takes {spec.in_channels}")
+    fitting = bool(fit) and (fit.get("resize", "none") != "none" or fit.get("crop", "none") != "none")
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # lazy: the header only, nothing decoded yet
+            if image.mode not in FAITHFUL_MODES:
+                raise InputError(f"{path}: image mode {image.mode} (e.g. 16-bit or float pixels) does not convert "
+                                 "to 8-bit pixels faithfully; pass a .npy batch")
+            w, h = image.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise InputError(f"{path}: {w}x{h} pixels, over the limit of {MAX_IMAGE_PIXELS} pixels")
+            if not fitting:  # the size is known from the header: refuse before decoding
+                _check_size(path, (h, w), stem)
             image = image.convert(mode)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
-    model_hw = tuple(stem.sizes[0]) if stem.sizes else tuple(spec.image_size)
-    if fit and (fit.get("resize", "none") != "none" or fit.get("crop", "none") != "none"):
+    except InputError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{path}: not a readable image ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    if fitting:
         from .resize import fit_image
 
-        image = fit_image(image, model_hw, **fit)
-    elif (image.height, image.width) != model_hw and not (stem.sizes is None or (image.height, image.width) in stem.sizes):
-        raise InputError(f"{path}: the image is {image.height}x{image.width}, the model takes {model_hw[0]}x{model_hw[1]}; "
-                         "pass --resize shortest-edge --crop center (timm's eval transform; see `vitstem import`'s "
-                         "summary for the model's own flags) or --resize exact (transformers' ViTImageProcessor)")
+        image = fit_image(image, _model_hw(stem), **fit)
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels.reshape(pixels.shape[0], pixels.shape[1], spec.in_channels)
 
@@ -66,7 +87,10 @@ def _run(args) -> int:
     from ..spec.cli import save_npy
     from . import load
 
-    stem = load(args.model, threads=args.threads, providers=args.providers)
+    from ..outputs import check_distinct
+
+    check_distinct([args.output], [args.model, *args.inputs])
+    stem = load(args.model, threads=args.threads, providers=args.providers, verify=not args.no_verify)
     fit = {"resize": args.resize, "crop": args.crop, "crop_pct": args.crop_pct, "interpolation": args.interpolation}
     out = stem(read_inputs(args.inputs, stem, fit))
     if isinstance(out, dict):  # a whole model: its outputs by name
@@ -127,6 +151,8 @@ def register(subparsers) -> None:
     p.add_argument("--interpolation", choices=INTERPOLATIONS, default="bicubic",
                    help="Pillow resampling for --resize: bicubic (default; timm ViTs) or bilinear (HF ViT)")
     add_json_flag(p)
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the whole-file digest check (vitstem.digest) at load (edited or older files)")
     p.set_defaults(run=_run)
 
 

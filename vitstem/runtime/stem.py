@@ -80,11 +80,19 @@ class Stem:
         if self.batch is not None and x.shape[0] != self.batch:
             raise InputError(f"images have shape {x.shape}: this model was exported for batch {self.batch}")
         dtype = _NP_DTYPES[self.input_dtype]
+        if self.options["precision"] == "fp16" and x.dtype.kind == "f" and x.size \
+                and float(np.abs(x).max()) > float(np.finfo(np.float16).max):
+            raise InputError(f"images have values beyond float16's range (max |x| = {float(np.abs(x).max()):.6g} > "
+                             "65504), which this fp16 model computes in")
         if x.dtype != dtype:
             converted = x.astype(dtype)
             if self.options.get("profile") == "exact" and not np.array_equal(converted, x):
                 raise InputError(f"images have dtype {x.dtype} with values float32 cannot hold exactly; the exact "
                                  "profile takes float32 inputs (round them first to accept the rounding)")
+            if converted.dtype.kind == "f" and not np.isfinite(converted).all():
+                limit = float(np.finfo(converted.dtype).max)
+                raise InputError(f"images have values beyond {dtype.__name__}'s range (|x| > {limit:.6g}; max |x| = "
+                                 f"{float(np.abs(x).max()):.6g}), which this model's {dtype.__name__} input turns into inf")
             x = converted
         return np.ascontiguousarray(x)
 
@@ -99,6 +107,11 @@ class Stem:
     def __call__(self, images) -> np.ndarray:
         x = self.check(images)
         z0 = self._run(["z0"], x)[0]
+        if not np.isfinite(z0).all():  # finite inputs overflowed inside (preprocessing, float16 compute)
+            bad = int(z0.size - np.count_nonzero(np.isfinite(z0)))
+            raise InputError(f"z0 has {bad} non-finite values although the images are finite: they overflow "
+                             f"{self.options['io_dtype'] if self.options['precision'] != 'fp16' else 'float16'} "
+                             "inside this model (pixel values too large for its preprocessing or precision)")
         hw = x.shape[1:3] if self.layout == "NHWC" else x.shape[2:4]
         expected = (x.shape[0], self.spec.num_tokens(hw), self.spec.embed_dim)
         if z0.shape != expected:  # dynamic dims are checked only here
@@ -112,26 +125,30 @@ class Stem:
                 f"input {self.input_dtype} {self.layout})")
 
 
-def load(path: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None) -> Stem:
+def load(path: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None,
+         verify: bool = True) -> Stem:
     """A `Stem` for an exported stem file (.onnx or .ort), a `Model` (a Stem whose call returns the
     outputs by name) for a whole model; ExportError if it is not a readable vitstem model.
 
     `providers`: execution providers in priority order (default CPU); ProviderError if this
-    onnxruntime build lacks one or the session did not start it (onnxruntime would fall back to CPU)."""
+    onnxruntime build lacks one or the session did not start it (onnxruntime would fall back to CPU).
+    verify (default): check the file's vitstem.digest (whole-file SHA-256, see vitstem.runtime.integrity)
+    and, for a .ort with its .onnx beside it, that the two are one pair. verify=False skips both (for
+    files edited on purpose, or exported before vitstem.digest existed)."""
     import onnxruntime as ort
 
+    from . import integrity
     from .providers import check_available, check_started
 
     providers = check_available(providers, ort.get_available_providers())
     path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such model file")
+    data = integrity.read_bounded(path)
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if threads:
         so.intra_op_num_threads = int(threads)
     try:
-        session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        session = ort.InferenceSession(data, sess_options=so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{path}: onnxruntime cannot load it ({first})") from None
@@ -143,5 +160,11 @@ def load(path: str | os.PathLike, *, threads: int | None = None, providers: list
     if whole:
         from .model import Model
 
-        return Model(session, str(path))
-    return Stem(session, str(path))
+        stem = Model(session, str(path))
+    else:
+        stem = Stem(session, str(path))
+    if verify:
+        integrity.verify(data, stem.metadata.get(integrity.DIGEST_KEY), path)
+        if integrity.ONNX_DIGEST_KEY in stem.metadata:
+            integrity.check_pair(path, stem.metadata[integrity.ONNX_DIGEST_KEY])
+    return stem

@@ -98,6 +98,9 @@ def _forward(args) -> int:
     from .model import load_spec
     from .store import load_weights
 
+    from ..outputs import check_distinct
+
+    check_distinct([args.output], [args.spec, args.weights, args.input])
     spec = load_spec(args.spec)
     weights = load_weights(args.weights, spec)
     z0 = forward(spec, weights, load_npy(args.input), backend=args.backend, profile=args.profile)

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 from ..errors import InputError, SpecError
 from . import schema as _schema
+from . import reachable_rules as _reachable
+from . import strict_text as _strict
 from .policies import NAMED_POLICIES, POLICY_FIELDS
 
 SPEC_VERSION = 1
@@ -331,7 +333,8 @@ def _name_rule(d: dict) -> list[tuple[str, str]]:
     return []
 
 
-_RULES = (_name_rule, _sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule, _float_range_rule)
+_RULES = (_name_rule, _sizes_rule, _position_rule, _preprocess_rule, _resample_rule, _memory_rule, _float_range_rule,
+          *_reachable.RULES)
 
 
 def _semantic_problems(d: dict, malformed: bool = True) -> list[tuple[str, str]]:
@@ -393,13 +396,13 @@ def _read_document(path: Path) -> Any:
     # ValueError: an integer over Python's 4300-digit limit; RecursionError: absurdly deep nesting.
     if path.suffix.lower() == ".json":
         try:
-            return json.loads(text)
+            return _strict.loads_json(text)
         except (ValueError, RecursionError) as exc:
             raise SpecError(f"{path} is not valid JSON: {str(exc).splitlines()[0]}") from None
     import yaml  # lazily: only files need it
 
     try:
-        return yaml.safe_load(text)
+        return _strict.loads_yaml(text)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise SpecError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
 

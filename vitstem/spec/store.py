@@ -62,15 +62,32 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     return tensors, dict(metadata)
 
 
-def load_weights(path: str | os.PathLike, spec: "Spec | str | os.PathLike") -> dict[str, np.ndarray]:
+def _saved_for(metadata: dict) -> str:
+    """'NAME ' of the spec stored in a weights file's metadata, when it reads."""
+    try:
+        return repr(json.loads(metadata[META_SPEC])["name"]) + " "
+    except (KeyError, ValueError, TypeError):
+        return ""
+
+
+def load_weights(path: str | os.PathLike, spec: "Spec | str | os.PathLike", *,
+                 other_spec: bool = False) -> dict[str, np.ndarray]:
     """Canonical weights from a safetensors file, checked against `spec` (a Spec, preset name or spec
     file; every problem at once). A whole timm/transformers checkpoint gets one line naming the
-    `vitstem import` command that converts it."""
+    `vitstem import` command that converts it.
+
+    A file saved by vitstem records the spec it was saved for (vitstem.spec_digest); loading it for
+    another spec is refused unless `other_spec` (e.g. a layout twin: same weights, other input layout)."""
     from .file_kinds import peer_checkpoint_message
     from .model import load_spec
 
     spec = load_spec(spec)
-    tensors, _ = read_safetensors(path)
+    tensors, metadata = read_safetensors(path)
+    stored = metadata.get(META_SPEC_DIGEST)
+    if stored is not None and not other_spec and stored != spec.digest():
+        saved_for = _saved_for(metadata)
+        raise WeightsError(f"{path}: saved for spec {saved_for}{stored}, not for this spec {spec.name!r} "
+                           f"({spec.digest()}); a weights file belongs to the spec saved beside it")
     try:
         return check_weights(tensors, spec)
     except WeightsError as exc:

@@ -1,0 +1,134 @@
+"""Inputs that used to be read wrongly or silently (issue 12): 16-bit images, missing or non-object configs,
+duplicate keys, int8 calibrated on degenerate images."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import vitstem
+from vitstem.spec import load_spec
+
+PRE_SPEC = load_spec({"spec_version": 1, "name": "pre", "image_size": 8, "patch_size": 4, "embed_dim": 8,
+                      "input": {"layout": "NCHW", "preprocess": {"scale": 1 / 255, "mean": [0.5] * 3,
+                                                                 "std": [0.25] * 3}}})
+
+
+def _cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "vitstem", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("img")
+    vitstem.export_onnx(PRE_SPEC, vitstem.init_weights(PRE_SPEC), d / "m.onnx")
+    return d / "m.onnx"
+
+
+@pytest.mark.parametrize("suffix, dtype", [(".png", np.uint16), (".tif", np.int32), (".tif", np.float32)])
+def test_images_that_do_not_convert_faithfully_are_refused(model, tmp_path, suffix, dtype):
+    """A 16-bit PNG was clipped to 8 bits silently."""
+    from PIL import Image
+
+    from vitstem.runtime import load
+    from vitstem.runtime.cli import read_image
+
+    values = (np.arange(64).reshape(8, 8) * 1000).astype(dtype)
+    path = tmp_path / f"x{suffix}"
+    Image.fromarray(values).save(path)
+    with pytest.raises(vitstem.InputError, match="image mode [IF]"):
+        read_image(str(path), load(model))
+    result = _cli("run", model, path, "-o", tmp_path / "z.npy")
+    assert result.returncode == 2 and "does not convert" in result.stderr and not (tmp_path / "z.npy").exists()
+
+
+def test_8bit_images_run_and_other_sizes_are_refused_before_decoding(model, tmp_path):
+    from PIL import Image
+
+    from vitstem.runtime import load
+    from vitstem.runtime.cli import read_image
+
+    frame = np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    Image.fromarray(frame).save(tmp_path / "ok.png")
+    np.testing.assert_array_equal(read_image(str(tmp_path / "ok.png"), load(model)), frame)
+    Image.fromarray(np.zeros((4000, 3000), np.uint8)).save(tmp_path / "big.png")
+    with pytest.raises(vitstem.InputError, match="the image is 4000x3000, the model takes 8x8"):
+        read_image(str(tmp_path / "big.png"), load(model))
+
+
+@pytest.mark.parametrize("text, suffix", [("embed_dim: 8\nembed_dim: 16\n", ".yaml"),
+                                          ('{"embed_dim": 8, "embed_dim": 16}', ".json"),
+                                          ("input:\n  layout: NCHW\n  layout: NHWC\n", ".yaml")])
+def test_duplicate_keys_are_refused(tmp_path, text, suffix):
+    path = tmp_path / f"s{suffix}"
+    path.write_text(text)
+    with pytest.raises(vitstem.SpecError, match="duplicate key"):
+        load_spec(path)
+
+
+def _checkpoint(tmp_path):
+    from safetensors.numpy import save_file
+
+    spec = load_spec("vitstem_tiny_test")
+    save_file(vitstem.init_weights(spec), str(tmp_path / "model.safetensors"))
+    return tmp_path / "model.safetensors"
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "No such file"), ("[1, 2]", "expected a JSON object, got list"), ('"x"', "expected a JSON object"),
+    ('{"a": 1, "a": 2}', "duplicate key"), ("{", "cannot read"),
+])
+def test_a_named_config_that_cannot_be_read_is_an_error(tmp_path, content, words):
+    checkpoint = _checkpoint(tmp_path)
+    config = tmp_path / "given.json"
+    if content is not None:
+        config.write_text(content)
+    result = _cli("import", checkpoint, "--format", "timm", "--config", config, "-o", tmp_path / "out")
+    assert result.returncode == 2 and words in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", ["[]", "null", "3"])
+def test_a_preprocessor_config_that_is_not_an_object_is_an_error(tmp_path, content):
+    from vitstem.interop.checkpoint import import_checkpoint
+
+    checkpoint = _checkpoint(tmp_path)
+    (tmp_path / "preprocessor_config.json").write_text(content)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    with pytest.raises(vitstem.SpecError, match="preprocessor_config.json: expected a JSON object"):
+        import_checkpoint(checkpoint, "hf")
+
+
+@pytest.mark.parametrize("value", [0, 1, 128])
+def test_int8_calibrated_on_one_value_is_refused(value):
+    """All calibration pixels one value: the activation range collapses to [0, value] and ordinary images clip.
+    (All 255 is not degenerate here: the range [0, 255] is every pixel's, and that model passes.)"""
+    from vitstem.export import build_onnx
+
+    calibration = np.full((4, 3, 8, 8), value, np.uint8).astype(np.float32)
+    with pytest.raises(vitstem.ExportError, match="misses the documented int8 bound on the synthetic images"):
+        build_onnx(PRE_SPEC, vitstem.init_weights(PRE_SPEC), precision="int8", calibration=calibration)
+
+
+@pytest.mark.parametrize("blocked, args, extra", [
+    # (check without onnx falls back to onnxruntime's checks: tests/test_newcomer_install.py)
+    ("onnxruntime", ["run", "{d}/m.onnx", "{d}/x.npy", "-o", "{d}/z.npy"], "edge"),
+    ("onnx", ["export", "vitstem_tiny_test", "--weights", "{d}/w.safetensors", "-o", "{d}/n.onnx"], "onnx"),
+    ("torch", ["forward", "vitstem_tiny_test", "{d}/x.npy", "--weights", "{d}/w.safetensors", "-o", "{d}/z.npy",
+               "--backend", "torch"], "torch"),
+    ("tensorflow", ["forward", "vitstem_tiny_test", "{d}/x.npy", "--weights", "{d}/w.safetensors", "-o",
+                    "{d}/z.npy", "--backend", "tensorflow"], "tf"),
+])
+def test_a_missing_extra_is_one_line_naming_it(tmp_path, blocked, args, extra):
+    spec = load_spec("vitstem_tiny_test")
+    vitstem.save_weights(vitstem.init_weights(spec), tmp_path / "w.safetensors", spec)
+    vitstem.export_onnx(spec, vitstem.init_weights(spec), tmp_path / "m.onnx")
+    np.save(tmp_path / "x.npy", np.zeros(spec.input_shape(1), np.float32))
+    code = (f"import sys; sys.modules[{blocked!r}] = None; from vitstem.cli import main; "
+            f"sys.exit(main({[a.format(d=tmp_path) for a in args]!r}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (f"vitstem: error: this command needs {blocked}, which is not installed: "
+                             f"pip install 'vitstem[{extra}]' (see Install in the README)\n")

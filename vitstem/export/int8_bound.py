@@ -1,0 +1,56 @@
+"""After int8 quantization: measure the quantized graph against the reference and refuse a miss.
+
+Calibration on degenerate images (all one value, a narrow range) gives activation scales that clip
+ordinary images. So the quantized graph is run with ONNX Runtime on the seeded synthetic images (and
+on the calibration images) and compared with the reference's z0: the documented int8 bound is
+|d| <= INT8_RELATIVE * max|z| for every element and per-token cosine >= INT8_MIN_COSINE (on the synthetic
+images only the cosine when the user calibrated on their own images: their outliers may clip).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ExportError
+
+INT8_RELATIVE = 0.1
+INT8_MIN_COSINE = 0.98
+
+
+def int8_error(z: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(max |d| / max |reference|, minimum per-token cosine)."""
+    z, ref = z.astype(np.float64), reference.astype(np.float64)
+    scale = np.abs(ref).max() or 1.0
+    norms = np.linalg.norm(z, axis=-1) * np.linalg.norm(ref, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cosine = np.where(norms > 0, (z * ref).sum(-1) / norms, 1.0)
+    return float(np.abs(z - ref).max() / scale), float(np.nan_to_num(cosine, nan=-1.0).min())
+
+
+def check_int8(model, spec, weights, batches: list[tuple[str, np.ndarray]], layout: str) -> None:
+    """ExportError if the quantized `model` misses the int8 bound on any (name, images) batch
+    (images in the graph's input format and `layout`). With user calibration images, they must meet the
+    whole bound and the synthetic images the cosine (a calibration range that collapsed, e.g. images all
+    one value, fails it); otherwise the synthetic images must meet the whole bound."""
+    user_calibration = any(name == "calibration" for name, _ in batches)
+    import onnxruntime as ort
+
+    from ..backends.numpy import forward
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
+    for name, images in batches:
+        z = session.run(["z0"], {"images": images})[0]
+        x = images
+        if layout != spec.input.layout:  # uint8 NHWC camera frames for an NCHW spec
+            x = images.transpose(0, 3, 1, 2)
+        reference = forward(spec, weights, x, profile="exact")
+        relative, cosine = int8_error(z, reference)
+        if name == "synthetic" and user_calibration:
+            relative = 0.0  # only the direction is held on images unlike the user's: clipped outliers are expected
+        if not (relative <= INT8_RELATIVE and cosine >= INT8_MIN_COSINE):
+            raise ExportError(f"int8: the quantized model misses the documented int8 bound on the {name} images "
+                              f"(max |d| = {relative:.3g} max|z| > {INT8_RELATIVE} or min token cosine "
+                              f"{cosine:.4f} < {INT8_MIN_COSINE}); calibrate on images like the ones the model will "
+                              "see (degenerate calibration images clip), or export fp16/fp32")
