@@ -39,6 +39,11 @@ GOLDEN_SPECS: dict[str, tuple[dict, bool]] = {
         "prefix": {"class_token": True}, "position_embedding": {"kind": "learned", "covers_prefix": True},
         "input": {"layout": "NHWC", "preprocess": {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
                                                    "std": [0.229, 0.224, 0.225]}}}, True),
+    # input.remainder: drop (issue 18): 10x13 pixels, 4x3 patches: the last 2 rows and 1 column are dropped.
+    "tiny_remainder_drop": ({
+        **_TINY, "name": "tiny_remainder_drop", "image_size": [10, 13], "patch_size": [4, 3], "embed_dim": 8,
+        "prefix": {"class_token": True}, "position_embedding": {"kind": "learned", "covers_prefix": False},
+        "input": {"layout": "NHWC", "preprocess": None, "remainder": "drop"}, "dynamic_image_size": True}, False),
 }
 
 

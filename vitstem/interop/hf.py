@@ -5,6 +5,8 @@ prepended, the table (which covers the prefix slots) added, dropout (identity in
 model has a norm before the encoder. `interpolate_pos_encoding=True` resamples the patch rows
 with F.interpolate(bicubic, align_corners=False), no antialias: the `hf_pytorch` policy, from a
 grid HF assumes square. The mask token only acts with `bool_masked_pos`, which z0 does not use.
+The conv drops the pixels past the last whole patch (an image_size that is not a multiple of the
+patch, or any size with interpolate_pos_encoding): the spec's input.remainder is then "drop".
 """
 
 from __future__ import annotations
@@ -78,4 +80,12 @@ def from_hf(model, *, interpolate_pos_encoding: bool = False, image_processor=No
         name=name or default_name, kernel=kernel, bias=conv.bias, image_size=image_size,
         cls=emb.cls_token, dist=dist, pos=emb.position_embeddings, covers_prefix=True,
         preprocess=processor_preprocess(image_processor, c), resample="hf_pytorch",
-        dynamic_image_size=interpolate_pos_encoding)
+        dynamic_image_size=interpolate_pos_encoding,
+        remainder=conv_remainder(image_size, (ph, pw), interpolate_pos_encoding))
+
+
+def conv_remainder(image_size, patch, other_sizes: bool) -> str:
+    """input.remainder of a peer whose only patchify is a strided conv (no size check beyond the
+    model's image_size): it drops the pixels past the last whole patch at image_size, and at every
+    size when it accepts others (interpolate_pos_encoding). "refuse" where that never happens."""
+    return "drop" if other_sizes or any(s % p for s, p in zip(image_size, patch)) else "refuse"

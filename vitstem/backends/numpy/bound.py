@@ -32,7 +32,7 @@ from ...spec import Spec
 from ...spec.inputs import check_images
 from ...spec.position import position_table
 from ...spec.weights import check_weights
-from .stem import add_position, embed_patches, layer_norm, patchify, prefix_tokens, preprocess, to_nchw
+from .stem import add_position, crop, embed_patches, layer_norm, patchify, prefix_tokens, preprocess, to_nchw
 
 U = 2.0**-24  # unit roundoff of float32
 
@@ -45,7 +45,7 @@ def gamma(n) -> np.ndarray:
 
 def _pixel_magnitude(spec: Spec, images: np.ndarray) -> np.ndarray:
     """(|p| s + |m|) / sd per input element (NCHW), or |x| without preprocessing."""
-    p = np.abs(to_nchw(spec, images).astype(np.float64))
+    p = np.abs(crop(spec, to_nchw(spec, images)).astype(np.float64))
     pre = spec.input.preprocess
     if pre is None:
         return p
@@ -117,7 +117,7 @@ def fast_error_bound(spec: Spec, weights: Mapping[str, np.ndarray], images, *,
     if spec.pre_norm is None:
         return e
     # The pre-norm input in float64 (its last bits do not matter to a bound, so no ordered sums).
-    x = preprocess(spec, to_nchw(spec, images), f64)
+    x = preprocess(spec, crop(spec, to_nchw(spec, images)), f64)
     z = add_position(spec, prefix_tokens(spec, weights, x.shape[0], f64),
                      embed_patches(spec, weights, patchify(x, spec.patch_size), f64, ordered=False),
                      position_table(spec, weights, grid), f64)
