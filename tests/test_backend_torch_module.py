@@ -31,6 +31,11 @@ def test_state_dict_uses_timm_names_and_holds_the_canonical_weights(torch):
         (vitstem.load_spec("vit_base_patch16_clip_224"),
          {"patch_embed.proj.weight", "cls_token", "pos_embed", "norm_pre.weight", "norm_pre.bias"}),
         (vitstem.load_spec("big_vision_vit_s16_sincos_224"), {"patch_embed.proj.weight", "patch_embed.proj.bias"}),
+        (TINY.replace(patch_norm={"kind": "layer_norm"}, pre_norm={"kind": "rms_norm"}, prefix={"class_token": False}),
+         {"patch_embed.proj.weight", "patch_embed.proj.bias", "patch_embed.norm.weight", "patch_embed.norm.bias",
+          "pos_embed", "norm_pre.weight"}),
+        (TINY.replace(patch_norm={"kind": "rms_norm"}, prefix={"class_token": False}),
+         {"patch_embed.proj.weight", "patch_embed.proj.bias", "patch_embed.norm.weight", "pos_embed"}),
     ]:
         weights = vitstem.init_weights(spec, seed=2)
         state = VitStem.from_weights(spec, weights).state_dict()
@@ -52,7 +57,7 @@ def test_canonical_weights_round_trip_and_default_weights_are_init_weights(torch
 
 def test_name_table_covers_every_canonical_weight_and_round_trips():
     every = set().union(*(weight_shapes(vitstem.load_spec(n)) for n in preset_names()))
-    every |= set(weight_shapes(TINY.replace(pre_norm={"eps": 1e-6})))
+    every |= set(weight_shapes(TINY.replace(pre_norm={"eps": 1e-6}, patch_norm={"kind": "layer_norm"})))
     assert every == set(TIMM_NAMES)
     assert TIMM_NAMES["reg_tokens"] == "reg_token" and TIMM_NAMES["patch_embed.weight"] == "patch_embed.proj.weight"
     assert {CANONICAL_NAMES[v]: v for v in TIMM_NAMES.values()} == {k: TIMM_NAMES[k] for k in CANONICAL_NAMES.values()}

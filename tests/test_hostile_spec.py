@@ -59,7 +59,10 @@ def valid_docs(draw, max_side: int = 5):
         "prefix": {"class_token": draw(st.booleans()), "dist_token": draw(st.booleans()),
                    "register_tokens": draw(st.integers(0, 3))},
         "position_embedding": pe,
-        "pre_norm": draw(st.sampled_from([None, {}, {"eps": 1e-6}, {"eps": 0.1}])),
+        "pre_norm": draw(st.sampled_from([None, {}, {"eps": 1e-6}, {"eps": 0.1}, {"kind": "rms_norm"},
+                                          {"kind": "rms_norm", "eps": 0.1}])),
+        "patch_norm": draw(st.sampled_from([None, {"kind": "layer_norm"}, {"kind": "rms_norm", "eps": 1e-5},
+                                            {"kind": "layer_norm", "eps": 0.1}])),
         "input": {"layout": draw(st.sampled_from(["NCHW", "NHWC"])), "preprocess": None, "remainder": remainder},
         "dynamic_image_size": draw(st.booleans()),
     }
@@ -208,6 +211,11 @@ def invalid_docs(draw):
         # non-finite and out-of-range numbers
         lambda: (_set(doc, "pre_norm", {"eps": draw(st.sampled_from(NASTY_NUMBERS + [0.0, -1e-5, 1e-300, 1e39]))}),
                  "pre_norm.eps"),
+        lambda: (_set(doc, "patch_norm", {"kind": "rms_norm",
+                                          "eps": draw(st.sampled_from(NASTY_NUMBERS + [0.0, -1e-5, 1e-300, 1e39]))}),
+                 "patch_norm.eps"),
+        lambda: (_set(doc, "patch_norm", {"kind": draw(st.sampled_from(["batch_norm", "LayerNorm", None, 1]))}),
+                 "patch_norm.kind"),
         lambda: (_set(doc, "position_embedding.temperature", draw(st.sampled_from(NASTY_NUMBERS + [0, -1.0, 1e-320]))),
                  "position_embedding.temperature"),
         lambda: (_set(doc, "input.preprocess", {**pre, "scale": draw(st.sampled_from(NASTY_NUMBERS + [0.0, 1e-50]))}),
@@ -266,7 +274,7 @@ FIELD_PATHS = ["spec_version", "name", "image_size", "in_channels", "patch_size"
                "prefix", "prefix.class_token", "prefix.dist_token", "prefix.register_tokens",
                "position_embedding", "position_embedding.kind", "position_embedding.covers_prefix",
                "position_embedding.grid", "position_embedding.sincos_convention", "position_embedding.temperature",
-               "pre_norm", "pre_norm.eps", "input", "input.layout", "input.preprocess", "input.preprocess.scale",
+               "pre_norm", "pre_norm.eps", "pre_norm.kind", "patch_norm", "patch_norm.kind", "patch_norm.eps", "input", "input.layout", "input.preprocess", "input.preprocess.scale",
                "input.preprocess.mean", "input.preprocess.std", "resample", "resample.policy", "resample.mode",
                "resample.cubic_coeff_a", "resample.phase_steps", "dynamic_image_size", "extra"]
 

@@ -58,7 +58,9 @@ def test_table_grid_errors_say_what_to_pass():
 
 
 @pytest.mark.parametrize("kwargs", [dict(), dict(no_embed_class=True, reg_tokens=3), dict(pre_norm=True),
-                                    dict(class_token=False, global_pool="avg", img_size=(24, 40))])
+                                    dict(class_token=False, global_pool="avg", img_size=(24, 40)),
+                                    dict(embed_norm_layer="layernorm"),
+                                    dict(embed_norm_layer="rmsnorm", pre_norm=True, norm_layer="rmsnorm")])
 def test_timm_safetensors_import_equals_from_timm(tmp_path, kwargs):
     model = _vit(**kwargs)
     _save_torch_state(model, tmp_path / "model.safetensors", prefix="model.")

@@ -87,6 +87,9 @@ def test_to_keras_hub_refuses_what_keras_hub_cannot_express():
     clip = vitstem.load_spec("vit_base_patch16_clip_224")
     with pytest.raises(vitstem.SpecError, match="pre_norm"):
         to_keras_hub(clip, vitstem.init_weights(clip))
+    patch_norm = clip.replace(pre_norm=None, patch_norm={"kind": "layer_norm"})
+    with pytest.raises(vitstem.SpecError, match="patch_norm: keras-hub ViT has no norm after the patch projection"):
+        to_keras_hub(patch_norm, vitstem.init_weights(patch_norm))
 
 
 def test_keras_channels_first_bias_bug_is_caught_not_silently_wrong():

@@ -59,6 +59,8 @@ CONFIGS = {
     "no_pos_embed": dict(pos_embed="none"),
     "non_square": dict(img_size=(24, 40), patch_size=(8, 4)),
     "dynamic_img_size": dict(dynamic_img_size=True, reg_tokens=1),
+    "patch_layernorm": dict(embed_norm_layer="layernorm"),
+    "patch_rmsnorm_pre_rmsnorm": dict(embed_norm_layer="rmsnorm", pre_norm=True, norm_layer="rmsnorm", reg_tokens=1),
 }
 
 
@@ -70,6 +72,22 @@ def test_from_timm_matches_timm_at_native_size(config):
     assert_agrees(spec, weights, x, timm_z0(model, x))
     assert spec.num_prefix_tokens == model.num_prefix_tokens
     assert spec.position_embedding.covers_prefix == (not model.no_embed_class and model.num_prefix_tokens > 0)
+
+
+def test_norms_are_read_with_their_kind_eps_and_weights():
+    from functools import partial
+
+    from timm.layers import LayerNorm, RmsNorm
+
+    model = _vit(embed_norm_layer=partial(LayerNorm, eps=1e-5), pre_norm=True, norm_layer=partial(RmsNorm, eps=3e-6))
+    spec, weights = from_timm(model, preprocess=None)
+    assert (spec.patch_norm.kind, spec.patch_norm.eps, spec.pre_norm.kind, spec.pre_norm.eps) == (
+        "layer_norm", 1e-5, "rms_norm", 3e-6)
+    assert np.array_equal(weights["patch_embed.norm.bias"], model.patch_embed.norm.bias.detach().numpy())
+    assert np.array_equal(weights["norm_pre.weight"], model.norm_pre.weight.detach().numpy())
+    assert "norm_pre.bias" not in weights
+    x = _images(spec.input_shape(2))
+    assert_agrees(spec, weights, x, timm_z0(model, x))
 
 
 def test_clip_pre_norm_without_patch_bias():
@@ -149,12 +167,12 @@ def test_patch_drop_is_the_identity_in_eval_and_refused_in_training():
 
 def test_refuses_what_the_spec_cannot_express():
     import timm
-    from timm.layers import RmsNorm
+    from timm.layers import LayerNorm2d, SimpleNorm
 
     cases = {
         "dynamic_img_pad": _vit(dynamic_img_size=True, dynamic_img_pad=True),
-        "norm layer": _vit(embed_norm_layer="layernorm"),
-        "only LayerNorm": _vit(pre_norm=True, norm_layer=RmsNorm),
+        "norm_pre is a SimpleNorm; the spec has LayerNorm and RmsNorm": _vit(pre_norm=True, norm_layer=SimpleNorm),
+        "patch_embed.norm is a LayerNorm2d": _vit(embed_norm_layer=LayerNorm2d),
         "not a timm VisionTransformer": timm.create_model("eva02_tiny_patch14_224", img_size=28, **SMALL),
     }
     for reason, model in cases.items():
@@ -167,6 +185,9 @@ ROUND_TRIP = {  # changes to vitstem_tiny_test with its dist token dropped (timm
     "no_embed_class": dict(prefix={"class_token": True, "register_tokens": 1},
                            position_embedding={"kind": "learned", "covers_prefix": False}),
     "pre_norm_no_bias": dict(patch_bias=False, pre_norm={"eps": 1e-6}),
+    "patch_norm_rms_pre_norm": dict(patch_bias=False, patch_norm={"kind": "rms_norm", "eps": 1e-5},
+                                    pre_norm={"kind": "rms_norm", "eps": 1e-6}),
+    "patch_layer_norm": dict(patch_norm={"kind": "layer_norm", "eps": 1e-6}),
     "no_bias_no_pre_norm": dict(patch_bias=False),
     "mae_sincos": dict(embed_dim=16, position_embedding={"kind": "sincos2d", "sincos_convention": "mae"},
                        dynamic_image_size=False),

@@ -45,6 +45,12 @@ INVALID = [
     ({"pre_norm": {"eps": float("nan")}}, "pre_norm.eps", "not a finite number"),
     ({"pre_norm": {"eps": -1}}, "pre_norm.eps", "greater than 0"),
     ({"pre_norm": True}, "pre_norm", "expected null or object"),
+    ({"pre_norm": {"kind": "batch_norm"}}, "pre_norm.kind", "is not one of"),
+    ({"patch_norm": {"eps": 1e-6}}, "patch_norm.kind", "is required"),
+    ({"patch_norm": {"kind": "rms_norm", "eps": 0}}, "patch_norm.eps", "greater than 0"),
+    ({"patch_norm": {"kind": "layer_norm", "eps": 1e-300}}, "patch_norm.eps", "outside the float32 range"),
+    ({"patch_norm": {"kind": "layer_norm", "bias": False}}, "patch_norm.bias", "unknown field"),
+    ({"patch_norm": "layer_norm"}, "patch_norm", "expected null or object"),
     ({"input": {"layout": "CHW"}}, "input.layout", "is not one of"),
     ({"input": {"preprocess": {"mean": [0.5]}}}, "input.preprocess.std", "is required"),
     ({"input": {"preprocess": {"mean": [0.5], "std": [0.5, 0.5, 0.5]}}}, "input.preprocess.mean",
@@ -82,12 +88,16 @@ def test_round_trip_and_digest():
         spec = vitstem.load_spec(name)
         again = vitstem.load_spec(spec.to_dict())
         assert again == spec and again.digest() == spec.digest()
-        # post-v1 fields at their "as before" value (input.remainder: refuse) are left out of the canonical JSON
-        before = spec.to_dict()
-        assert before["input"].pop("remainder") == "refuse"
-        assert json.loads(spec.to_json()) == before
+        # the canonical JSON is to_dict() without the post-v1 fields at their "as before" values
+        data = spec.to_dict()
+        assert data.pop("patch_norm") is None
+        if data["input"]["remainder"] == "refuse":  # drop (vit_so400m_patch14_siglip_384) stays in
+            del data["input"]["remainder"]
+        if data["pre_norm"] is not None:
+            assert data["pre_norm"].pop("kind") == "layer_norm"
+        assert json.loads(spec.to_json()) == data
         # the digest is the SHA-256 of the canonical JSON, computed independently here
-        canonical = json.dumps(before, sort_keys=True, separators=(",", ":"))
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         assert spec.digest() == "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -160,3 +170,21 @@ def test_replace_revalidates():
     assert spec.replace(embed_dim=32).embed_dim == 32
     with pytest.raises(vitstem.SpecError, match="image_size"):
         spec.replace(image_size=[33, 48])
+
+
+def test_norm_fields_post_v1():
+    """patch_norm and pre_norm.kind at their "as before" values leave the canonical JSON (and digest) as v1
+    wrote it; any other value enters the digest and names its weights."""
+    clip = vitstem.load_spec("vit_base_patch16_clip_224")
+    explicit = clip.replace(patch_norm=None, pre_norm={"eps": 1e-5, "kind": "layer_norm"})
+    assert explicit == clip and explicit.digest() == clip.digest()
+    assert "patch_norm" not in clip.to_json() and json.loads(clip.to_json())["pre_norm"] == {"eps": 1e-5}
+    rms = clip.replace(patch_norm={"kind": "rms_norm"}, pre_norm={"eps": 1e-5, "kind": "rms_norm"})
+    assert rms.patch_norm.kind == "rms_norm" and rms.patch_norm.eps == 1e-6  # timm's default eps
+    assert json.loads(rms.to_json())["patch_norm"] == {"kind": "rms_norm", "eps": 1e-6}
+    assert json.loads(rms.to_json())["pre_norm"] == {"kind": "rms_norm", "eps": 1e-5}
+    assert len({clip.digest(), rms.digest(), clip.replace(patch_norm={"kind": "layer_norm"}).digest()}) == 3
+    shapes = vitstem.weight_shapes(rms)
+    assert [n for n in shapes if "norm" in n] == ["patch_embed.norm.weight", "norm_pre.weight"]
+    ln = vitstem.weight_shapes(clip.replace(patch_norm={"kind": "layer_norm", "eps": 1e-5}))
+    assert ln["patch_embed.norm.weight"] == ln["patch_embed.norm.bias"] == ln["norm_pre.bias"] == (768,)

@@ -24,8 +24,18 @@ def handwritten_stem(spec: Spec, weights: Mapping[str, np.ndarray]):
     covered = spec.pos_prefix_rows
     if pre is not None:
         mean, std = tf.constant(pre.mean, tf.float32), tf.constant(pre.std, tf.float32)
-    if spec.pre_norm is not None:
-        gamma, beta = tf.constant(weights["norm_pre.weight"]), tf.constant(weights["norm_pre.bias"])
+    norms = {prefix: (norm, tf.constant(weights[f"{prefix}.weight"]),
+                      tf.constant(weights[f"{prefix}.bias"]) if f"{prefix}.bias" in weights else None)
+             for prefix, norm in (("patch_embed.norm", spec.patch_norm), ("norm_pre", spec.pre_norm)) if norm}
+
+    def normalize(x, prefix):
+        if prefix not in norms:
+            return x
+        norm, gamma, beta = norms[prefix]
+        if norm.kind == "rms_norm":
+            return x * tf.math.rsqrt(tf.reduce_mean(x * x, axis=-1, keepdims=True) + norm.eps) * gamma
+        mu, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+        return (x - mu) * tf.math.rsqrt(var + norm.eps) * gamma + beta
 
     @tf.function
     def stem(images):
@@ -38,15 +48,12 @@ def handwritten_stem(spec: Spec, weights: Mapping[str, np.ndarray]):
         if bias is not None:
             x = x + bias
         batch = tf.shape(x)[0]
-        x = tf.reshape(x, [batch, -1, d]) + patch_rows
+        x = normalize(tf.reshape(x, [batch, -1, d]), "patch_embed.norm") + patch_rows
         if prefix is not None:
             tokens = tf.broadcast_to(prefix, [batch, prefix.shape[1], d])
             if covered:
                 tokens = tf.concat([tokens[:, :covered] + prefix_rows, tokens[:, covered:]], axis=1)
             x = tf.concat([tokens, x], axis=1)
-        if spec.pre_norm is not None:
-            mu, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-            x = (x - mu) * tf.math.rsqrt(var + spec.pre_norm.eps) * gamma + beta
-        return x
+        return normalize(x, "norm_pre")
 
     return stem

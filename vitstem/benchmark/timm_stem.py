@@ -37,13 +37,16 @@ class TimmStem(nn.Module):
         if reason:
             raise ValueError(reason)
         pe = spec.position_embedding
-        eps = spec.pre_norm.eps if spec.pre_norm is not None else 1e-6
+        kinds = {"layer_norm": nn.LayerNorm, "rms_norm": timm.layers.RmsNorm}
+        pre, patch = spec.pre_norm, spec.patch_norm
+        norm_layer = partial(kinds[pre.kind], eps=pre.eps) if pre is not None else partial(nn.LayerNorm, eps=1e-6)
+        embed_norm = {} if patch is None else {"embed_norm_layer": partial(kinds[patch.kind], eps=patch.eps)}
         self.vit = timm.models.vision_transformer.VisionTransformer(
             img_size=spec.image_size, patch_size=spec.patch_size, in_chans=spec.in_channels,
             embed_dim=spec.embed_dim, depth=0, num_heads=1, num_classes=0, global_pool="",
             class_token=spec.prefix.class_token, reg_tokens=spec.prefix.register_tokens,
             no_embed_class=not pe.covers_prefix, pre_norm=spec.pre_norm is not None,
-            pos_embed="none" if pe.kind == "none" else "learn", norm_layer=partial(nn.LayerNorm, eps=eps))
+            pos_embed="none" if pe.kind == "none" else "learn", norm_layer=norm_layer, **embed_norm)
         self.nhwc = spec.input.layout == "NHWC"
         pre = spec.input.preprocess
         self.preprocess = pre is not None
@@ -69,9 +72,10 @@ class TimmStem(nn.Module):
             prefix, patches = position_table(spec, weights, spec.patch_grid())
             table = np.concatenate([prefix, patches]).astype(np.float32)[None]
             vit.pos_embed.copy_(torch.from_numpy(table))
-        if spec.pre_norm is not None:
-            vit.norm_pre.weight.copy_(torch.from_numpy(weights["norm_pre.weight"]))
-            vit.norm_pre.bias.copy_(torch.from_numpy(weights["norm_pre.bias"]))
+        for prefix, module in (("norm_pre", vit.norm_pre), ("patch_embed.norm", vit.patch_embed.norm)):
+            for name in ("weight", "bias"):
+                if f"{prefix}.{name}" in weights:
+                    getattr(module, name).copy_(torch.from_numpy(weights[f"{prefix}.{name}"]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()

@@ -39,6 +39,12 @@ GOLDEN_SPECS: dict[str, tuple[dict, bool]] = {
         "prefix": {"class_token": True}, "position_embedding": {"kind": "learned", "covers_prefix": True},
         "input": {"layout": "NHWC", "preprocess": {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
                                                    "std": [0.229, 0.224, 0.225]}}}, True),
+    "tiny_patch_norm_rms_pre": ({
+        **_TINY, "name": "tiny_patch_norm_rms_pre", "image_size": [12, 16], "patch_size": [4, 4], "embed_dim": 8,
+        "prefix": {"class_token": True, "register_tokens": 1},
+        "position_embedding": {"kind": "learned", "covers_prefix": True},
+        "patch_norm": {"kind": "layer_norm", "eps": 1e-6}, "pre_norm": {"kind": "rms_norm", "eps": 1e-6},
+        "input": {"layout": "NCHW", "preprocess": None}, "dynamic_image_size": True}, False),
     # input.remainder: drop (issue 18): 10x13 pixels, 4x3 patches: the last 2 rows and 1 column are dropped.
     "tiny_remainder_drop": ({
         **_TINY, "name": "tiny_remainder_drop", "image_size": [10, 13], "patch_size": [4, 3], "embed_dim": 8,

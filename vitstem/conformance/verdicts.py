@@ -22,7 +22,7 @@ KINDS = ("exact", "fast", "fp16", "int8")
 # output's scale, as documented by the exporter (measured <= 1.2e-3 max|z| on the presets).
 FP16_RELATIVE = 4e-3
 FP16_MIN_COSINE = 0.999
-# int8 (QDQ, per-channel int8 kernel, uint8 activations): a quantisation error, not a rounding one.
+# int8 (QDQ, per-channel uint8 weights, uint8 activations): a quantisation error, not a rounding one.
 INT8_RELATIVE = 0.1
 INT8_MIN_COSINE = 0.98
 # Exact means bit-identical. Where two float64 sums round to opposite sides of a float32 tie, that

@@ -5,6 +5,7 @@
     fast, NHWC:  images -> [Cast] -> patchify -> [Pad] -> MatMul -> + table -> [pre_norm] -> [Cast]
     exact:       images -> Cast -> preprocess -> patchify -> Scan (sum over k) -> + b -> [Pad] -> + table
                  -> [pre_norm, means as Scans] -> Cast
+    patch_norm:  ... projection -> + b -> patch_norm -> + patch table -> [Concat prefix rows] -> [pre_norm] ...
 
 In `fast` the preprocessing (scale, mean, std) and the patch bias are folded into the kernel and
 the table at export time; in `exact` every operation the reference does runs in float64, in the
@@ -22,6 +23,7 @@ from onnx import helper
 from ..spec import Spec
 from . import folding
 from . import graph as G
+from .norms import normalize
 from .metadata import graph_input
 from .options import ExportOptions
 
@@ -101,6 +103,28 @@ def _needs_crop(spec: Spec, opts: ExportOptions, exact: bool, layout: str) -> bo
                                     for hw in sizes)
 
 
+def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, x: str, grid, layout: str,
+                        order: str, kernel: np.ndarray, bias: np.ndarray | None, dtype) -> str:
+    """[prefix rows; patch_norm(x E + b) + patch table]: the norm needs each projected row alone, so the
+    bias (folded preprocessing included) is added before it instead of riding in the table, and the
+    constant prefix rows are joined after the table Add."""
+    exact = opts.profile == "exact"
+    if not exact and layout == "NCHW" and CONV_FOR_NCHW:
+        z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
+                           spec.patch_size)
+        if bias is not None:
+            z = g.op("embed", "Add", [z, g.const("embed", "bias", bias)])
+    else:
+        patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size,
+                             grid or spec.patch_grid(opts.fixed_size), order)
+        z = G.embed(g, patches, kernel, bias, 0, PAD_BEFORE_MATMUL, ordered=exact)
+    z = normalize(g, z, spec.patch_norm, weights, "patch_embed.norm", dtype, exact=exact, stage="patch_norm")
+    z = G.add_position(g, z, _table(g, spec, weights, opts, grid, None, dtype, with_prefix=False))
+    if spec.num_prefix_tokens:
+        z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype))
+    return z
+
+
 def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptions):
     """The GraphProto of the stem (float32 / float16 / float64 compute; int8 is applied afterwards)."""
     dtype = np.dtype(opts.compute_dtype)
@@ -124,7 +148,10 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     has_bias = spec.patch_bias or (pre is not None and not exact)
     separate_bias = bias.astype(dtype) if exact and spec.patch_bias else None  # the reference's order
     table_bias = bias if has_bias and not exact else None
-    if not exact and layout == "NCHW" and CONV_FOR_NCHW:
+    if spec.patch_norm is not None:
+        z = _normalised_patches(g, spec, weights, opts, x, grid, layout, order, kernel,
+                                bias.astype(dtype) if has_bias else None, dtype)
+    elif not exact and layout == "NCHW" and CONV_FOR_NCHW:
         z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
                            spec.patch_size)
         z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype, with_prefix=False))
@@ -136,10 +163,7 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
         z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, PAD_BEFORE_MATMUL, ordered=exact)
         z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
 
-    if spec.pre_norm is not None:
-        fused = not exact and opts.opset >= 17
-        z = G.layer_norm(g, z, weights["norm_pre.weight"].astype(dtype), weights["norm_pre.bias"].astype(dtype),
-                         spec.pre_norm.eps, fused, ordered=exact)
+    z = normalize(g, z, spec.pre_norm, weights, "norm_pre", dtype, exact=exact, stage="pre_norm")
     if dtype.name != opts.io_dtype:
         z = G.cast(g, "output", z, opts.io_dtype)
     # The last node writes z0 directly (no Identity).

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from .ordered import ordered_matmul, ordered_mean_last
+from .ordered import ordered_matmul
 
 ONNX_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
                "uint8": TensorProto.UINT8, "int64": TensorProto.INT64}
@@ -155,31 +155,6 @@ def prepend_rows(g: GraphBuilder, z: str, rows: np.ndarray) -> str:
 def add_position(g: GraphBuilder, z: str, table: str) -> str:
     """z + table, the table (T, D) holding prefix tokens + their rows and the patch rows (+ folded bias)."""
     return g.op("position", "Add", [z, table])
-
-
-def reduce_mean_last(g: GraphBuilder, x: str) -> str:
-    if g.opset >= 18:  # axes became an input in opset 18
-        return g.op("pre_norm", "ReduceMean", [x, g.ints("pre_norm", "axes", [-1])], keepdims=1)
-    return g.op("pre_norm", "ReduceMean", [x], axes=[-1], keepdims=1)
-
-
-def layer_norm(g: GraphBuilder, z: str, weight: np.ndarray, bias: np.ndarray, eps: float, fused: bool,
-               ordered: bool = False) -> str:
-    """LayerNorm over D with the biased variance. `fused`: the opset-17 op; otherwise the
-    reference's own sequence (mean, centre, mean of squares, sqrt(var + eps), divide, affine).
-    `ordered` (exact profile): the two means sum over D in order (Scan) instead of ReduceMean."""
-    w = g.const("pre_norm", "weight", weight)
-    b = g.const("pre_norm", "bias", bias)
-    if fused:
-        return g.op("pre_norm", "LayerNormalization", [z, w, b], axis=-1, epsilon=float(eps))
-
-    def mean(x):
-        return ordered_mean_last(g, "pre_norm", x, weight.shape[0]) if ordered else reduce_mean_last(g, x)
-
-    centred = g.op("pre_norm", "Sub", [z, mean(z)])
-    var = mean(g.op("pre_norm", "Mul", [centred, centred]))
-    std = g.op("pre_norm", "Sqrt", [g.op("pre_norm", "Add", [var, g.const("pre_norm", "eps", np.asarray(eps, weight.dtype))])])
-    return g.op("pre_norm", "Add", [g.op("pre_norm", "Mul", [g.op("pre_norm", "Div", [centred, std]), w]), b])
 
 
 # -- position tables for graphs that take several sizes -------------------------------------------

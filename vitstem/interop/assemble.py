@@ -50,15 +50,16 @@ def square_side(count: int) -> int | None:
 def assemble(*, name: str, kernel: np.ndarray, image_size: tuple[int, int], bias: np.ndarray | None = None,
              cls: np.ndarray | None = None, dist: np.ndarray | None = None, reg: np.ndarray | None = None,
              pos: np.ndarray | None = None, covers_prefix: bool = True, pos_grid: tuple[int, int] | None = None,
-             sincos: str | None = None, pre_norm: tuple[np.ndarray, np.ndarray, float] | None = None,
+             sincos: str | None = None, pre_norm: tuple | None = None, patch_norm: tuple | None = None,
              layout: str = "NCHW", preprocess: dict | None = None, resample: str = "timm",
              dynamic_image_size: bool = False, remainder: str = "refuse") -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, weights) from peer facts; `kernel` is OIHW, `pos` is (1, T, D) or None.
 
     `pos_grid` is the table's patch grid when it differs from the grid of `image_size` (the spec
-    then resamples it to that grid). `remainder` is the spec's input.remainder: "drop" when the peer's
-    strided conv ignores the pixels past the last whole patch. SpecError/WeightsError name the
-    tensor that does not fit.
+    then resamples it to that grid). `pre_norm` and `patch_norm`: (weight, bias, eps) for a
+    LayerNorm, or (kind, weight, bias or None, eps) with kind layer_norm or rms_norm (no bias).
+    `remainder` is the spec's input.remainder: "drop" when the peer's strided conv ignores the
+    pixels past the last whole patch. SpecError/WeightsError name the tensor that does not fit.
     """
     kernel = as_float32(kernel, "the patch kernel")
     if kernel.ndim != 4:
@@ -81,9 +82,16 @@ def assemble(*, name: str, kernel: np.ndarray, image_size: tuple[int, int], bias
         weights["pos_embed"] = as_float32(pos, "the position table").reshape(1, -1, d)
     else:
         kind = "sincos2d" if sincos else "none"
-    if pre_norm is not None:
-        weights["norm_pre.weight"] = as_float32(pre_norm[0], "the pre-norm weight").reshape(-1)
-        weights["norm_pre.bias"] = as_float32(pre_norm[1], "the pre-norm bias").reshape(-1)
+    norms = {}
+    for field, prefix, what, facts in (("pre_norm", "norm_pre", "pre-norm", pre_norm),
+                                       ("patch_norm", "patch_embed.norm", "patch norm", patch_norm)):
+        if facts is None:
+            continue
+        norm_kind, weight, norm_bias, eps = ("layer_norm", *facts) if len(facts) == 3 else facts
+        norms[field] = {"kind": norm_kind, "eps": float(eps)}
+        weights[f"{prefix}.weight"] = as_float32(weight, f"the {what} weight").reshape(-1)
+        if norm_bias is not None:
+            weights[f"{prefix}.bias"] = as_float32(norm_bias, f"the {what} bias").reshape(-1)
     doc = {
         "spec_version": SPEC_VERSION,
         "name": name,
@@ -100,7 +108,8 @@ def assemble(*, name: str, kernel: np.ndarray, image_size: tuple[int, int], bias
             "grid": [int(grid[0]), int(grid[1])] if kind == "learned" and grid != image_grid else None,
             "sincos_convention": sincos if kind == "sincos2d" else None,
         },
-        "pre_norm": None if pre_norm is None else {"eps": float(pre_norm[2])},
+        "pre_norm": norms.get("pre_norm"),
+        "patch_norm": norms.get("patch_norm"),
         "input": {"layout": layout, "preprocess": preprocess, "remainder": remainder},
         "resample": {"policy": resample},
         "dynamic_image_size": bool(dynamic_image_size),

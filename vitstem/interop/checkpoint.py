@@ -13,7 +13,9 @@ A state dict holds tensors, not the architecture, so the facts are read off the 
   makes the spec resample the table with the peer's policy.
 - preprocessing: `preprocess` if given; else HF preprocessor_config.json or timm config.json
   mean/std beside the checkpoint; else none (the spec takes normalised floats).
-- pre-norm (timm `norm_pre.*`): LayerNorm with `pre_norm_eps` (default 1e-5, as timm's CLIP models).
+- pre-norm (timm `norm_pre.*`) and patch norm (timm `patch_embed.norm.*`): a LayerNorm when the
+  checkpoint has its bias, else an RmsNorm (weight only); eps `pre_norm_eps` (default 1e-5, as timm's
+  CLIP models) and `patch_norm_eps` (default 1e-6, timm's LayerNorm and RmsNorm default).
 """
 
 from __future__ import annotations
@@ -95,8 +97,8 @@ def _read_json(path: Path | None) -> dict:
 
 def _timm_facts(tensors: Mapping, config: dict) -> dict:
     prefix = _find_prefix(tensors, "patch_embed.proj.weight", "timm")
-    if f"{prefix}patch_embed.norm.weight" in tensors or any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
-        raise SpecError("this timm model's patch_embed has a norm or a CNN backbone, which the spec cannot express")
+    if any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
+        raise SpecError("this timm model's patch_embed has a CNN backbone, which the spec cannot express")
     canonical = from_timm_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     cfg = config.get("pretrained_cfg") or {}
     input_size = cfg.get("input_size")
@@ -130,7 +132,7 @@ def _hf_facts(tensors: Mapping, config: dict, processor: dict) -> dict:
 def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, grid=None,
                       no_embed_class: bool | None = None, config: str | os.PathLike | None = None,
                       preprocess=AUTO, pre_norm_eps: float = 1e-5, dynamic_image_size: bool = False,
-                      name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
+                      name: str | None = None, patch_norm_eps: float = 1e-6) -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, canonical weights) from a timm/transformers .safetensors state dict or a big_vision .npz.
 
     config: a config.json (default: the one beside the checkpoint, if any); preprocess: "auto"
@@ -179,13 +181,22 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     image_size = image_size or (table[0] * patch[0], table[1] * patch[1])
     if preprocess == AUTO:
         preprocess = facts.get("preprocess")
-    norm = (w["norm_pre.weight"], w["norm_pre.bias"], pre_norm_eps) if "norm_pre.weight" in w else None
+    norm, patch_norm = (_norm_facts(w, prefix, eps) for prefix, eps in (("norm_pre", pre_norm_eps),
+                                                                       ("patch_embed.norm", patch_norm_eps)))
     return assemble(
         name=name or facts["name"], kernel=kernel, bias=w.get("patch_embed.bias"), image_size=image_size,
         cls=w.get("cls_token"), dist=w.get("dist_token"), reg=w.get("reg_tokens"), pos=pos,
-        covers_prefix=covers, pos_grid=table if pos is not None else None, pre_norm=norm,
+        covers_prefix=covers, pos_grid=table if pos is not None else None, pre_norm=norm, patch_norm=patch_norm,
         preprocess=checked_preprocess(preprocess, int(kernel.shape[1])), resample=facts["resample"],
         dynamic_image_size=dynamic_image_size)
+
+
+def _norm_facts(w: Mapping[str, np.ndarray], prefix: str, eps: float) -> tuple | None:
+    """(kind, weight, bias, eps) of the norm PREFIX.*: LayerNorm with a bias, RmsNorm without; None if absent."""
+    if f"{prefix}.weight" not in w:
+        return None
+    bias = w.get(f"{prefix}.bias")
+    return ("layer_norm" if bias is not None else "rms_norm"), w[f"{prefix}.weight"], bias, eps
 
 
 def _safetensors(path: Path) -> dict[str, np.ndarray]:

@@ -19,7 +19,8 @@ def _import(args) -> int:
     spec, weights = import_checkpoint(
         args.checkpoint, args.format, image_size=args.image_size, grid=args.grid,
         no_embed_class=True if args.no_embed_class else None, config=args.config, preprocess=preprocess,
-        pre_norm_eps=args.pre_norm_eps, dynamic_image_size=args.dynamic_image_size, name=args.name)
+        pre_norm_eps=args.pre_norm_eps, dynamic_image_size=args.dynamic_image_size, name=args.name,
+        patch_norm_eps=args.patch_norm_eps)
     spec_path, weights_path = write_import(spec, weights, args.output, args.spec_format)
     gh, gw = spec.pos_grid
     print(f"wrote {spec_path} and {weights_path}: {spec.name}, image {spec.image_size[0]}x{spec.image_size[1]}, "
@@ -46,6 +47,8 @@ def register(sub) -> None:
     p.add_argument("--scale", type=float, default=1 / 255, help="preprocess pixel scale (default 1/255)")
     p.add_argument("--no-preprocess", action="store_true", help="the spec takes normalised floats")
     p.add_argument("--pre-norm-eps", type=float, default=1e-5, help="eps of timm's norm_pre (default 1e-5)")
+    p.add_argument("--patch-norm-eps", type=float, default=1e-6,
+                   help="eps of timm's patch_embed.norm (default 1e-6); with a bias it is a LayerNorm, else an RmsNorm")
     p.add_argument("--dynamic-image-size", action="store_true", help="accept other image sizes at run time")
     p.add_argument("--name", help="the spec's name")
     p.add_argument("--spec-format", choices=("yaml", "json"), default="yaml")

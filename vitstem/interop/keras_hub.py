@@ -102,6 +102,8 @@ def keras_hub_expressible(spec: Spec) -> None:
         problems.append(("prefix", "keras-hub ViT has a class token only (no distillation or register tokens)"))
     if spec.pre_norm is not None:
         problems.append(("pre_norm", "keras-hub ViT has no norm before the encoder"))
+    if spec.patch_norm is not None:
+        problems.append(("patch_norm", "keras-hub ViT has no norm after the patch projection"))
     if spec.dynamic_image_size:
         problems.append(("dynamic_image_size", "keras-hub ViT runs at its image_shape only"))
     if problems:

@@ -1,7 +1,8 @@
 """timm VisionTransformer (and DeiT distilled) -> (spec, weights), and canonical weights -> timm names.
 
 Every fact comes from the model object: sizes from `patch_embed`, prefix tokens from the
-parameters that exist, `no_embed_class`, `dynamic_img_size`, `norm_pre`, and the preprocessing
+parameters that exist, `no_embed_class`, `dynamic_img_size`, `norm_pre` and `patch_embed.norm`
+(LayerNorm or RmsNorm, with their eps), and the preprocessing
 from `pretrained_cfg` (mean/std over pixels / 255). The z0 reproduced is the eval-mode one
 (timm's `_pos_embed` + `patch_drop` + `norm_pre`); dropouts are the identity there.
 """
@@ -29,17 +30,33 @@ def _is_identity(module) -> bool:
     return type(module).__name__ == "Identity"
 
 
-def _layer_norm(model, module):
-    """(weight, bias, eps) of a LayerNorm over the last axis; refuses any other norm."""
-    import torch
+def _norm(model, module, where: str) -> tuple | None:
+    """(kind, weight, bias or None, eps) of a LayerNorm or RmsNorm over the embedding; None for Identity.
 
-    if not isinstance(module, torch.nn.LayerNorm):
-        _refuse(model, f"norm_pre is a {type(module).__name__}; only LayerNorm is in the spec")
-    if module.weight is None or module.bias is None or tuple(module.normalized_shape) != (model.embed_dim,):
-        _refuse(model, "norm_pre must be an affine LayerNorm (weight and bias) over the embedding")
+    A norm without learned affine weights gets ones (and zeros): x * 1 + 0 is x in every engine."""
+    import torch
+    from timm.layers import LayerNorm, LayerNormFp32, RmsNorm, RmsNormFp32
+
+    if _is_identity(module):
+        return None
+    # Exact types: subclasses such as LayerNorm2d permute their input first. The Fp32 variants compute
+    # in float32, which is what they do on a float32 model anyway.
+    if type(module) in (torch.nn.LayerNorm, LayerNorm, LayerNormFp32):
+        kind = "layer_norm"
+    elif type(module) in (RmsNorm, RmsNormFp32, torch.nn.RMSNorm) and module.eps is not None:
+        kind = "rms_norm"
+    else:
+        _refuse(model, f"{where} is a {type(module).__name__}; the spec has LayerNorm and RmsNorm (timm's, with an eps)")
+    d = model.embed_dim
+    if tuple(module.normalized_shape) != (d,):
+        _refuse(model, f"{where} normalises over {tuple(module.normalized_shape)}, not the embedding ({d},)")
     if getattr(module, "_fast_norm", False):
-        _refuse(model, "norm_pre uses timm's fast_norm kernels (set_fast_norm(False) first)")
-    return module.weight, module.bias, float(module.eps)
+        _refuse(model, f"{where} uses timm's fast_norm kernels (set_fast_norm(False) first)")
+    weight = module.weight if module.weight is not None else torch.ones(d)
+    bias = None
+    if kind == "layer_norm":
+        bias = module.bias if module.bias is not None else torch.zeros(d)
+    return kind, weight, bias, float(module.eps)
 
 
 def _check_stem_structure(model) -> None:
@@ -61,8 +78,6 @@ def _check_stem_structure(model) -> None:
     if pe.dynamic_img_pad and (_has_remainder(pe) or not pe.strict_img_size):
         _refuse(model, "patch_embed.dynamic_img_pad zero-pads images that are not a multiple of the patch size "
                 "(the grid rounds up); the spec's input.remainder can refuse or drop those pixels, not pad them")
-    if not _is_identity(pe.norm):
-        _refuse(model, f"patch_embed has a norm layer ({type(pe.norm).__name__}) after the projection")
     conv = pe.proj
     if (tuple(conv.kernel_size) != tuple(pe.patch_size) or tuple(conv.stride) != tuple(pe.patch_size)
             or any(conv.padding) or tuple(conv.dilation) != (1, 1) or conv.groups != 1):
@@ -116,7 +131,7 @@ def from_timm(model, *, preprocess=_AUTO, name: str | None = None) -> tuple[Spec
         kernel=pe.proj.weight, bias=pe.proj.bias, image_size=tuple(pe.img_size),
         cls=model.cls_token, dist=getattr(model, "dist_token", None), reg=model.reg_token,
         pos=model.pos_embed, covers_prefix=not model.no_embed_class,
-        pre_norm=None if _is_identity(model.norm_pre) else _layer_norm(model, model.norm_pre),
+        pre_norm=_norm(model, model.norm_pre, "norm_pre"), patch_norm=_norm(model, pe.norm, "patch_embed.norm"),
         preprocess=_preprocess(model, preprocess), resample="timm",
         dynamic_image_size=bool(model.dynamic_img_size), remainder=_remainder(pe))
 
@@ -167,7 +182,8 @@ def to_timm_state_dict(spec, weights: Mapping[str, np.ndarray]) -> dict[str, np.
 
 def timm_model_args(spec) -> dict:
     """Keyword arguments for timm's VisionTransformer (or VisionTransformerDistilled with a dist token)
-    that build this stem; `norm_layer` (all of the model's norms) carries the pre-norm eps."""
+    that build this stem; `norm_layer` (all of the model's norms) carries the pre-norm's kind and eps,
+    `embed_norm_layer` the patch norm's."""
     spec = load_spec(spec)
     timm_expressible(spec)
     return dict(img_size=spec.image_size, patch_size=spec.patch_size, in_chans=spec.in_channels,
@@ -180,10 +196,15 @@ def timm_model_args(spec) -> dict:
 
 
 def _norm_layer(spec: Spec) -> dict:
-    if spec.pre_norm is None:
-        return {}
+    """timm's norm_layer (the pre-norm's kind and eps) and embed_norm_layer (the patch norm's)."""
     from functools import partial
 
-    from timm.layers import LayerNorm
+    from timm.layers import LayerNorm, RmsNorm
 
-    return {"norm_layer": partial(LayerNorm, eps=spec.pre_norm.eps)}
+    kinds = {"layer_norm": LayerNorm, "rms_norm": RmsNorm}
+    args = {}
+    if spec.pre_norm is not None:
+        args["norm_layer"] = partial(kinds[spec.pre_norm.kind], eps=spec.pre_norm.eps)
+    if spec.patch_norm is not None:
+        args["embed_norm_layer"] = partial(kinds[spec.patch_norm.kind], eps=spec.patch_norm.eps)
+    return args

@@ -28,7 +28,12 @@ F64_TINY = 2.2250738585072014e-308
 # Fields added after spec v1 shipped, with the value that means "as before". The canonical JSON leaves
 # them out at that value, so the digest (and every golden vector) of a spec that does not use them stays
 # byte-identical to what earlier releases wrote. Paths are keys into `Spec.to_dict()`.
-POST_V1_DEFAULTS: dict[tuple[str, ...], Any] = {("input", "remainder"): "refuse"}
+POST_V1_DEFAULTS: dict[tuple[str, ...], Any] = {
+    ("patch_norm",): None,  # no norm after the patch projection
+    ("pre_norm", "kind"): "layer_norm",  # pre_norm was a LayerNorm
+    ("input", "remainder"): "refuse",  # sizes not a multiple of the patch were refused
+}
+NORM_KINDS = ("layer_norm", "rms_norm")
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,13 @@ class PositionEmbedding:
 
 
 @dataclass(frozen=True)
-class PreNorm:
+class Norm:
+    """A norm over each row of D values: layer_norm (weight and bias) or rms_norm (weight only)."""
     eps: float
+    kind: str = "layer_norm"  # "layer_norm" | "rms_norm"
+
+
+PreNorm = Norm  # the name before patch_norm shared the type
 
 
 @dataclass(frozen=True)
@@ -92,10 +102,11 @@ class Spec:
     patch_bias: bool
     prefix: Prefix
     position_embedding: PositionEmbedding
-    pre_norm: PreNorm | None
+    pre_norm: Norm | None
     input: InputFormat
     resample: ResamplePolicy
     dynamic_image_size: bool
+    patch_norm: Norm | None = None  # after the patch projection, before the prefix tokens and the table
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -298,8 +309,9 @@ def _float_range_rule(d: dict) -> list[tuple[str, str]]:
     if pre is not None:
         positive.append(("input.preprocess.scale", pre["scale"]))
         positive += [(f"input.preprocess.std[{i}]", v) for i, v in enumerate(pre["std"])]
-    if d["pre_norm"] is not None:
-        positive.append(("pre_norm.eps", d["pre_norm"]["eps"]))
+    for norm in ("patch_norm", "pre_norm"):
+        if d[norm] is not None:
+            positive.append((f"{norm}.eps", d[norm]["eps"]))
     problems = [(path, f"{v!r} is outside the float32 range [{F32_TINY!r}, {F32_MAX!r}]")
                 for path, v in positive if _is_number(v) and not F32_TINY <= v <= F32_MAX]
     if pre is not None:
@@ -356,7 +368,7 @@ def _build(d: dict) -> Spec:
             kind=pe["kind"], covers_prefix=pe["covers_prefix"],
             grid=None if pe["grid"] is None else _pair(pe["grid"]),
             sincos_convention=pe["sincos_convention"], temperature=float(pe["temperature"])),
-        pre_norm=None if d["pre_norm"] is None else PreNorm(float(d["pre_norm"]["eps"])),
+        pre_norm=_norm(d["pre_norm"]),
         input=InputFormat(
             layout=inp["layout"], remainder=inp["remainder"],
             preprocess=None if pre is None else Preprocess(
@@ -366,7 +378,12 @@ def _build(d: dict) -> Spec:
                                 coordinates=policy["coordinates"], exclude_outside=policy["exclude_outside"],
                                 phase_steps=None if policy["phase_steps"] is None else int(policy["phase_steps"])),
         dynamic_image_size=d["dynamic_image_size"],
+        patch_norm=_norm(d["patch_norm"]),
     )
+
+
+def _norm(d: dict | None) -> Norm | None:
+    return None if d is None else Norm(eps=float(d["eps"]), kind=d["kind"])
 
 
 def _read_document(path: Path) -> Any:

@@ -4,12 +4,14 @@
 |-------------------|-----------------|---------------------------------------------------|
 | patch_embed.weight| (D, C, Ph, Pw)  | OIHW conv kernel; E = weight.reshape(D, K).T      |
 | patch_embed.bias  | (D,)            | only with patch_bias                              |
+| patch_embed.norm.weight | (D,)      | only with patch_norm                              |
+| patch_embed.norm.bias   | (D,)      | only with patch_norm of kind layer_norm           |
 | cls_token         | (1, 1, D)       | only with a class token                           |
 | dist_token        | (1, 1, D)       | only with a distillation token                    |
 | reg_tokens        | (1, R, D)       | only with R > 0 register tokens                   |
 | pos_embed         | (1, T, D)       | learned tables only; T = prefix rows + gh*gw      |
 | norm_pre.weight   | (D,)            | only with pre_norm                                |
-| norm_pre.bias     | (D,)            | only with pre_norm                                |
+| norm_pre.bias     | (D,)            | only with pre_norm of kind layer_norm             |
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import WeightsError
-from .model import Spec
+from .model import Norm, Spec
 
 DTYPE = np.float32
+NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")  # initialised around 1, as the peers do
 
 
 def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
@@ -31,6 +34,7 @@ def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {"patch_embed.weight": (d, spec.in_channels, *spec.patch_size)}
     if spec.patch_bias:
         shapes["patch_embed.bias"] = (d,)
+    shapes.update(norm_shapes("patch_embed.norm", spec.patch_norm, d))
     if spec.prefix.class_token:
         shapes["cls_token"] = (1, 1, d)
     if spec.prefix.dist_token:
@@ -40,10 +44,15 @@ def weight_shapes(spec: Spec) -> dict[str, tuple[int, ...]]:
     if spec.position_embedding.kind == "learned":
         gh, gw = spec.pos_grid
         shapes["pos_embed"] = (1, spec.pos_prefix_rows + gh * gw, d)
-    if spec.pre_norm is not None:
-        shapes["norm_pre.weight"] = (d,)
-        shapes["norm_pre.bias"] = (d,)
+    shapes.update(norm_shapes("norm_pre", spec.pre_norm, d))
     return shapes
+
+
+def norm_shapes(prefix: str, norm: Norm | None, d: int) -> dict[str, tuple[int, ...]]:
+    """The weights of one norm: PREFIX.weight, and PREFIX.bias for layer_norm; none without the norm."""
+    if norm is None:
+        return {}
+    return {f"{prefix}.weight": (d,), **({f"{prefix}.bias": (d,)} if norm.kind == "layer_norm" else {})}
 
 
 def _stream(seed: int, name: str, count: int) -> np.ndarray:
@@ -63,7 +72,7 @@ def init_weights(spec: Spec, seed: int = 0) -> dict[str, np.ndarray]:
         count = int(np.prod(shape))
         std = 1.0 / np.sqrt(spec.patch_dim) if name == "patch_embed.weight" else 0.02
         values = _stream(seed, name, count) * (std * np.sqrt(3.0))  # uniform[-a, a] has std a/sqrt(3)
-        if name == "norm_pre.weight":
+        if name in NORM_GAINS:
             values += 1.0
         weights[name] = values.reshape(shape).astype(DTYPE)
     return weights

@@ -19,7 +19,11 @@ A table resampled in float32 inside the graph (ONNX Resize) adds gamma(taps + 16
 
 Pre-norm LayerNorm propagates the bound e through mean, centring, variance (two-pass or
 E[z^2] - mean^2, whichever an engine uses: the larger bound is taken), 1/sqrt and the affine map,
-capped by |n| <= sqrt(D), which holds for any normalised row; see `_layer_norm_bound`. Two fast engines differ by at most the sum of their bounds.
+capped by |n| <= sqrt(D), which holds for any normalised row; see `_layer_norm_bound`. RmsNorm is
+the same without the centring, its mean square bounded as the one-pass variance (`_rms_norm_bound`).
+A patch norm sees x E + b alone, known to within gamma(2K + 5) * (sum_k |x_k||E_k| + |b|); its bound
+then gets the table's addition and the final rounding: e(1 + u) + gamma(3)(|n| + |t|).
+Two fast engines differ by at most the sum of their bounds.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from ...spec import Spec
 from ...spec.inputs import check_images
 from ...spec.position import position_table
 from ...spec.weights import check_weights
-from .stem import add_position, crop, embed_patches, layer_norm, patchify, prefix_tokens, preprocess, to_nchw
+from .stem import (add_position, crop, embed_patches, layer_norm, normalize, patchify, prefix_tokens, preprocess,
+                   to_nchw)
 
 U = 2.0**-24  # unit roundoff of float32
 
@@ -68,6 +73,24 @@ def _resample_error(spec: Spec, weights, grid) -> np.ndarray:
     return gamma(taps + 16) * magnitude
 
 
+def _scaled_rows(c, e_c, a, e_a, d: int):
+    """n = c / sqrt(a) and a bound on its error, given |c~ - c| <= e_c and |a~ - a| <= e_a (a = var + eps
+    or mean square + eps, each > 0), for an engine that rounds a~, takes a square root and divides
+    (or multiplies by a reciprocal square root): 2 more roundings."""
+    delta = (e_a + U * (a + e_a)) / a  # relative error of the rounded a~
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(delta < 1, 0.5 * delta / (1 - delta) ** 1.5, np.inf) + 2 * U  # of 1/sqrt(a~)
+    r = 1.0 / np.sqrt(a)
+    with np.errstate(invalid="ignore"):  # 0 * inf where rho is unbounded: replaced just below
+        e_n = r * (e_c * (1 + rho) + np.abs(c) * rho) * (1 + U) + U * np.abs(c) * r
+    n = c * r
+    # A normalised row has sum(n^2) = D s / (s + eps) <= D (s the variance or the mean square), so
+    # |n| <= sqrt(D) in any engine (up to its rounding): a bound that holds even where the error of s
+    # reaches s + eps itself.
+    e_n = np.minimum(np.where(np.isinf(rho), np.inf, e_n), np.abs(n) + np.sqrt(d) * (1 + gamma(d + 8)))
+    return n, e_n
+
+
 def _layer_norm_bound(z: np.ndarray, e: np.ndarray, weight, bias, eps: float) -> np.ndarray:
     """Bound on |LN_fast(z~) - LN(z)| where |z~ - z| <= e, z and e per element, over the last axis."""
     d = z.shape[-1]
@@ -79,19 +102,30 @@ def _layer_norm_bound(z: np.ndarray, e: np.ndarray, weight, bias, eps: float) ->
     two_pass = (2 * np.abs(c) * e_c + e_c**2).mean(-1, keepdims=True) + gamma(d + 2) * var
     one_pass = ((2 * np.abs(z) * e + e**2).mean(-1, keepdims=True) + 2 * np.abs(mu) * e_mu + e_mu**2
                 + gamma(d + 3) * ((z * z).mean(-1, keepdims=True) + mu**2))
-    e_var = np.maximum(two_pass, one_pass)
-    a = var + eps
-    delta = (e_var + U * (a + e_var)) / a  # relative error of var + eps
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(delta < 1, 0.5 * delta / (1 - delta) ** 1.5, np.inf) + 2 * U  # of 1/sqrt(var + eps)
-    r = 1.0 / np.sqrt(a)
-    with np.errstate(invalid="ignore"):  # 0 * inf where rho is unbounded: replaced just below
-        e_n = r * (e_c * (1 + rho) + np.abs(c) * rho) * (1 + U) + U * np.abs(c) * r
-    n = c * r
-    # A normalised row has sum(n^2) = D var / (var + eps) <= D, so |n| <= sqrt(D) in any engine (up to
-    # its rounding): a bound that holds even where the variance's error reaches var + eps itself.
-    e_n = np.minimum(np.where(np.isinf(rho), np.inf, e_n), np.abs(n) + np.sqrt(d) * (1 + gamma(d + 8)))
+    n, e_n = _scaled_rows(c, e_c, var + eps, np.maximum(two_pass, one_pass), d)
     return np.abs(weight) * e_n * (1 + U) + gamma(3) * (np.abs(n * weight) + np.abs(bias))
+
+
+def _rms_norm_bound(z: np.ndarray, e: np.ndarray, weight, eps: float) -> np.ndarray:
+    """Bound on |RMS_fast(z~) - RMS(z)| where |z~ - z| <= e, over the last axis.
+
+    The mean square of z~ is off by at most mean(2|z|e + e^2) (the data) plus gamma(D + 2) * mean((|z| + e)^2)
+    (D squares, any summation order, the division by D); then as LayerNorm from 1/sqrt on, with c = z.
+    """
+    d = z.shape[-1]
+    square = (z * z).mean(-1, keepdims=True)
+    e_square = (2 * np.abs(z) * e + e**2).mean(-1, keepdims=True) + gamma(d + 2) * ((np.abs(z) + e) ** 2).mean(
+        -1, keepdims=True)
+    n, e_n = _scaled_rows(z, e, square + eps, e_square, d)
+    return np.abs(weight) * e_n * (1 + U) + gamma(3) * np.abs(n * weight)
+
+
+def _norm_bound(norm, weights, prefix: str, z: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """The bound after the spec's `norm` (weights PREFIX.*) of z known to within e."""
+    weight = weights[f"{prefix}.weight"].astype(np.float64)
+    if norm.kind == "rms_norm":
+        return _rms_norm_bound(z, e, weight, norm.eps)
+    return _layer_norm_bound(z, e, weight, weights[f"{prefix}.bias"].astype(np.float64), norm.eps)
 
 
 def fast_error_bound(spec: Spec, weights: Mapping[str, np.ndarray], images, *,
@@ -112,17 +146,26 @@ def fast_error_bound(spec: Spec, weights: Mapping[str, np.ndarray], images, *,
     # One more rounding than the fast engine makes: the exact profile's own final rounding to float32.
     e = magnitude * gamma(7)
     e[:, n_prefix:] = magnitude[:, n_prefix:] * gamma(2 * spec.patch_dim + 7)
+    if spec.patch_norm is None and spec.pre_norm is None:
+        if resampled_in_float32:
+            e[:, n_prefix:] += _resample_error(spec, weights, grid)
+        return e
+    # The norms' inputs in float64 (their last bits do not matter to a bound, so no ordered sums).
+    x = preprocess(spec, crop(spec, to_nchw(spec, images)), f64)
+    rows = embed_patches(spec, weights, patchify(x, spec.patch_size), f64, ordered=False)
+    if spec.patch_norm is not None:
+        # The norm sees x E + b alone (2K + 1 terms, 4 roundings each); the table is added after it,
+        # one rounded addition of a float32 table, plus the exact profile's final rounding.
+        e_rows = _norm_bound(spec.patch_norm, weights, "patch_embed.norm", rows,
+                             gamma(2 * spec.patch_dim + 5) * mag_patches)
+        rows = normalize(spec.patch_norm, weights, "patch_embed.norm", rows)
+        e[:, n_prefix:] = e_rows * (1 + U) + gamma(3) * (np.abs(rows) + table[1])
     if resampled_in_float32:
         e[:, n_prefix:] += _resample_error(spec, weights, grid)
     if spec.pre_norm is None:
         return e
-    # The pre-norm input in float64 (its last bits do not matter to a bound, so no ordered sums).
-    x = preprocess(spec, crop(spec, to_nchw(spec, images)), f64)
-    z = add_position(spec, prefix_tokens(spec, weights, x.shape[0], f64),
-                     embed_patches(spec, weights, patchify(x, spec.patch_size), f64, ordered=False),
-                     position_table(spec, weights, grid), f64)
-    return _layer_norm_bound(z, e, weights["norm_pre.weight"].astype(f64), weights["norm_pre.bias"].astype(f64),
-                             spec.pre_norm.eps)
+    z = add_position(spec, prefix_tokens(spec, weights, x.shape[0], f64), rows, position_table(spec, weights, grid), f64)
+    return _norm_bound(spec.pre_norm, weights, "norm_pre", z, e)
 
 
 __all__ = ["fast_error_bound", "gamma", "layer_norm"]

@@ -1,10 +1,11 @@
 """The NumPy reference: it defines z0.
 
-    z0 = pre_norm( [x_cls; x_dist; x_reg...; x^1 E; ...; x^N E] + E_pos )
+    z0 = pre_norm( [x_cls; x_dist; x_reg...; patch_norm(x^1 E + b); ...; patch_norm(x^N E + b)] + E_pos )
 
 for each image, where x^i is the i-th whole patch flattened channel-major (C, Ph, Pw) (with
 input.remainder: drop, the pixels past the last whole patch are cropped first) and
-E = patch_embed.weight.reshape(D, K).T, K = C*Ph*Pw.
+E = patch_embed.weight.reshape(D, K).T, K = C*Ph*Pw. Each norm is optional, a LayerNorm or an
+RmsNorm over the D values of a row.
 
 Profile "fast" computes in float32, in whatever order the engine likes. Profile "exact" computes
 in float64 with every sum in a fixed order (`sum_in_order`: k = 0, 1, ..., K-1, left to right) and
@@ -92,20 +93,37 @@ def add_position(spec: Spec, prefix: np.ndarray, patches: np.ndarray, table, dty
     return np.concatenate([prefix, patches + patch_rows], axis=1)
 
 
+def _row_mean(v: np.ndarray) -> np.ndarray:
+    """Mean over the last axis (kept). In float64 (exact) the sum runs in order d = 0..D-1."""
+    if v.dtype == np.float64:
+        return sum_in_order(np.ascontiguousarray(np.moveaxis(v, -1, 0))[..., None]) / v.shape[-1]
+    return v.mean(axis=-1, keepdims=True)
+
+
 def layer_norm(z: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
     """LayerNorm over the last axis with the biased variance, as torch.nn.LayerNorm.
 
     In float64 (exact) the two sums over D run in order d = 0..D-1; in float32 any order will do.
     """
-    if z.dtype == np.float64:
-        def mean(v):
-            return sum_in_order(np.ascontiguousarray(np.moveaxis(v, -1, 0))[..., None]) / v.shape[-1]
-    else:
-        def mean(v):
-            return v.mean(axis=-1, keepdims=True)
-    centred = z - mean(z)
-    var = mean(centred * centred)
+    centred = z - _row_mean(z)
+    var = _row_mean(centred * centred)
     return centred / np.sqrt(var + z.dtype.type(eps)) * weight + bias
+
+
+def rms_norm(z: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    """RmsNorm over the last axis, as timm's RmsNorm: z / sqrt(mean(z^2) + eps) * weight (no centring,
+    no bias). In float64 (exact) the sum over D runs in order d = 0..D-1."""
+    return z / np.sqrt(_row_mean(z * z) + z.dtype.type(eps)) * weight
+
+
+def normalize(norm, weights: Mapping[str, np.ndarray], prefix: str, z: np.ndarray) -> np.ndarray:
+    """The spec's `norm` (a Norm, or None: z unchanged) with the weights PREFIX.weight [, PREFIX.bias]."""
+    if norm is None:
+        return z
+    weight = weights[f"{prefix}.weight"].astype(z.dtype)
+    if norm.kind == "rms_norm":
+        return rms_norm(z, weight, norm.eps)
+    return layer_norm(z, weight, weights[f"{prefix}.bias"].astype(z.dtype), norm.eps)
 
 
 def forward(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
@@ -122,9 +140,7 @@ def unrounded(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: st
     images, hw = check_images(spec, images)
     x = preprocess(spec, crop(spec, to_nchw(spec, images)), dtype)
     patches = embed_patches(spec, weights, patchify(x, spec.patch_size), dtype)
+    patches = normalize(spec.patch_norm, weights, "patch_embed.norm", patches)
     prefix = prefix_tokens(spec, weights, x.shape[0], dtype)
     z = add_position(spec, prefix, patches, position_table(spec, weights, spec.patch_grid(hw)), dtype)
-    if spec.pre_norm is not None:
-        z = layer_norm(z, weights["norm_pre.weight"].astype(dtype), weights["norm_pre.bias"].astype(dtype),
-                       spec.pre_norm.eps)
-    return z
+    return normalize(spec.pre_norm, weights, "norm_pre", z)

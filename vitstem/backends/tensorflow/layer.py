@@ -21,7 +21,7 @@ if keras.backend.backend() != "tensorflow":
 
 @keras.saving.register_keras_serializable(package="vitstem")
 class VitStemLayer(keras.layers.Layer):
-    """z0 = pre_norm([prefix tokens; patches E] + E_pos) for a batch in the spec's layout (NHWC native).
+    """z0 = pre_norm([prefix tokens; patch_norm(patches E + b)] + E_pos) for a batch in the spec's layout (NHWC native).
 
     Variables carry the canonical names and shapes (vitstem.spec.weights), float32, initialised
     from `weights` or else `init_weights(spec)`. The config holds the spec and profile only:

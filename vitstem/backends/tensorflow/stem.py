@@ -116,21 +116,37 @@ def add_position(spec: Spec, prefix: tf.Tensor, patches: tf.Tensor, table, dtype
     return tf.concat([prefix, patches + patch_rows], axis=1)
 
 
+def _row_mean(v: tf.Tensor) -> tf.Tensor:
+    """Mean over the last axis (kept); in float64 (exact) summed in order d = 0..D-1, as the reference's."""
+    if v.dtype == tf.float64:
+        terms = tf.unstack(tf.transpose(v, (2, 0, 1))[..., None])  # D of (B, T, 1)
+        return sum_in_order(terms) / tf.constant(len(terms), tf.float64)
+    return tf.reduce_mean(v, axis=-1, keepdims=True)
+
+
 def layer_norm(z: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: float) -> tf.Tensor:
     """LayerNorm over the last axis with the biased variance, as torch.nn.LayerNorm.
 
     In float64 (exact) the two sums over D run in order d = 0..D-1, as the reference's.
     """
-    if z.dtype == tf.float64:
-        def mean(v):
-            terms = tf.unstack(tf.transpose(v, (2, 0, 1))[..., None])  # D of (B, T, 1)
-            return sum_in_order(terms) / tf.constant(len(terms), tf.float64)
-    else:
-        def mean(v):
-            return tf.reduce_mean(v, axis=-1, keepdims=True)
-    centred = z - mean(z)
-    var = mean(centred * centred)
+    centred = z - _row_mean(z)
+    var = _row_mean(centred * centred)
     return centred / tf.sqrt(var + tf.constant(eps, z.dtype)) * weight + bias
+
+
+def rms_norm(z: tf.Tensor, weight: tf.Tensor, eps: float) -> tf.Tensor:
+    """RmsNorm over the last axis, z / sqrt(mean(z^2) + eps) * weight (timm's RmsNorm)."""
+    return z / tf.sqrt(_row_mean(z * z) + tf.constant(eps, z.dtype)) * weight
+
+
+def normalize(norm, weights: Mapping[str, tf.Tensor], prefix: str, z: tf.Tensor) -> tf.Tensor:
+    """The spec's `norm` (a Norm, or None: z unchanged) with the weights PREFIX.weight [, PREFIX.bias]."""
+    if norm is None:
+        return z
+    weight = tf.cast(weights[f"{prefix}.weight"], z.dtype)
+    if norm.kind == "rms_norm":
+        return rms_norm(z, weight, norm.eps)
+    return layer_norm(z, weight, tf.cast(weights[f"{prefix}.bias"], z.dtype), norm.eps)
 
 
 def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str = "fast") -> tf.Tensor:
@@ -141,13 +157,12 @@ def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile:
     b, (h, w) = shape[0], image_hw(spec, shape)
     ph, pw = spec.patch_size
     patches = embed_patches(spec, weights, patchify(x, spec.patch_size, spec.input.layout), dtype)
+    patches = normalize(spec.patch_norm, weights, "patch_embed.norm", patches)
     prefix = prefix_tokens(spec, weights, b, dtype)
     table = position_table(spec, weights.get("pos_embed"), (h // ph, w // pw), in_order=dtype == tf.float64,
                            dtype=dtype)
     z = add_position(spec, prefix, patches, table, dtype)
-    if spec.pre_norm is not None:
-        z = layer_norm(z, tf.cast(weights["norm_pre.weight"], dtype), tf.cast(weights["norm_pre.bias"], dtype),
-                       spec.pre_norm.eps)
+    z = normalize(spec.pre_norm, weights, "norm_pre", z)
     return tf.cast(z, tf.float32)
 
 

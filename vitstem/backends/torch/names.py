@@ -9,6 +9,8 @@ from typing import Mapping
 TIMM_NAMES: dict[str, str] = {
     "patch_embed.weight": "patch_embed.proj.weight",
     "patch_embed.bias": "patch_embed.proj.bias",
+    "patch_embed.norm.weight": "patch_embed.norm.weight",
+    "patch_embed.norm.bias": "patch_embed.norm.bias",
     "cls_token": "cls_token",
     "dist_token": "dist_token",
     "reg_tokens": "reg_token",

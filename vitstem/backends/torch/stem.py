@@ -113,29 +113,57 @@ def add_position(prefix: torch.Tensor, patches: torch.Tensor, table: torch.Tenso
     return torch.cat([prefix, patches + table], dim=1)
 
 
+def _row_mean(v: torch.Tensor) -> torch.Tensor:
+    """Mean over the last axis (kept), summed in order d = 0..D-1 (float64, the exact profile):
+    one Split node, then D ordered adds of (1, B, T) slices."""
+    return (sum_in_order(torch.split(v.movedim(-1, 0), 1)) / v.shape[-1]).movedim(0, -1)
+
+
 def layer_norm(z: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     """LayerNorm over the last axis with the biased variance: F.layer_norm in float32; in float64 the
     reference's formula with both means summed in order d = 0..D-1."""
     weight, bias = norm.weight.to(z.dtype), norm.bias.to(z.dtype)
     if z.dtype == torch.float32:
         return F.layer_norm(z, norm.normalized_shape, weight, bias, norm.eps)
-
-    def mean(v):  # one Split node, then D ordered adds of (1, B, T) slices
-        return (sum_in_order(torch.split(v.movedim(-1, 0), 1)) / v.shape[-1]).movedim(0, -1)
-
-    centred = z - mean(z)
-    var = mean(centred * centred)
+    centred = z - _row_mean(z)
+    var = _row_mean(centred * centred)
     eps = torch.tensor(norm.eps, dtype=z.dtype, device=z.device)  # a Python float would reach ONNX as float32
     return centred / torch.sqrt(var + eps) * weight + bias
 
 
+def rms_norm(z: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
+    """RmsNorm over the last axis, z / sqrt(mean(z^2) + eps) * weight: F.rms_norm in float32; in float64
+    the reference's formula with the mean summed in order d = 0..D-1."""
+    weight = norm.weight.to(z.dtype)
+    if z.dtype == torch.float32:
+        return F.rms_norm(z, norm.normalized_shape, weight, norm.eps)
+    eps = torch.tensor(norm.eps, dtype=z.dtype, device=z.device)
+    return z / torch.sqrt(_row_mean(z * z) + eps) * weight
+
+
+def make_norm(norm, dim: int) -> nn.Module | None:
+    """The module of a spec Norm (timm's parameter names: weight [, bias]), or None without one."""
+    if norm is None:
+        return None
+    return nn.RMSNorm(dim, eps=norm.eps) if norm.kind == "rms_norm" else nn.LayerNorm(dim, eps=norm.eps)
+
+
+def normalize(z: torch.Tensor, norm: nn.Module | None) -> torch.Tensor:
+    """z through `norm` (from make_norm); z unchanged without one."""
+    if norm is None:
+        return z
+    return rms_norm(z, norm) if isinstance(norm, nn.RMSNorm) else layer_norm(z, norm)
+
+
 class PatchEmbed(nn.Module):
-    """Holds the patch projection as timm names it (`patch_embed.proj`); `embed_patches` applies it."""
+    """Holds the patch projection and its optional norm as timm names them (`patch_embed.proj`,
+    `patch_embed.norm`); `embed_patches` and `normalize` apply them."""
 
     def __init__(self, spec: Spec):
         super().__init__()
         self.proj = nn.Conv2d(spec.in_channels, spec.embed_dim, kernel_size=spec.patch_size,
                               stride=spec.patch_size, bias=spec.patch_bias)
+        self.norm = make_norm(spec.patch_norm, spec.embed_dim)
 
 
 class VitStem(nn.Module):
@@ -156,7 +184,7 @@ class VitStem(nn.Module):
         for name in ("cls_token", "dist_token", "reg_tokens", "pos_embed"):
             value = nn.Parameter(torch.zeros(shapes[name])) if name in shapes else None
             setattr(self, TIMM_NAMES[name], value)
-        self.norm_pre = None if spec.pre_norm is None else nn.LayerNorm(spec.embed_dim, eps=spec.pre_norm.eps)
+        self.norm_pre = make_norm(spec.pre_norm, spec.embed_dim)
         self.load_canonical(init_weights(spec) if weights is None else weights)
 
     @classmethod
@@ -182,13 +210,12 @@ class VitStem(nn.Module):
         h, w = check_image_tensor(spec, images, finite=False)  # finiteness: on z0, below
         grid = (int(h) // spec.patch_size[0], int(w) // spec.patch_size[1])  # the table is a constant per grid
         x = preprocess(spec, crop(spec, to_nchw(spec, images)), dtype)
-        patches = embed_patches(spec, self.patch_embed.proj, x, dtype)
+        patches = normalize(embed_patches(spec, self.patch_embed.proj, x, dtype), self.patch_embed.norm)
         tokens = [t for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
         prefix = prefix_tokens(spec, tokens, x.shape[0], dtype, x.device)
         table = position_table(spec, self.pos_embed, grid, grid_constants(spec, grid), dtype, x.device)
         z = add_position(prefix, patches, table)
-        if self.norm_pre is not None:
-            z = layer_norm(z, self.norm_pre)
+        z = normalize(z, self.norm_pre)
         z = z.to(torch.float32)
         check_output_finite(spec, images, z)
         return z
