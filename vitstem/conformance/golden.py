@@ -49,7 +49,9 @@ GOLDEN_SPECS: dict[str, tuple[dict, bool]] = {
     "tiny_remainder_drop": ({
         **_TINY, "name": "tiny_remainder_drop", "image_size": [10, 13], "patch_size": [4, 3], "embed_dim": 8,
         "prefix": {"class_token": True}, "position_embedding": {"kind": "learned", "covers_prefix": False},
-        "input": {"layout": "NHWC", "preprocess": None, "remainder": "drop"}, "dynamic_image_size": True}, False),
+        "input": {"layout": "NHWC", "remainder": "drop",
+                  "preprocess": {"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.5] * 3}},
+        "dynamic_image_size": True}, False),
 }
 
 
