@@ -177,6 +177,9 @@ def test_hf_import_refuses_other_embeddings(tmp_path):
     save_file(tensors, str(tmp_path / "model.safetensors"))
     with pytest.raises(vitstem.SpecError, match="register_tokens"):
         import_checkpoint(tmp_path / "model.safetensors", "hf")
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "dinov2_with_registers"}))
-    with pytest.raises(vitstem.SpecError, match="dinov2_with_registers"):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "swin"}))
+    with pytest.raises(vitstem.SpecError, match="model_type 'swin'"):
+        import_checkpoint(tmp_path / "model.safetensors", "hf")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "siglip2_vision_model"}))
+    with pytest.raises(vitstem.SpecError, match=r"Siglip2Vision \(NaFlex\).*variable-length"):
         import_checkpoint(tmp_path / "model.safetensors", "hf")

@@ -112,5 +112,5 @@ def test_image_processor_becomes_the_spec_preprocessing():
 def test_refusals_name_the_problem():
     with pytest.raises(vitstem.SpecError, match="square table grid"):
         from_hf(_model("vit", image_size=(24, 40), patch_size=8), interpolate_pos_encoding=True)
-    with pytest.raises(vitstem.SpecError, match="not a transformers ViT"):
+    with pytest.raises(vitstem.SpecError, match="object holds no transformers vision embeddings"):
         from_hf(object())

@@ -60,6 +60,19 @@ def test_hf_pytorch_policy_is_vit_interpolate_pos_encoding():
     close(ours("hf_pytorch", t), theirs[0].numpy())
 
 
+def test_hf_dpt_policy_is_dpt_resize_pos_embed():
+    import torch
+    from transformers import DPTConfig
+    from transformers.models.dpt.modeling_dpt import DPTViTEmbeddings
+
+    t = table(4)
+    emb = DPTViTEmbeddings(DPTConfig(image_size=SRC[0] * 2, patch_size=2, hidden_size=D, num_channels=3)).eval()
+    with torch.no_grad():
+        theirs = emb._resize_pos_embed(torch.from_numpy(t), *DST)
+    close(ours("hf_dpt", t), theirs[0].numpy())
+    assert np.abs(ours("hf_pytorch", t) - theirs[0].numpy()).max() > 1e-3  # bicubic would not do
+
+
 def test_hf_tensorflow_policy_is_tf_image_resize_bicubic():
     import tensorflow as tf
 

@@ -25,3 +25,7 @@ class InputError(VitstemError, ValueError):
 
 class ExportError(VitstemError, ValueError):
     """A model cannot be exported as asked (an option the graph cannot express, a bad path)."""
+
+
+class ProviderError(VitstemError, ValueError):
+    """An execution provider was asked for that this onnxruntime build does not have (or could not start)."""

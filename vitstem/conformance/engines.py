@@ -308,3 +308,14 @@ ENGINES: dict[str, Engine] = {e.name: e for e in (
     OnnxReferenceEngine(),
     TorchOnnxEngine(),
 )}
+
+
+def register(engine: Engine) -> None:
+    """Add an engine to ENGINES (and so to `vitstem conform --engines` and the default matrix)."""
+    ENGINES[engine.name] = engine
+
+
+# Engines kept in modules of their own, each registering itself on import.
+for _module in ("ort_web", "openvino_engine", "litert_engine"):
+    if importlib.util.find_spec(f"{__package__}.{_module}") is not None:
+        importlib.import_module(f"{__package__}.{_module}")

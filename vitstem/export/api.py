@@ -67,7 +67,8 @@ def export_onnx(spec: "Spec | Mapping | str", weights, path: str | os.PathLike, 
     """Write the stem of `spec` with `weights` (mapping or safetensors path) as an ONNX file.
 
     Never imports torch or TensorFlow. See the README for the options; every invalid combination
-    raises ExportError naming what would work. With ort_format, also writes `path` with suffix .ort.
+    raises ExportError naming what would work. With ort_format, also writes `path` with suffix .ort
+    and its reduced-build operator config (suffix .required_operators_and_types.config).
     Returns the path written.
     """
     path = Path(path)
@@ -79,7 +80,7 @@ def export_onnx(spec: "Spec | Mapping | str", weights, path: str | os.PathLike, 
     data = model.SerializeToString(deterministic=True)
     atomic_write_bytes(path, data)
     if ort_format:
-        from .edge import write_ort_format
+        from .edge import write_operator_config, write_ort_format
 
-        write_ort_format(data, path.with_suffix(".ort"))
+        write_operator_config(write_ort_format(data, path.with_suffix(".ort")))
     return path

@@ -6,6 +6,11 @@ import json
 
 
 def _export(args) -> int:
+    if args.tflite:
+        from .tflite_cli import export_tflite
+
+        print(f"wrote {export_tflite(args)}")
+        return 0
     from ..spec import load_spec, load_weights
     from .api import export_onnx
     from .options import parse_sizes
@@ -21,7 +26,13 @@ def _export(args) -> int:
     path = export_onnx(spec, weights, args.output, opset=args.opset, precision=args.precision, profile=args.profile,
                        batch=args.batch, image_size=image_size, preprocess_in_graph=args.preprocess_in_graph,
                        ort_format=args.ort, io_dtype=args.io_dtype, calibration=calibration)
-    print(f"wrote {path}" + (f" and {path.with_suffix('.ort')}" if args.ort else ""))
+    if args.ort:
+        from .edge import operator_config_path
+
+        ort_path = path.with_suffix(".ort")
+        print(f"wrote {path}, {ort_path} and {operator_config_path(ort_path)}")
+    else:
+        print(f"wrote {path}")
     return 0
 
 
@@ -59,6 +70,9 @@ def register(subparsers) -> None:
                    help="input/output dtype (float16 only with --precision fp16)")
     p.add_argument("--calibration", help="int8: a .npy batch of calibration images (default: seeded synthetic)")
     p.add_argument("--ort", action="store_true", help="also write the .ort file for ONNX Runtime Mobile")
+    p.add_argument("--tflite", action="store_true",
+                   help="write a LiteRT (.tflite) file instead, through the TensorFlow backend (needs tensorflow; "
+                        "fixed --batch, one --image-size, fp32/fp16/int8, spec in its metadata)")
     p.set_defaults(run=_export)
 
     c = subparsers.add_parser("check", help="check an exported model: checker, digests, spec, mobile usability")

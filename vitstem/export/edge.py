@@ -26,6 +26,27 @@ def write_ort_format(onnx_bytes: bytes, ort_path: Path) -> Path:
         return atomic_write_bytes(ort_path, target.read_bytes())
 
 
+def operator_config_path(ort_path: Path) -> Path:
+    return Path(ort_path).with_suffix(".required_operators_and_types.config")
+
+
+def write_operator_config(ort_path: Path) -> Path:
+    """The reduced-build configuration of an .ort file (operators and the types they use), as
+    `convert_onnx_models_to_ort --enable_type_reduction` writes it: give it to ONNX Runtime's
+    build.sh --include_ops_by_config to build an ORT Mobile runtime with only those kernels."""
+    from onnxruntime.tools.ort_format_model import create_config_from_models
+
+    quiet = logging.getLogger("ort_format_model.utils")
+    level, quiet.level = quiet.level, logging.WARNING  # it logs "Created config in <temp path>"
+    with tempfile.TemporaryDirectory(prefix="vitstem-ops-") as tmp:
+        target = Path(tmp, "ops.config")
+        try:
+            create_config_from_models([Path(ort_path)], target, enable_type_reduction=True)
+        finally:
+            quiet.setLevel(level)
+        return atomic_write_bytes(operator_config_path(ort_path), target.read_bytes())
+
+
 def mobile_usability(model_path: Path) -> tuple[bool, str]:
     """(NNAPI/CoreML worth trying, onnxruntime's log of the analysis), from its usability checker."""
     from onnxruntime.tools.mobile_helpers import usability_checker

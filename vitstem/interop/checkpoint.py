@@ -32,14 +32,14 @@ from ..errors import SpecError, WeightsError
 from ..spec import Spec, read_safetensors, save_weights
 from .assemble import assemble, checked_preprocess, square_side
 from .big_vision import from_big_vision, read_npz
-from .hf import processor_preprocess
+from .hf_checkpoint import hf_checkpoint_facts, hf_dynamic
 from .timm import pretrained_cfg_preprocess
 
 FORMATS = ("timm", "hf", "big_vision")
 AUTO = "auto"
 
 
-def _pair(value) -> tuple[int, int] | None:
+def pair(value) -> tuple[int, int] | None:
     if value is None:
         return None
     if isinstance(value, (int, np.integer)):
@@ -78,7 +78,7 @@ def table_grid(rows: int, prefix: int, patch: tuple[int, int], *, grid=None, ima
                        "fits; give the grid (--grid GH GW) or the image size")
 
 
-def _find_prefix(tensors: Mapping, suffix: str, fmt: str) -> str:
+def find_prefix(tensors: Mapping, suffix: str, fmt: str) -> str:
     hits = [k[: -len(suffix)] for k in tensors if k.endswith(suffix)]
     if len(hits) != 1:
         found = "none" if not hits else ", ".join(h + suffix for h in hits)
@@ -96,37 +96,14 @@ def _read_json(path: Path | None) -> dict:
 
 
 def _timm_facts(tensors: Mapping, config: dict) -> dict:
-    prefix = _find_prefix(tensors, "patch_embed.proj.weight", "timm")
+    prefix = find_prefix(tensors, "patch_embed.proj.weight", "timm")
     if any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
         raise SpecError("this timm model's patch_embed has a CNN backbone, which the spec cannot express")
     canonical = from_timm_names({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     cfg = config.get("pretrained_cfg") or {}
     input_size = cfg.get("input_size")
-    return {"weights": canonical, "image_size": _pair(input_size[1:]) if input_size else None, "resample": "timm",
+    return {"weights": canonical, "image_size": pair(input_size[1:]) if input_size else None, "resample": "timm",
             "name": config.get("architecture") or "timm_vit", "preprocess": pretrained_cfg_preprocess(cfg)}
-
-
-HF_MODEL_TYPES = ("vit", "deit")  # embeddings whose forward hf.py documents
-HF_NAMES = {"patch_embeddings.projection.weight": "patch_embed.weight", "patch_embeddings.projection.bias":
-            "patch_embed.bias", "cls_token": "cls_token", "distillation_token": "dist_token",
-            "position_embeddings": "pos_embed"}
-
-
-def _hf_facts(tensors: Mapping, config: dict, processor: dict) -> dict:
-    model_type = config.get("model_type")
-    if model_type is not None and model_type not in HF_MODEL_TYPES:
-        raise SpecError(f"config.json says model_type {model_type!r}; the hf import knows {', '.join(HF_MODEL_TYPES)} "
-                        "(other models' embeddings, e.g. DINOv2's registers and interpolation, differ)")
-    prefix = _find_prefix(tensors, "patch_embeddings.projection.weight", "transformers")
-    unknown = sorted(k for k in tensors if k.startswith(prefix) and k[len(prefix):] not in (*HF_NAMES, "mask_token"))
-    if unknown:
-        raise SpecError(f"the embeddings hold tensors a ViT/DeiT stem does not have: {', '.join(unknown)}")
-    rename = HF_NAMES
-    canonical = {new: tensors[prefix + old] for old, new in rename.items() if prefix + old in tensors}
-    channels = int(canonical["patch_embed.weight"].shape[1])
-    return {"weights": canonical, "image_size": _pair(config.get("image_size")), "resample": "hf_pytorch",
-            "no_embed_class": False, "name": config.get("_name_or_path") or config.get("model_type") or "hf_vit",
-            "preprocess": processor_preprocess(processor or None, channels)}
 
 
 def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, grid=None,
@@ -135,6 +112,7 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
                       name: str | None = None, patch_norm_eps: float = 1e-6) -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, canonical weights) from a timm/transformers .safetensors state dict or a big_vision .npz.
 
+    path: the .safetensors / .npz file, or a model directory holding model.safetensors.
     config: a config.json (default: the one beside the checkpoint, if any); preprocess: "auto"
     (from the configs beside the checkpoint), None, or {scale, mean, std}.
     """
@@ -143,8 +121,10 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
-    image_size = _pair(image_size)
-    grid = _pair(grid)
+    if path.is_dir() and fmt != "big_vision":
+        path = _model_file(path)
+    image_size = pair(image_size)
+    grid = pair(grid)
     if fmt == "big_vision":
         given = None if preprocess == AUTO else preprocess
         if grid is not None and image_size is None:
@@ -157,14 +137,17 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     if fmt == "timm":
         facts = _timm_facts(tensors, cfg)
     else:
-        facts = _hf_facts(tensors, cfg, _read_json(path.with_name("preprocessor_config.json")))
-        dynamic_image_size = dynamic_image_size or image_size not in (None, facts["image_size"])
+        processor = _read_json(path.with_name("preprocessor_config.json")) if preprocess == AUTO else None
+        facts = hf_checkpoint_facts(tensors, cfg, processor)
+        patch_norm_eps = facts["patch_norm_eps"]
     w = facts["weights"]
     kernel = w["patch_embed.weight"]
     if kernel.ndim != 4:
         raise WeightsError(f"the patch kernel has shape {kernel.shape}; expected OIHW (D, C, Ph, Pw)")
     patch = tuple(int(s) for s in kernel.shape[2:])
     prefix = sum(int(w[k].shape[1]) for k in ("cls_token", "dist_token", "reg_tokens") if k in w)
+    if "family" in facts:
+        dynamic_image_size = hf_dynamic(facts, dynamic_image_size, image_size, patch, "pos_embed" in w)
     image_size = image_size or facts["image_size"]
     pos = w.get("pos_embed")
     covers = True
@@ -183,12 +166,23 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
         preprocess = facts.get("preprocess")
     norm, patch_norm = (_norm_facts(w, prefix, eps) for prefix, eps in (("norm_pre", pre_norm_eps),
                                                                        ("patch_embed.norm", patch_norm_eps)))
+    norm = norm or facts.get("pre_norm")
     return assemble(
         name=name or facts["name"], kernel=kernel, bias=w.get("patch_embed.bias"), image_size=image_size,
         cls=w.get("cls_token"), dist=w.get("dist_token"), reg=w.get("reg_tokens"), pos=pos,
         covers_prefix=covers, pos_grid=table if pos is not None else None, pre_norm=norm, patch_norm=patch_norm,
         preprocess=checked_preprocess(preprocess, int(kernel.shape[1])), resample=facts["resample"],
         dynamic_image_size=dynamic_image_size)
+
+
+def _model_file(directory: Path) -> Path:
+    """DIR/model.safetensors of a model directory (as save_pretrained / the Hub lay it out)."""
+    if (directory / "model.safetensors").is_file():
+        return directory / "model.safetensors"
+    if (directory / "model.safetensors.index.json").is_file():
+        raise SpecError(f"{directory} holds a sharded checkpoint (model.safetensors.index.json): pass the shard "
+                        "that holds the embeddings")
+    raise SpecError(f"{directory} has no model.safetensors")
 
 
 def _norm_facts(w: Mapping[str, np.ndarray], prefix: str, eps: float) -> tuple | None:

@@ -34,7 +34,7 @@ def register(sub) -> None:
                        description="Write DIR/spec.yaml and DIR/weights.safetensors from a peer checkpoint. "
                        "Architecture facts come from the tensor shapes, plus config.json / "
                        "preprocessor_config.json beside the checkpoint when present.")
-    p.add_argument("checkpoint", metavar="CHECKPOINT", help=".safetensors (timm, hf) or .npz (big_vision)")
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help=".safetensors (timm, hf), a model directory holding model.safetensors, or .npz (big_vision)")
     p.add_argument("--format", required=True, choices=("timm", "hf", "big_vision"))
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write (created if missing)")
     p.add_argument("--image-size", type=int, nargs="+", metavar="N", help="H [W] the model runs at")

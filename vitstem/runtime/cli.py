@@ -54,7 +54,7 @@ def _run(args) -> int:
     from ..spec.cli import save_npy
     from . import load
 
-    stem = load(args.model, threads=args.threads)
+    stem = load(args.model, threads=args.threads, providers=args.providers)
     z0 = stem(read_inputs(args.inputs, stem))
     path = save_npy(z0, args.output)
     print(f"wrote {path}: z0 {z0.shape} {z0.dtype}")
@@ -67,6 +67,9 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy batch(es) or image files at the model's size")
     p.add_argument("-o", "--output", required=True, help="where to write z0 (.npy)")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--providers", nargs="+", default=None, metavar="PROVIDER",
+                   help="execution providers in priority order (default CPUExecutionProvider); "
+                        "one this onnxruntime build lacks is an error, not a silent CPU fallback")
     p.set_defaults(run=_run)
 
 

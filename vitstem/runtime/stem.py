@@ -105,9 +105,15 @@ class Stem:
 
 
 def load(path: str | os.PathLike, *, threads: int | None = None, providers: list[str] | None = None) -> Stem:
-    """A `Stem` for an exported model file (.onnx or .ort); ExportError if it is not a readable vitstem model."""
+    """A `Stem` for an exported model file (.onnx or .ort); ExportError if it is not a readable vitstem model.
+
+    `providers`: execution providers in priority order (default CPU); ProviderError if this
+    onnxruntime build lacks one or the session did not start it (onnxruntime would fall back to CPU)."""
     import onnxruntime as ort
 
+    from .providers import check_available, check_started
+
+    providers = check_available(providers, ort.get_available_providers())
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no such model file")
@@ -116,8 +122,9 @@ def load(path: str | os.PathLike, *, threads: int | None = None, providers: list
     if threads:
         so.intra_op_num_threads = int(threads)
     try:
-        session = ort.InferenceSession(str(path), sess_options=so, providers=providers or ["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types for unreadable files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"{path}: onnxruntime cannot load it ({first})") from None
+    check_started(providers, session.get_providers(), str(path))
     return Stem(session, str(path))
