@@ -28,7 +28,9 @@ def test_invalid_spec_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "bad.json").write_text('{"spec_version": 1, "image_size": [224, 225], "patch_size": 16, "embed_dim": 8}')
     result = run("spec", "validate", tmp_path / "bad.json")
     assert result.returncode == 2
-    assert result.stderr.strip() == "vitstem: error: image_size[1]: 225 is not divisible by patch_size[1] = 16"
+    assert result.stderr.strip() == ("vitstem: error: image_size[1]: 225 is not divisible by patch_size[1] = 16; "
+                                     "timm and transformers silently drop the trailing 1 pixel columns (a strided "
+                                     "conv ignores them); set input.remainder: drop to do the same")
 
 
 def test_init_and_forward_match_the_api(tmp_path):

@@ -9,6 +9,7 @@ from test_hostile_spec import fuzz, images_for, valid_docs
 
 import vitstem
 from vitstem.spec import load_spec
+from vitstem.spec.inputs import image_hw
 
 
 def _onnx_stem(spec, weights, profile, hw, directory):
@@ -41,7 +42,7 @@ def test_every_engine_agrees_with_the_reference_on_random_specs(tmp_path_factory
     for profile in ("exact", "fast"):
         z0 = {backend: vitstem.forward(spec, weights, images, backend=backend, profile=profile)
               for backend in ("numpy", "torch", "tensorflow")}
-        hw = None if grid is None else (grid[0] * spec.patch_size[0], grid[1] * spec.patch_size[1])
+        hw = None if grid is None else image_hw(spec, images.shape)
         z0["onnxruntime"] = _onnx_stem(spec, weights, profile, hw, directory)(images)
         for engine, z in z0.items():
             assert z.shape == exact.shape and z.dtype == np.float32, engine

@@ -45,10 +45,13 @@ def valid_docs(draw, max_side: int = 5):
         dim = draw(st.integers(1, 24))
         if kind == "learned" and draw(st.booleans()):
             pe["grid"] = [draw(st.integers(1, max_side)), draw(st.integers(1, max_side))]
+    # input.remainder: drop leaves up to a patch less one of pixels past the last whole patch
+    remainder = draw(st.sampled_from(["refuse", "drop"]))
+    rh, rw = (draw(st.integers(0, ph - 1)), draw(st.integers(0, pw - 1))) if remainder == "drop" else (0, 0)
     doc = {
         "spec_version": 1,
         "name": draw(st.text(max_size=12)),
-        "image_size": [gh * ph, gw * pw],
+        "image_size": [gh * ph + rh, gw * pw + rw],
         "in_channels": channels,
         "patch_size": [ph, pw],
         "embed_dim": dim,
@@ -60,7 +63,7 @@ def valid_docs(draw, max_side: int = 5):
                                           {"kind": "rms_norm", "eps": 0.1}])),
         "patch_norm": draw(st.sampled_from([None, {"kind": "layer_norm"}, {"kind": "rms_norm", "eps": 1e-5},
                                             {"kind": "layer_norm", "eps": 0.1}])),
-        "input": {"layout": draw(st.sampled_from(["NCHW", "NHWC"])), "preprocess": None},
+        "input": {"layout": draw(st.sampled_from(["NCHW", "NHWC"])), "preprocess": None, "remainder": remainder},
         "dynamic_image_size": draw(st.booleans()),
     }
     if draw(st.booleans()):
@@ -88,10 +91,12 @@ def valid_docs(draw, max_side: int = 5):
 
 
 def images_for(spec, seed: int, grid=None, batch: int = 2):
-    """A batch in the spec's layout and input dtype (uint8 pixels when it preprocesses)."""
+    """A batch in the spec's layout and input dtype (uint8 pixels when it preprocesses); at another
+    `grid`, with as many pixels past the last whole patch as the spec's own image_size has."""
     rng = np.random.default_rng(seed)
     gh, gw = grid or spec.patch_grid()
-    shape = spec.input_shape(batch, (gh * spec.patch_size[0], gw * spec.patch_size[1]))
+    (ph, pw), (h, w) = spec.patch_size, spec.image_size
+    shape = spec.input_shape(batch, (gh * ph + h % ph, gw * pw + w % pw))
     if spec.input.preprocess is not None:
         return rng.integers(0, 256, shape, dtype=np.uint8)
     return rng.standard_normal(shape).astype(np.float32)

@@ -231,8 +231,9 @@ def test_refusals_name_the_missing_feature():
         from_hf(hybrid)
     with pytest.raises(vitstem.SpecError, match="ViTMAE with mask_ratio 0.75"):
         from_hf(peer("ViTMAE", mask_ratio=0.75))
-    with pytest.raises(vitstem.SpecError, match=r"image size 36x36 is not a multiple of the patch 8x8.*remainder"):
-        from_hf(peer("SiglipVision", image_size=36))
+    # no longer refused: the conv drops the 4 pixels past the last whole patch (input.remainder, issue 18)
+    spec, _ = from_hf(peer("SiglipVision", image_size=36))
+    assert spec.input.remainder == "drop" and spec.patch_grid() == (4, 4)
 
 
 def test_cli_imports_a_model_directory_with_its_processor(tmp_path):

@@ -45,6 +45,13 @@ GOLDEN_SPECS: dict[str, tuple[dict, bool]] = {
         "position_embedding": {"kind": "learned", "covers_prefix": True},
         "patch_norm": {"kind": "layer_norm", "eps": 1e-6}, "pre_norm": {"kind": "rms_norm", "eps": 1e-6},
         "input": {"layout": "NCHW", "preprocess": None}, "dynamic_image_size": True}, False),
+    # input.remainder: drop (issue 18): 10x13 pixels, 4x3 patches: the last 2 rows and 1 column are dropped.
+    "tiny_remainder_drop": ({
+        **_TINY, "name": "tiny_remainder_drop", "image_size": [10, 13], "patch_size": [4, 3], "embed_dim": 8,
+        "prefix": {"class_token": True}, "position_embedding": {"kind": "learned", "covers_prefix": False},
+        "input": {"layout": "NHWC", "remainder": "drop",
+                  "preprocess": {"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.5] * 3}},
+        "dynamic_image_size": True}, False),
 }
 
 

@@ -52,16 +52,20 @@ def with_layout(spec: Spec, layout: str) -> Spec:
 
 def other_image_sizes(spec: Spec) -> list[tuple[int, int]]:
     """Two sizes besides the native one for specs with dynamic_image_size: a larger grid with a
-    different aspect ratio (upsampled table) and a smaller non-square one (downsampled)."""
+    different aspect ratio (upsampled table) and a smaller non-square one (downsampled); with
+    input.remainder: drop, neither a multiple of the patch."""
     if not spec.dynamic_image_size:
         return []
     (gh, gw), (ph, pw) = spec.patch_grid(), spec.patch_size
     grids = [(gh + 2, gw + 1), (max(1, math.ceil(gh * 3 / 4)), max(1, math.ceil(gw / 2)))]
     if grids[1][0] == grids[1][1]:
         grids[1] = (grids[1][0], grids[1][1] + 1)
+    # input.remainder: drop keeps the native size's leftover pixels (or one less than a patch) at the other sizes.
+    rh, rw = (spec.image_size[0] % ph or ph - 1, spec.image_size[1] % pw or pw - 1) \
+        if spec.input.remainder == "drop" else (0, 0)
     sizes = []
     for g in grids:
-        size = (g[0] * ph, g[1] * pw)
+        size = (g[0] * ph + rh, g[1] * pw + rw)
         if size != spec.image_size and size not in sizes:
             sizes.append(size)
     return sizes

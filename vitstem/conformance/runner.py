@@ -26,17 +26,9 @@ FLOAT64_PER_FLOAT32_ERROR = 2.0**-53 / 2.0**-24
 
 def exact_float64(spec: Spec, weights, images) -> np.ndarray:
     """z0 of the exact profile before its final rounding to float32 (the reference's float64 steps)."""
-    from ..backends.numpy import stem
-    from ..spec.position import position_table
+    from ..backends.numpy.stem import unrounded
 
-    f64 = np.float64
-    x = stem.preprocess(spec, stem.to_nchw(spec, np.asarray(images)), f64)
-    grid = (x.shape[2] // spec.patch_size[0], x.shape[3] // spec.patch_size[1])
-    rows = stem.normalize(spec.patch_norm, weights, "patch_embed.norm",
-                          stem.embed_patches(spec, weights, stem.patchify(x, spec.patch_size), f64))
-    z = stem.add_position(spec, stem.prefix_tokens(spec, weights, x.shape[0], f64), rows,
-                          position_table(spec, weights, grid), f64)
-    return stem.normalize(spec.pre_norm, weights, "norm_pre", z)
+    return unrounded(spec, weights, images, "exact")
 
 
 def _label(name: str, opset) -> str:

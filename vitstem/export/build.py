@@ -66,11 +66,12 @@ def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bi
     `with_prefix`: the prefix tokens' rows in front (T = P + N); otherwise the patch rows alone."""
     prefix = folding.prefix_rows(spec, weights, dtype) if with_prefix else np.zeros((0, spec.embed_dim), dtype)
     if not opts.dynamic_size:
-        tables = [np.concatenate([prefix, folding.patch_rows(spec, weights, spec.patch_grid(hw), bias).astype(dtype)])
-                  for hw in opts.sizes]
+        # One table per grid: with input.remainder: drop, two listed sizes can share a grid.
+        grids = list(dict.fromkeys(spec.patch_grid(hw) for hw in opts.sizes))
+        tables = [np.concatenate([prefix, folding.patch_rows(spec, weights, gg, bias).astype(dtype)]) for gg in grids]
         if opts.fixed_size:
             return g.const("position", "table", tables[0])
-        return G.select_table(g, grid, [spec.patch_grid(hw) for hw in opts.sizes], tables)
+        return G.select_table(g, grid, grids, tables)
     pe = spec.position_embedding
     if pe.kind == "learned":
         # Resample the table alone and add the bias after: Resize's float32 error then scales with
@@ -90,6 +91,16 @@ def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bi
     if prefix.shape[0] == 0:
         return rows
     return g.op("table", "Concat", [g.const("table", "prefix", prefix), rows], axis=0)
+
+
+def _needs_crop(spec: Spec, opts: ExportOptions, exact: bool, layout: str) -> bool:
+    """Whether the input must be sliced to whole patches first: the patchify Reshape needs it when
+    a size may leave a remainder; the fast NCHW Conv (stride = patch) skips those pixels itself."""
+    if not exact and layout == "NCHW" and CONV_FOR_NCHW:
+        return False
+    sizes = opts.sizes or ()
+    return opts.dynamic_size or any(hw != tuple(spec.patch_size[i] * spec.patch_grid(hw)[i] for i in (0, 1))
+                                    for hw in sizes)
 
 
 def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, x: str, grid, layout: str,
@@ -123,6 +134,8 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     g = G.GraphBuilder(opts.opset)
 
     x = "images"
+    if spec.input.remainder == "drop" and _needs_crop(spec, opts, exact, layout):
+        x = G.crop(g, x, layout, spec.patch_size, opts.fixed_size)
     if input_dtype(spec, opts) != dtype.name:
         x = G.cast(g, "input", x, dtype.name)
     if exact and pre is not None:

@@ -48,11 +48,23 @@ class GraphBuilder:
 
 
 # -- shapes ----------------------------------------------------------------------------------
-def image_grid(g: GraphBuilder, x: str, layout: str, patch: tuple[int, int]) -> str:
-    """(gh, gw) int64 of the input batch, for graphs that take several image sizes."""
-    shape = g.op("grid", "Shape", [x])
-    hw = g.op("grid", "Gather", [shape, g.ints("grid", "hw_axes", [2, 3] if layout == "NCHW" else [1, 2])])
-    return g.op("grid", "Div", [hw, g.ints("grid", "patch", patch)])
+def image_grid(g: GraphBuilder, x: str, layout: str, patch: tuple[int, int], stage: str = "grid") -> str:
+    """(gh, gw) int64 of the input batch, for graphs that take several image sizes (whole patches:
+    integer Div of positive sizes rounds down)."""
+    shape = g.op(stage, "Shape", [x])
+    hw = g.op(stage, "Gather", [shape, g.ints(stage, "hw_axes", [2, 3] if layout == "NCHW" else [1, 2])])
+    return g.op(stage, "Div", [hw, g.ints(stage, "patch", patch)])
+
+
+def crop(g: GraphBuilder, x: str, layout: str, patch: tuple[int, int], size: tuple[int, int] | None) -> str:
+    """The input cut to its whole patches (input.remainder: drop): Slice the H and W axes to
+    grid * patch, from the static `size` or, when None, from the input's own shape at run time."""
+    axes = g.ints("crop", "axes", [2, 3] if layout == "NCHW" else [1, 2])
+    if size is not None:
+        ends = g.ints("crop", "ends", [size[0] // patch[0] * patch[0], size[1] // patch[1] * patch[1]])
+    else:
+        ends = g.op("crop", "Mul", [image_grid(g, x, layout, patch, "crop"), g.ints("crop", "patch", patch)])
+    return g.op("crop", "Slice", [x, g.ints("crop", "starts", [0, 0]), ends, axes])
 
 
 def patchify(g: GraphBuilder, x: str, layout: str, channels: int, patch: tuple[int, int],

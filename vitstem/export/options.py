@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
-from ..errors import ExportError
+from ..errors import ExportError, InputError
 from ..spec import Spec
 
 MIN_OPSET = 13
@@ -85,10 +85,11 @@ def _sizes(spec: Spec, image_size) -> tuple[tuple[tuple[int, int], ...] | None, 
         raise ExportError(f"image_size must be 'fixed', 'dynamic' or a list of (H, W), got {image_size!r}") from None
     if not sizes:
         raise ExportError("image_size is an empty list; give at least one (H, W), or 'fixed' / 'dynamic'")
-    ph, pw = spec.patch_size
-    for h, w in sizes:
-        if h <= 0 or w <= 0 or h % ph or w % pw:
-            raise ExportError(f"image size {h}x{w} is not a positive multiple of the patch size {ph}x{pw}")
+    for hw in sizes:
+        try:
+            spec.patch_grid(hw)  # the spec's rule (input.remainder) for sizes
+        except InputError as exc:
+            raise ExportError(str(exc)) from None
     sizes = list(dict.fromkeys(sizes))  # keep order, drop repeats
     if sizes != [tuple(spec.image_size)] and not spec.dynamic_image_size:
         raise ExportError(f"image_size {image_size!r} asks for sizes other than the spec's "

@@ -52,13 +52,14 @@ def assemble(*, name: str, kernel: np.ndarray, image_size: tuple[int, int], bias
              pos: np.ndarray | None = None, covers_prefix: bool = True, pos_grid: tuple[int, int] | None = None,
              sincos: str | None = None, pre_norm: tuple | None = None, patch_norm: tuple | None = None,
              layout: str = "NCHW", preprocess: dict | None = None, resample: str = "timm",
-             dynamic_image_size: bool = False) -> tuple[Spec, dict[str, np.ndarray]]:
+             dynamic_image_size: bool = False, remainder: str = "refuse") -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, weights) from peer facts; `kernel` is OIHW, `pos` is (1, T, D) or None.
 
     `pos_grid` is the table's patch grid when it differs from the grid of `image_size` (the spec
     then resamples it to that grid). `pre_norm` and `patch_norm`: (weight, bias, eps) for a
     LayerNorm, or (kind, weight, bias or None, eps) with kind layer_norm or rms_norm (no bias).
-    SpecError/WeightsError name the tensor that does not fit.
+    `remainder` is the spec's input.remainder: "drop" when the peer's strided conv ignores the
+    pixels past the last whole patch. SpecError/WeightsError name the tensor that does not fit.
     """
     kernel = as_float32(kernel, "the patch kernel")
     if kernel.ndim != 4:
@@ -109,7 +110,7 @@ def assemble(*, name: str, kernel: np.ndarray, image_size: tuple[int, int], bias
         },
         "pre_norm": norms.get("pre_norm"),
         "patch_norm": norms.get("patch_norm"),
-        "input": {"layout": layout, "preprocess": preprocess},
+        "input": {"layout": layout, "preprocess": preprocess, "remainder": remainder},
         "resample": {"policy": resample},
         "dynamic_image_size": bool(dynamic_image_size),
     }

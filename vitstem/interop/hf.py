@@ -6,6 +6,9 @@ LayerNorm after it (CLIP's `pre_layrnorm`). Mask tokens only act with `bool_mask
 z0 does not use. ViTMAE: only mask_ratio 0 keeps every patch, and its forward still shuffles the
 patch tokens by random `noise`; the spec's z0 is the unshuffled order, which ViTMAE gives with an
 increasing `noise` (e.g. `noise=torch.arange(N).expand(B, N)`).
+The conv drops the pixels past the last whole patch: an image_size that is not a multiple of the
+patch gets input.remainder "drop" (and so does ViT/DeiT with interpolate_pos_encoding, whose conv
+then drops them at every size; other families keep "refuse" at other sizes until checked).
 """
 
 from __future__ import annotations
@@ -147,4 +150,12 @@ def from_hf(model, *, interpolate_pos_encoding: bool | None = None, image_proces
         name=name or default_name, kernel=kernel, bias=conv.bias, image_size=image_size,
         cls=_attr(emb, fam.cls), dist=_attr(emb, fam.dist), reg=registers, pos=table, covers_prefix=True,
         pre_norm=pre_norm, patch_norm=patch_norm, preprocess=processor_preprocess(image_processor, c), resample=fam.resample,
-        dynamic_image_size=dynamic)
+        dynamic_image_size=dynamic,
+        remainder=conv_remainder(image_size, (ph, pw), dynamic and fam.family in ("ViT", "DeiT")))
+
+
+def conv_remainder(image_size, patch, other_sizes: bool) -> str:
+    """input.remainder of a peer whose only patchify is a strided conv (no size check beyond the
+    model's image_size): it drops the pixels past the last whole patch at image_size, and at every
+    size when it accepts others (`other_sizes`). "refuse" where that never happens."""
+    return "drop" if other_sizes or any(s % p for s, p in zip(image_size, patch)) else "refuse"

@@ -19,8 +19,8 @@ def check_divisible(image_size: tuple[int, int], patch: tuple[int, int], what: s
     """The spec needs image sides that are multiples of the patch; the peers' convs drop the remainder."""
     if image_size[0] % patch[0] or image_size[1] % patch[1]:
         raise SpecError(f"{what}: image size {image_size[0]}x{image_size[1]} is not a multiple of the patch "
-                        f"{patch[0]}x{patch[1]}; the peer's conv drops the remaining pixels, which needs the spec "
-                        "field input.remainder: drop (not in this version)")
+                        f"{patch[0]}x{patch[1]}; the peer's conv drops the remaining pixels (input.remainder: "
+                        "drop), which the checkpoint import does not set yet: convert the model with from_hf")
 
 
 def resample_facts(fam: HfFamily, has_table: bool, interpolate: bool | None, image_size: tuple[int, int],
@@ -30,7 +30,6 @@ def resample_facts(fam: HfFamily, has_table: bool, interpolate: bool | None, ima
     interpolate None means the model's default: True where the peer resamples without being
     asked (or has no table), False where its forward needs interpolate_pos_encoding=True.
     """
-    check_divisible(image_size, patch, what)
     if fam.when == "never":
         if interpolate:
             raise SpecError(f"{what}: {fam.family} adds its table without resampling it; other image sizes fail "

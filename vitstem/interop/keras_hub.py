@@ -4,6 +4,8 @@ keras-hub's stem is `ViTPatchingAndEmbedding` (keras_hub/src/models/vit/vit_laye
 Conv2D (kernel HWIO), then [cls] prepended and a position table of N (+1) rows added, with no
 batch dimension and no norm before the encoder. Its data_format is the spec's layout.
 The backbone takes normalised floats (preprocessing is a separate ViTImageConverter).
+The other keras-hub families (DeiT, CLIP, MetaCLIP 2, SigLIP, DINOv2/v3, Gemma 3 vision, ViTDet) are
+read by keras_hub_families.py; `from_keras_hub` dispatches to it.
 """
 
 from __future__ import annotations
@@ -15,19 +17,25 @@ import numpy as np
 from ..errors import SpecError
 from ..spec import Spec, check_weights, load_spec
 from .assemble import as_float32, assemble, checked_preprocess
+from .keras_hub_families import FAMILIES, family_channels, find_family_layer, from_family
 from .table import stored_table
 
 LAYER_CLASS = "ViTPatchingAndEmbedding"
 LAYER_NAME = "vit_patching_and_embedding"
 
 
-def _embedding_layer(obj):
+def _vit_layer(obj):
     if type(obj).__name__ == LAYER_CLASS:
         return obj
-    for layer in getattr(obj, "layers", ()):
-        if type(layer).__name__ == LAYER_CLASS:
-            return layer
-    raise SpecError(f"{type(obj).__name__} is neither a keras-hub ViTBackbone nor its {LAYER_CLASS} layer")
+    return next((layer for layer in getattr(obj, "layers", ()) if type(layer).__name__ == LAYER_CLASS), None)
+
+
+def _embedding_layer(obj):
+    layer = _vit_layer(obj)
+    if layer is None:
+        raise SpecError(f"{type(obj).__name__} is neither a keras-hub ViTBackbone nor its {LAYER_CLASS} layer, nor "
+                        f"one of {', '.join(sorted(set(FAMILIES.values())))}")
+    return layer
 
 
 def converter_preprocess(converter, channels: int) -> dict | None:
@@ -54,12 +62,18 @@ def converter_preprocess(converter, channels: int) -> dict | None:
 
 def from_keras_hub(backbone_or_layer, *, image_converter=None, preprocess=None,
                    name: str | None = None) -> tuple[Spec, dict[str, np.ndarray]]:
-    """(spec, canonical weights) reproducing the output of a keras-hub ViT's patching-and-embedding layer.
+    """(spec, canonical weights) reproducing the output of a keras-hub ViT's patching-and-embedding layer,
+    or of the embedding layer (+ pre-norm) of the families in keras_hub_families.FAMILIES.
 
     image_converter: a keras-hub (ViT)ImageConverter whose scale/offset become the spec's
     preprocessing; or preprocess: {scale, mean, std}; with neither the spec takes the normalised
     floats the backbone takes.
     """
+    family = find_family_layer(backbone_or_layer) if _vit_layer(backbone_or_layer) is None else None
+    if family is not None:
+        pre = converter_preprocess(image_converter, family_channels(family)) if image_converter is not None \
+            else checked_preprocess(preprocess, family_channels(family))
+        return from_family(backbone_or_layer, family, preprocess=pre, name=name)
     layer = _embedding_layer(backbone_or_layer)
     if not layer.built:
         raise SpecError(f"the {LAYER_CLASS} layer is not built yet (call the backbone once or build it)")

@@ -85,15 +85,26 @@ def check_patch_embed(model, pe) -> None:
         _refuse(model, f"patch_embed is a {type(pe).__name__}, not a plain PatchEmbed (conv patchify)")
     if pe.img_size is None:
         _refuse(model, "patch_embed has no img_size, so the table has no native grid")
-    if pe.dynamic_img_pad:
-        _refuse(model, "dynamic_img_pad pads inputs that are not multiples of the patch size")
-    if any(size % patch for size, patch in zip(pe.img_size, pe.patch_size)):
-        _refuse(model, f"img_size {tuple(pe.img_size)} is not a multiple of the patch {tuple(pe.patch_size)}: "
-                       "its conv drops the last pixels, and the spec has no crop")
+    if pe.dynamic_img_pad and (_has_remainder(pe) or not pe.strict_img_size):
+        _refuse(model, "patch_embed.dynamic_img_pad zero-pads images that are not a multiple of the patch size "
+                "(the grid rounds up); the spec's input.remainder can refuse or drop those pixels, not pad them")
     conv = pe.proj
     if (tuple(conv.kernel_size) != tuple(pe.patch_size) or tuple(conv.stride) != tuple(pe.patch_size)
             or any(conv.padding) or tuple(conv.dilation) != (1, 1) or conv.groups != 1):
         _refuse(model, "patch_embed.proj is not a conv with kernel = stride = patch size")
+
+
+def _has_remainder(pe) -> bool:
+    return any(int(s) % int(p) for s, p in zip(pe.img_size, pe.patch_size))
+
+
+def _remainder(pe) -> str:
+    """input.remainder from the PatchEmbed. At its img_size (strict_img_size) the strided conv drops
+    what no whole patch covers: "drop" when img_size leaves pixels over. Otherwise "refuse", as timm's
+    own non-strict check (H and W divisible by the patch) does; with dynamic_img_pad (refused above
+    unless strict at a multiple of the patch) nothing is ever padded. A non-strict model whose
+    img_size is not a multiple also gets "drop": timm's check then refuses even its own img_size."""
+    return "drop" if _has_remainder(pe) else "refuse"
 
 
 def pretrained_cfg_preprocess(cfg: dict | None) -> dict | None:
@@ -134,7 +145,7 @@ def from_timm(model, *, preprocess=_AUTO, name: str | None = None) -> tuple[Spec
         pos=model.pos_embed, covers_prefix=not model.no_embed_class,
         pre_norm=_norm(model, model.norm_pre, "norm_pre"), patch_norm=_norm(model, pe.norm, "patch_embed.norm"),
         preprocess=_preprocess(model, preprocess), resample="timm",
-        dynamic_image_size=bool(model.dynamic_img_size))
+        dynamic_image_size=bool(model.dynamic_img_size), remainder=_remainder(pe))
 
 
 def timm_expressible(spec: Spec) -> None:
@@ -157,6 +168,9 @@ def timm_expressible(spec: Spec) -> None:
         problems.append(("resample.policy", f"timm resamples with its own policy, not {spec.resample.policy!r}"))
     if spec.input.layout != "NCHW":
         problems.append(("input.layout", "timm takes NCHW images"))
+    if spec.input.remainder == "drop" and spec.dynamic_image_size:
+        problems.append(("input.remainder", "timm's dynamic_img_size refuses sizes that are not a multiple of the "
+                         "patch; it drops the leftover pixels only at its own img_size"))
     if problems:
         raise SpecError(problems)
 

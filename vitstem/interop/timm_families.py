@@ -28,7 +28,7 @@ import numpy as np
 
 from ..spec import Spec
 from .assemble import assemble, checked_preprocess
-from .timm import _is_identity, _norm, _refuse, check_patch_embed, pretrained_cfg_preprocess
+from .timm import _is_identity, _norm, _refuse, _remainder, check_patch_embed, pretrained_cfg_preprocess
 
 # Classes whose stem the spec cannot express, with the feature that is missing.
 UNSUPPORTED = {
@@ -160,7 +160,8 @@ def from_timm_family(model, *, preprocess="auto", name: str | None = None) -> tu
     pe = stem_model.patch_embed
     check_patch_embed(stem_model, pe)
     facts = dict(cls=None, reg=None, pos=None, covers_prefix=True, pre_norm=None, dynamic_image_size=False,
-                 resample="timm", patch_norm=_norm(stem_model, pe.norm, "patch_embed.norm"))
+                 resample="timm", patch_norm=_norm(stem_model, pe.norm, "patch_embed.norm"),
+                 remainder=_remainder(pe))
     facts.update(reader(stem_model))
     return assemble(name=name or cfg.get("architecture") or f"timm_{type(wrapper).__name__.lower()}",
                     kernel=pe.proj.weight, bias=pe.proj.bias, image_size=tuple(pe.img_size),

@@ -56,7 +56,7 @@ class Stem:
         self.sizes = None if sizes is None else [tuple(s) for s in sizes]
         self.batch = self.options.get("batch")
         # Validation sees the input as the graph takes it: camera frames are NHWC.
-        self._input_spec = (self.spec.replace(input={"layout": "NHWC", "preprocess": self.spec.to_dict()["input"]["preprocess"]})
+        self._input_spec = (self.spec.replace(input={**self.spec.to_dict()["input"], "layout": "NHWC"})
                             if self.preprocess_in_graph else self.spec)
 
     def _check_io(self, io, source) -> None:

@@ -19,6 +19,7 @@ from . import schema as _schema
 from . import reachable_rules as _reachable
 from . import strict_text as _strict
 from .policies import NAMED_POLICIES, POLICY_FIELDS
+from .remainder import size_problems, whole_patches
 
 SPEC_VERSION = 1
 # Refuse tables and kernels that could not be allocated (or serialised to ONNX's 2 GiB protobuf).
@@ -32,6 +33,7 @@ F64_TINY = 2.2250738585072014e-308
 POST_V1_DEFAULTS: dict[tuple[str, ...], Any] = {
     ("patch_norm",): None,  # no norm after the patch projection
     ("pre_norm", "kind"): "layer_norm",  # pre_norm was a LayerNorm
+    ("input", "remainder"): "refuse",  # sizes not a multiple of the patch were refused
 }
 NORM_KINDS = ("layer_norm", "rms_norm")
 
@@ -73,6 +75,7 @@ class Preprocess:
 class InputFormat:
     layout: str  # "NCHW" | "NHWC"
     preprocess: Preprocess | None
+    remainder: str = "refuse"  # "refuse" | "drop": pixels past the last whole patch (see remainder.py)
 
 
 @dataclass(frozen=True)
@@ -170,12 +173,10 @@ class Spec:
         return len(self.prefix_tokens)
 
     def patch_grid(self, image_hw: tuple[int, int] | None = None) -> tuple[int, int]:
-        """(H/Ph, W/Pw) for `image_hw` (default: the spec's image size); InputError if not divisible."""
+        """(H/Ph, W/Pw) for `image_hw` (default: the spec's image size), rounded down with
+        input.remainder: drop; InputError if not divisible under refuse (or no whole patch)."""
         h, w = self.image_size if image_hw is None else (int(image_hw[0]), int(image_hw[1]))
-        ph, pw = self.patch_size
-        if h <= 0 or w <= 0 or h % ph or w % pw:
-            raise InputError(f"image size {h}x{w} is not a positive multiple of the patch size {ph}x{pw}")
-        return h // ph, w // pw
+        return whole_patches(h, w, self.patch_size, self.input.remainder)
 
     @property
     def num_patches(self) -> int:
@@ -237,9 +238,9 @@ def _sizes_rule(d: dict) -> list[tuple[str, str]]:
     for i in (0, 1):
         if image[i] > MAX_IMAGE_SIDE:
             problems.append((f"image_size[{i}]", f"{_show(image[i])} exceeds the maximum side {MAX_IMAGE_SIDE}"))
-        if image[i] % patch[i]:
-            problems.append((f"image_size[{i}]", f"{_show(image[i])} is not divisible by patch_size[{i}] = {_show(patch[i])}"))
-    return problems
+    inp = d.get("input")
+    remainder = inp.get("remainder", "refuse") if isinstance(inp, dict) else "refuse"  # malformed: reported by the schema
+    return problems + size_problems(image, patch, remainder, _show)
 
 
 def _position_rule(d: dict) -> list[tuple[str, str]]:
@@ -372,7 +373,7 @@ def _build(d: dict) -> Spec:
             sincos_convention=pe["sincos_convention"], temperature=float(pe["temperature"])),
         pre_norm=_norm(d["pre_norm"]),
         input=InputFormat(
-            layout=inp["layout"],
+            layout=inp["layout"], remainder=inp["remainder"],
             preprocess=None if pre is None else Preprocess(
                 float(pre["scale"]), tuple(map(float, pre["mean"])), tuple(map(float, pre["std"])))),
         resample=ResamplePolicy(policy=rs["policy"], mode=policy["mode"],

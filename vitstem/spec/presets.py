@@ -14,7 +14,7 @@ IMAGENET = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}  # DeiT
 CLIP = {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}
 
 WIDTHS = {"tiny": 192, "small": 384, "base": 768, "large": 1024, "huge": 1280}
-# timm's patch-14 models run at 224 and 336 (384 is not a multiple of 14).
+# timm's patch-14 ViTs run at 224 and 336 (384 is not a multiple of 14; see so400m below for one that does).
 SIZES = {14: (224, 336), 16: (224, 384), 32: (224, 384)}
 
 
@@ -54,6 +54,13 @@ def _build_presets() -> dict[str, dict]:
         # SigLIP: no class token; the table covers the patches only.
         _vit("vit_base_patch16_siglip_224", image=224, patch=16, dim=768,
              prefix={"class_token": False}, position_embedding={"kind": "learned", "covers_prefix": False}),
+        # SigLIP so400m/14 (timm vit_so400m_patch14_siglip_224 / _384): no class token, table of patches only.
+        # 384 is not a multiple of 14: the strided conv uses 27 x 14 = 378 pixels and drops 6 rows and columns.
+        *(_vit(f"vit_so400m_patch14_siglip_{image}", image=image, patch=14, dim=1152,
+               prefix={"class_token": False}, position_embedding={"kind": "learned", "covers_prefix": False},
+               **({"input": {"layout": "NCHW", "remainder": "drop",
+                             "preprocess": {"scale": 1 / 255, **INCEPTION}}} if image % 14 else {}))
+          for image in (224, 384)),
         # MAE: fixed 2-D sin-cos table with a zero row for the class token.
         _vit("mae_vit_base_patch16_224", image=224, patch=16, dim=768, norm=IMAGENET,
              position_embedding={"kind": "sincos2d", "sincos_convention": "mae", "covers_prefix": True}),

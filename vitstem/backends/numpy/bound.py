@@ -36,7 +36,8 @@ from ...spec import Spec
 from ...spec.inputs import check_images
 from ...spec.position import position_table
 from ...spec.weights import check_weights
-from .stem import add_position, embed_patches, layer_norm, normalize, patchify, prefix_tokens, preprocess, to_nchw
+from .stem import (add_position, crop, embed_patches, layer_norm, normalize, patchify, prefix_tokens, preprocess,
+                   to_nchw)
 
 U = 2.0**-24  # unit roundoff of float32
 
@@ -49,7 +50,7 @@ def gamma(n) -> np.ndarray:
 
 def _pixel_magnitude(spec: Spec, images: np.ndarray) -> np.ndarray:
     """(|p| s + |m|) / sd per input element (NCHW), or |x| without preprocessing."""
-    p = np.abs(to_nchw(spec, images).astype(np.float64))
+    p = np.abs(crop(spec, to_nchw(spec, images)).astype(np.float64))
     pre = spec.input.preprocess
     if pre is None:
         return p
@@ -150,7 +151,7 @@ def fast_error_bound(spec: Spec, weights: Mapping[str, np.ndarray], images, *,
             e[:, n_prefix:] += _resample_error(spec, weights, grid)
         return e
     # The norms' inputs in float64 (their last bits do not matter to a bound, so no ordered sums).
-    x = preprocess(spec, to_nchw(spec, images), f64)
+    x = preprocess(spec, crop(spec, to_nchw(spec, images)), f64)
     rows = embed_patches(spec, weights, patchify(x, spec.patch_size), f64, ordered=False)
     if spec.patch_norm is not None:
         # The norm sees x E + b alone (2K + 1 terms, 4 roundings each); the table is added after it,

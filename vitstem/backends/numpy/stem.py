@@ -2,7 +2,8 @@
 
     z0 = pre_norm( [x_cls; x_dist; x_reg...; patch_norm(x^1 E + b); ...; patch_norm(x^N E + b)] + E_pos )
 
-for each image, where x^i is the i-th patch flattened channel-major (C, Ph, Pw) and
+for each image, where x^i is the i-th whole patch flattened channel-major (C, Ph, Pw) (with
+input.remainder: drop, the pixels past the last whole patch are cropped first) and
 E = patch_embed.weight.reshape(D, K).T, K = C*Ph*Pw. Each norm is optional, a LayerNorm or an
 RmsNorm over the D values of a row.
 
@@ -22,6 +23,7 @@ from ...spec import Spec
 from ...spec.exact import sum_in_order
 from ...spec.inputs import check_images
 from ...spec.position import position_table
+from ...spec.remainder import cropped_size
 from ...spec.weights import check_weights
 
 PROFILES = {"fast": np.float32, "exact": np.float64}
@@ -30,6 +32,13 @@ PROFILES = {"fast": np.float32, "exact": np.float64}
 def to_nchw(spec: Spec, images: np.ndarray) -> np.ndarray:
     """(B, C, H, W) view of a batch in the spec's layout."""
     return images if spec.input.layout == "NCHW" else images.transpose(0, 3, 1, 2)
+
+
+def crop(spec: Spec, x: np.ndarray) -> np.ndarray:
+    """(B, C, H, W) cut to the whole patches (input.remainder: drop), as a strided conv reads it;
+    a no-op when H and W are multiples of the patch (the only sizes `refuse` lets through)."""
+    h, w = cropped_size(x.shape[2], x.shape[3], spec.patch_size)
+    return x if (h, w) == x.shape[2:] else x[:, :, :h, :w]
 
 
 def preprocess(spec: Spec, x: np.ndarray, dtype) -> np.ndarray:
@@ -119,15 +128,19 @@ def normalize(norm, weights: Mapping[str, np.ndarray], prefix: str, z: np.ndarra
 
 def forward(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
     """z0 of shape (B, prefix + N, D), float32."""
+    return unrounded(spec, weights, images, profile).astype(np.float32)
+
+
+def unrounded(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
+    """z0 in the profile's dtype, before the final rounding to float32 (exact: the float64 steps)."""
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
     dtype = PROFILES[profile]
     weights = check_weights(weights, spec)
     images, hw = check_images(spec, images)
-    x = preprocess(spec, to_nchw(spec, images), dtype)
+    x = preprocess(spec, crop(spec, to_nchw(spec, images)), dtype)
     patches = embed_patches(spec, weights, patchify(x, spec.patch_size), dtype)
     patches = normalize(spec.patch_norm, weights, "patch_embed.norm", patches)
     prefix = prefix_tokens(spec, weights, x.shape[0], dtype)
     z = add_position(spec, prefix, patches, position_table(spec, weights, spec.patch_grid(hw)), dtype)
-    z = normalize(spec.pre_norm, weights, "norm_pre", z)
-    return z.astype(np.float32)
+    return normalize(spec.pre_norm, weights, "norm_pre", z)

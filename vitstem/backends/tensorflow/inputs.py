@@ -30,7 +30,11 @@ def check_graph_images(spec: Spec, images: tf.Tensor) -> tf.Tensor:
     h, w = image_hw(spec, tf.shape(images))
     # A stateful assert runs under tf.function, but in no fixed order with the ops after it: gate the
     # batch on it, or the patchify Reshape may fail first with TF's own message.
-    if spec.dynamic_image_size:
+    if spec.dynamic_image_size and spec.input.remainder == "drop":
+        ph, pw = spec.patch_size
+        check = tf.debugging.assert_greater_equal((h, w), (ph, pw),
+                                                  message=f"image size must be at least the patch size {ph}x{pw}")
+    elif spec.dynamic_image_size:
         ph, pw = spec.patch_size
         check = tf.debugging.assert_equal((h % ph, w % pw), (0, 0),
                                           message=f"image size must be a multiple of the patch size {ph}x{pw}")

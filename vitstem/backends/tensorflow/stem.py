@@ -51,6 +51,18 @@ def preprocess(spec: Spec, x: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     return (x * tf.constant(np_dtype(pre.scale)) - mean) / std
 
 
+def crop(spec: Spec, x: tf.Tensor) -> tf.Tensor:
+    """The batch cut to the whole patches (input.remainder: drop), in its layout, as the reference.
+    Under refuse the input checks let only multiples of the patch through: nothing to cut."""
+    if spec.input.remainder != "drop":
+        return x
+    full = image_hw(spec, dims(x))
+    h, w = full[0] // spec.patch_size[0] * spec.patch_size[0], full[1] // spec.patch_size[1] * spec.patch_size[1]
+    if all(isinstance(s, int) for s in full) and (h, w) == tuple(full):
+        return x  # a static multiple of the patch: no slice op
+    return x[:, :, :h, :w] if spec.input.layout == "NCHW" else x[:, :h, :w, :]
+
+
 def patchify(x: tf.Tensor, patch_size: tuple[int, int], layout: str) -> tf.Tensor:
     """(B, C, H, W) or (B, H, W, C) -> (B, N, K): patches in row-major grid order, each flattened
     (C, Ph, Pw), the reference's order (the rows of the OIHW kernel reshaped to (D, K))."""
@@ -153,7 +165,7 @@ def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile:
     dtype = check_profile(profile)
     if compute_dtype is not None and profile == "fast":
         dtype = tf.as_dtype(compute_dtype)
-    x = preprocess(spec, images, dtype)
+    x = preprocess(spec, crop(spec, images), dtype)
     shape = dims(x)
     b, (h, w) = shape[0], image_hw(spec, shape)
     ph, pw = spec.patch_size

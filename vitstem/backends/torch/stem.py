@@ -19,6 +19,7 @@ from torch import nn
 from ...spec import Spec, check_weights, init_weights, load_spec, weight_shapes
 from ...spec.exact import sum_in_order
 from ...spec.inputs import check_images
+from ...spec.remainder import cropped_size
 from .inputs import check_image_tensor, check_output_finite, tracing
 from .names import TIMM_NAMES
 from .position import grid_constants, position_table
@@ -29,6 +30,16 @@ PROFILES = {"fast": torch.float32, "exact": torch.float64}
 def to_nchw(spec: Spec, images: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) view of a batch in the spec's layout."""
     return images if spec.input.layout == "NCHW" else images.permute(0, 3, 1, 2)
+
+
+def crop(spec: Spec, x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) cut to the whole patches (input.remainder: drop), as the reference: a view (the
+    fast conv would skip those pixels anyway). Under refuse the input checks let only multiples of
+    the patch through, and no slice is traced (no shape guard for torch.export's dynamic sizes)."""
+    if spec.input.remainder != "drop":
+        return x
+    h, w = cropped_size(x.shape[2], x.shape[3], spec.patch_size)
+    return x[:, :, :h, :w]
 
 
 def preprocess(spec: Spec, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -212,7 +223,7 @@ class VitStem(nn.Module):
         spec, dtype = self.spec, self.compute_dtype()
         h, w = check_image_tensor(spec, images, finite=False)  # finiteness: on z0, below
         grid = (int(h) // spec.patch_size[0], int(w) // spec.patch_size[1])  # the table is a constant per grid
-        x = preprocess(spec, to_nchw(spec, images), dtype)
+        x = preprocess(spec, crop(spec, to_nchw(spec, images)), dtype)
         patches = normalize(embed_patches(spec, self.patch_embed.proj, x, dtype), self.patch_embed.norm)
         tokens = [t for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
         prefix = prefix_tokens(spec, tokens, x.shape[0], dtype, x.device)

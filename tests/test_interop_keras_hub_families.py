@@ -1,0 +1,124 @@
+"""keras-hub families beyond ViT (issue 13): each backbone built from a tiny config with random
+weights; from_keras_hub's z0 against the backbone's own embedding output (what its encoder gets),
+fast within the bound on every backend, exact bit-identical across backends, ONNX within the bound.
+
+keras-hub backbones run only at the size they were built for, so "another size" is another
+backbone: DINOv2 built at a size other than its position_embedding_shape (its table resampled at
+build time), and so400m-like geometries where the image is not a multiple of the patch.
+"""
+
+import numpy as np
+import pytest
+
+import vitstem
+from export_cases import run_ort
+from test_interop_agreement import assert_agrees
+from vitstem.backends.numpy.bound import fast_error_bound
+from vitstem.export import build_onnx
+from vitstem.interop import from_keras_hub
+
+TINY = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32)
+
+
+def _build(cls, seed=0, **kwargs):
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    backbone = getattr(keras_hub.models, cls)(**kwargs)
+    rng = np.random.default_rng(seed)
+    for variable in backbone.weights:  # O(1) values in the stem (tokens and tables start at zero or ~0.02)
+        leaf = variable.path.split("/")[-1]
+        if leaf == "position_ids":  # CLIP's are a weight, zeros until a checkpoint loads arange
+            variable.assign(np.arange(variable.shape[-1]).reshape(variable.shape))
+        elif "int" not in str(variable.dtype) and leaf != "position_embeddings":  # DINOv2's source table
+            variable.assign(rng.standard_normal(variable.shape).astype(np.float32) * 0.5)
+    return backbone
+
+
+def _sub(backbone, cls):
+    return next(layer for layer in backbone._flatten_layers(include_self=False, recursive=True)
+                if type(layer).__name__ == cls)
+
+
+def _peer_z0(family, backbone, x):
+    """The backbone's own embedding output, as its encoder receives it."""
+    from keras import ops
+
+    if family in ("CLIPVisionEncoder", "MetaCLIP2VisionEncoder"):
+        return ops.convert_to_numpy(backbone.pre_layer_norm(backbone.embedding(x)))
+    if family == "ViTDetBackbone":
+        normalised = (x - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+        grid = _sub(backbone, "AddPositionalEmbedding")(_sub(backbone, "ViTDetPatchingAndEmbedding")(normalised))
+        grid = ops.convert_to_numpy(grid)
+        return grid.reshape(grid.shape[0], -1, grid.shape[-1])
+    layer = {"DeiTBackbone": "DeiTEmbeddings", "SigLIPVisionEncoder": "SigLIPVisionEmbedding",
+             "DINOV2Backbone": "DINOV2Embedding", "DINOV3Backbone": "DINOV3Embedding",
+             "Gemma3VisionEncoder": "Gemma3VisionEmbedding"}[family]
+    return ops.convert_to_numpy(_sub(backbone, layer)(x))
+
+
+CASES = {
+    "deit": ("DeiTBackbone", dict(image_shape=(32, 24, 3), patch_size=(8, 8), **TINY)),
+    "clip": ("CLIPVisionEncoder", dict(image_shape=(32, 32, 3), patch_size=8, **TINY)),
+    "metaclip2": ("MetaCLIP2VisionEncoder", dict(image_shape=(32, 32, 3), patch_size=8, **TINY)),
+    "siglip_remainder": ("SigLIPVisionEncoder", dict(image_shape=(38, 38, 3), patch_size=7, **TINY)),
+    "dinov2_registers": ("DINOV2Backbone", dict(image_shape=(32, 32, 3), patch_size=8, num_register_tokens=2,
+                                                position_embedding_shape=(32, 32, 3), **TINY)),
+    "dinov2_resampled": ("DINOV2Backbone", dict(image_shape=(48, 48, 3), patch_size=8,
+                                                position_embedding_shape=(32, 32, 3), **TINY)),
+    "dinov3": ("DINOV3Backbone", dict(image_shape=(32, 32, 3), patch_size=8, num_register_tokens=2, **TINY)),
+    "gemma3": ("Gemma3VisionEncoder", dict(image_size=32, patch_size=8, num_heads=2, hidden_dim=16, num_layers=1,
+                                           intermediate_dim=32, output_dim=16, pool_size=2)),
+    "vitdet": ("ViTDetBackbone", dict(hidden_size=16, num_layers=1, intermediate_dim=32, num_heads=2,
+                                      global_attention_layer_indices=[0], image_shape=(32, 32, 3), patch_size=8,
+                                      window_size=2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_family_z0_matches_the_backbone_on_every_engine(case):
+    family, config = CASES[case]
+    backbone = _build(family, **config)
+    spec, weights = from_keras_hub(backbone)
+    x = np.random.default_rng(1).standard_normal((2, *spec.input_shape(1)[1:])).astype(np.float32)
+    assert_agrees(spec, weights, x, _peer_z0(family, backbone, x))
+    exact = vitstem.forward(spec, weights, x, profile="exact")
+    for backend in ("torch", "tensorflow"):
+        assert np.array_equal(vitstem.forward(spec, weights, x, backend=backend, profile="exact"), exact), backend
+    fast = run_ort(build_onnx(spec, weights), x)
+    assert np.all(np.abs(fast - exact.astype(np.float64)) <= fast_error_bound(spec, weights, x))
+
+
+def test_facts_read_from_each_family():
+    facts = {}
+    for case in ("deit", "clip", "siglip_remainder", "dinov2_registers", "dinov3", "vitdet"):
+        family, config = CASES[case]
+        spec, _ = from_keras_hub(_build(family, **config))
+        facts[case] = (spec.prefix_tokens, spec.position_embedding.kind, spec.pre_norm is not None,
+                       spec.patch_bias, spec.patch_grid(), spec.input.remainder)
+    assert facts == {
+        "deit": (("cls_token", "dist_token"), "learned", False, True, (4, 3), "refuse"),
+        "clip": (("cls_token",), "learned", True, False, (4, 4), "refuse"),
+        "siglip_remainder": ((), "learned", False, True, (5, 5), "drop"),
+        "dinov2_registers": (("cls_token", "reg_tokens[0]", "reg_tokens[1]"), "learned", False, True, (4, 4),
+                             "refuse"),
+        "dinov3": (("cls_token", "reg_tokens[0]", "reg_tokens[1]"), "none", False, True, (4, 4), "refuse"),
+        "vitdet": ((), "learned", False, True, (4, 4), "refuse"),
+    }
+
+
+def test_clip_position_ids_are_read_from_the_model():
+    import keras_hub
+
+    fresh = keras_hub.models.CLIPVisionEncoder(image_shape=(16, 16, 3), patch_size=8, **TINY)  # ids all zero
+    spec, weights = from_keras_hub(fresh)
+    table = fresh.embedding.position_embedding.embeddings.numpy()
+    assert np.array_equal(weights["pos_embed"][0], np.repeat(table[:1], 5, axis=0))
+
+
+def test_an_unknown_model_is_refused_with_the_families_named():
+    import keras
+
+    with pytest.raises(vitstem.SpecError, match="nor one of CLIPVisionEncoder, .*ViTDetBackbone"):
+        from_keras_hub(keras.layers.Dense(3))
