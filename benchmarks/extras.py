@@ -77,9 +77,9 @@ def session_creation(tmp: Path, repeats: int) -> dict:
     opts.optimized_model_filepath = str(saved)
     ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
     ort_file = tmp / "model.ort"
-    from vitstem.export.edge import write_ort_format
+    from vitstem.export.edge import write_ort_of
 
-    write_ort_format(model.read_bytes(), ort_file)
+    write_ort_of(model.read_bytes(), ort_file)
     cases = {"onnx_level_all": (model, ort.GraphOptimizationLevel.ORT_ENABLE_ALL),
              "onnx_level_basic": (model, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC),
              "saved_optimized_level_off": (saved, ort.GraphOptimizationLevel.ORT_DISABLE_ALL),

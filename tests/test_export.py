@@ -284,7 +284,7 @@ def test_refusals_that_depend_on_the_spec(tmp_path):
     tiny, tiny_w = spec_and_weights(TINY)  # no preprocess
     with pytest.raises(ExportError, match="needs the spec's input.preprocess"):
         build_onnx(tiny, tiny_w, preprocess_in_graph=True)
-    with pytest.raises(ExportError, match="does not exist"):
+    with pytest.raises(vitstem.errors.OutputError, match="does not exist"):
         export_onnx(tiny, tiny_w, tmp_path / "missing" / "m.onnx")
     with pytest.raises(vitstem.WeightsError, match="patch_embed.weight"):
         build_onnx(tiny, {k: v for k, v in tiny_w.items() if k != "patch_embed.weight"})

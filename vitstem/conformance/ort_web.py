@@ -163,9 +163,9 @@ class OrtWebEngine(OnnxExportEngine):
     def ort_file(ws, path: Path) -> Path:
         target = path.with_suffix(".ort")
         if not target.exists():
-            from ..export.edge import write_ort_format
+            from ..export.edge import write_ort_of
 
-            write_ort_format(path.read_bytes(), target)
+            write_ort_of(path.read_bytes(), target)
         return target
 
 

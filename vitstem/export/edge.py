@@ -37,6 +37,15 @@ def write_ort_format(model, onnx_digest: str, ort_path: Path) -> Path:
         return atomic_write_bytes(ort_path, seal(target.read_bytes()))
 
 
+def write_ort_of(onnx_bytes: bytes, ort_path: Path) -> Path:
+    """`write_ort_format` for the bytes of an exported (sealed) .onnx file."""
+    import onnx
+
+    from ..runtime.integrity import sealed_digest
+
+    return write_ort_format(onnx.load_model_from_string(onnx_bytes), sealed_digest(onnx_bytes), ort_path)
+
+
 def operator_config_path(ort_path: Path) -> Path:
     return Path(ort_path).with_suffix(".required_operators_and_types.config")
 
