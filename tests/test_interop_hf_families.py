@@ -288,3 +288,14 @@ def test_checkpoint_refusals_name_the_problem(tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text("{}")
     with pytest.raises(vitstem.SpecError, match="sharded checkpoint"):
         import_checkpoint(tmp_path, "hf")
+
+
+@pytest.mark.parametrize("family", ["SiglipVision", "Dinov2"])
+def test_image_size_not_a_multiple_of_the_patch_drops_as_the_peer(family):
+    """so400m/14 at 384 in miniature: 36 px with patch 8 leaves 4 pixel rows and columns the conv drops."""
+    model = peer(family, image_size=36)
+    spec, weights = from_hf(model)
+    assert spec.input.remainder == "drop" and spec.patch_grid() == (4, 4)
+    x = images((36, 36))
+    assert_agrees(spec, weights, x, peer_z0(model, x), resampled_in_float32=False)
+    assert_backends_and_onnx(spec, weights, x, resampled=False)
