@@ -122,9 +122,10 @@ def register(subparsers) -> None:
 
     c = subparsers.add_parser(
         "check", help="check an exported model: checker, digests, spec, export options, mobile usability",
-        description="Check a file written by `vitstem export` (.onnx, or .ort): the onnx checker, the graph digest "
-                    "and whole-file digest (integrity), the stored spec against the graph, the export options, optionally provenance "
-                    "(re-export from --weights), and onnxruntime's mobile usability verdict. Exit 2 naming the first failure.")
+        description="Check a file written by `vitstem export` (.onnx, or .ort): the onnx checker, the graph and "
+                    "whole-file digests (integrity), the stored spec against the graph, the export options, "
+                    "optionally provenance (re-export from --weights), and onnxruntime's mobile usability verdict. "
+                    "Exit 2 naming the first failure.")
     c.add_argument("model", help="the .onnx or .ort file")
     c.add_argument("--weights", help="prove provenance: export this .safetensors file again with the stored spec and "
                                      "options and compare the bytes")
