@@ -6,6 +6,8 @@ import importlib
 import os
 from typing import TYPE_CHECKING, Any, Mapping
 
+from ..errors import InputError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -27,6 +29,6 @@ def forward(spec: "Spec | Mapping[str, Any] | str | os.PathLike", weights: "Mapp
     from ..spec import load_spec
 
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     module = importlib.import_module(f"{__name__}.{backend}")
     return module.forward(load_spec(spec), weights, images, profile=profile)

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import sys
 
-
-def _positive(text: str) -> int:
-    import argparse
-
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+from ..cli_numbers import positive_int
 
 
 def _bench(args) -> int:
@@ -54,10 +47,10 @@ def register(subparsers) -> None:
                     "ratio to ONNX Runtime running a bare (B*N, K) x (K, D) MatMul: the floor.")
     p.add_argument("spec", help="spec file or preset name")
     p.add_argument("--weights", help="safetensors weights (default: init_weights(spec, seed=0))")
-    p.add_argument("--batch", type=_positive, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
-    p.add_argument("--threads", type=_positive, nargs="+", default=[1, 2],
+    p.add_argument("--batch", type=positive_int, nargs="+", default=[1, 8], help="batch sizes (default: 1 8)")
+    p.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2],
                    help="intra-op thread counts, each measured in a fresh process (default: 1 2)")
-    p.add_argument("--runs", type=_positive, default=30, help="timed rounds (default: 30)")
+    p.add_argument("--runs", type=positive_int, default=30, help="timed rounds (default: 30)")
     p.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default: 5)")
     p.add_argument("--only", nargs="+", choices=names, metavar="NAME",
                    help=f"time only these candidates (and the floor): {', '.join(names)}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..cli_numbers import non_negative_int, positive_int
+
 def _conform(args) -> int:
     from ..outputs import check_distinct, target
     from .runner import run
@@ -68,7 +70,7 @@ def register(sub) -> None:
     conform.add_argument("--full", action="store_true", help="the release matrix (every combination)")
     conform.add_argument("--json", metavar="OUT", help="write the JSON report here")
     conform.add_argument("--markdown", metavar="OUT", help="write the Markdown report here (plots beside it)")
-    conform.add_argument("--seed", type=int, default=0, help="seed of the weights (when not given) and images")
+    conform.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights (when not given) and images")
     conform.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_verbose_flag(conform)
     conform.add_argument("--whole-models", action="store_true",
@@ -80,8 +82,8 @@ def register(sub) -> None:
     golden.add_argument("spec", metavar="SPEC", nargs="?", help="spec file or preset name")
     golden.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write")
     golden.add_argument("--weights", help="canonical weights (.safetensors) (default: seeded)")
-    golden.add_argument("--seed", type=int, default=0, help="seed of the weights (when not given) and the images")
-    golden.add_argument("--batch", type=int, default=2, help="images in the test batch (default 2)")
+    golden.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights (when not given) and the images")
+    golden.add_argument("--batch", type=positive_int, default=2, help="images in the test batch (default 2)")
     golden.add_argument("--opset", type=int, default=None, help="default: the exporter's")
     golden.add_argument("--preprocess-in-graph", action="store_true", help="uint8 NHWC frames in (specs with preprocess)")
     golden.add_argument("--suite", action="store_true",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..cli_numbers import positive_int
 from ..errors import InputError
 from ..json_output import add_json_flag, emit
 
@@ -136,7 +137,7 @@ def register(subparsers) -> None:
                    help=".npy batch(es), or image files (at the model's size unless --resize/--crop)")
     p.add_argument("-o", "--output", required=True,
                    help="where to write z0 (.npy); a whole model's outputs: .npy for one, .npz by name for several")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime intra-op threads")
     p.add_argument("--providers", nargs="+", default=None, metavar="PROVIDER",
                    help="execution providers in priority order (default CPUExecutionProvider); "
                         "one this onnxruntime build lacks is an error, not a silent CPU fallback")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..cli_numbers import non_negative_int
+
 import io
 import json
 import sys
@@ -129,7 +131,7 @@ def register(sub) -> None:
                                       "safetensors (the same bytes on every machine for a seed).")
     init.add_argument("spec", metavar="SPEC", help="spec file or preset name")
     init.add_argument("-o", "--output", required=True, help="weights.safetensors to write")
-    init.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
+    init.add_argument("--seed", type=non_negative_int, default=0, help="the seed (default 0)")
     add_json_flag(init)
     init.set_defaults(run=_init)
 

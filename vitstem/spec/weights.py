@@ -21,7 +21,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import WeightsError
+from ..errors import InputError, WeightsError
 from .model import Norm, Spec, load_spec
 
 DTYPE = np.float32
@@ -70,6 +70,8 @@ def init_weights(spec: "Spec | str", seed: int = 0) -> dict[str, np.ndarray]:
     """Deterministic, framework-free weights for `spec` (a Spec, preset name or spec file): uniform with
     std 1/sqrt(K) for the kernel, 0.02 elsewhere."""
     spec = load_spec(spec)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}")
     weights = {}
     for name, shape in weight_shapes(spec).items():
         count = int(np.prod(shape))
