@@ -13,8 +13,10 @@ and provenance stored in the file's metadata (the same `vitstem.*` entries an ex
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 from typing import Mapping
 
 import numpy as np
@@ -32,6 +34,18 @@ PREFIX = "vitstem."
 ACTIVATION_OPSETS = {"int16": tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
                      "int8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8}
 
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """tf.lite logs (absl, WARNING) that from_concrete_functions without trackable_obj is deprecated: advice for
+    its own API, not for vitstem's user, whose output should be vitstem's alone."""
+    log = logging.getLogger("absl")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 def _input_shape(spec: Spec, batch: int, image_size) -> list:
     h, w = image_size
@@ -69,7 +83,8 @@ def convert(spec, weights: Mapping[str, np.ndarray], *, precision: str = "fp32",
     def z0(images):
         return {"z0": stem.z0(spec, constants, check_graph_images(spec, images), profile)}
 
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([z0.get_concrete_function()])
+    with _quiet_absl():
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([z0.get_concrete_function()])
     if precision == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -84,7 +99,8 @@ def convert(spec, weights: Mapping[str, np.ndarray], *, precision: str = "fp32",
         converter.representative_dataset = lambda: ([np.repeat(images[i:i + 1], batch, 0).astype(dtype.as_numpy_dtype)]
                                                     for i in range(images.shape[0]))
     try:
-        flat = converter.convert()
+        with _quiet_absl():
+            flat = converter.convert()
     except Exception as exc:  # tf.lite raises ConverterError and others: the first line says which op
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ExportError(f"tf.lite cannot convert {spec.name} ({precision}): {first}") from None
