@@ -20,6 +20,7 @@ from . import reachable_rules as _reachable
 from . import strict_text as _strict
 from .policies import NAMED_POLICIES, POLICY_FIELDS
 from .remainder import size_problems, whole_patches
+from .vocabulary import Layout
 
 SPEC_VERSION = 1
 # Refuse tables and kernels that could not be allocated (or serialised to ONNX's 2 GiB protobuf).
@@ -73,7 +74,7 @@ class Preprocess:
 
 @dataclass(frozen=True)
 class InputFormat:
-    layout: str  # "NCHW" | "NHWC"
+    layout: Layout
     preprocess: Preprocess | None
     remainder: str = "refuse"  # "refuse" | "drop": pixels past the last whole patch (see remainder.py)
 
@@ -119,6 +120,8 @@ class Spec:
                 return [plain(v) for v in value]
             if isinstance(value, dict):
                 return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, Layout):
+                return value.value
             return value
 
         return plain(asdict(self))
@@ -149,7 +152,7 @@ class Spec:
 
     # -- derived shapes ------------------------------------------------------------------
     @property
-    def input_layout(self) -> str:
+    def input_layout(self) -> Layout:
         return self.input.layout
 
     @property
@@ -201,8 +204,7 @@ class Spec:
 
     def input_shape(self, batch: int | str = "B", image_hw: tuple[int, int] | None = None) -> tuple:
         h, w = self.image_size if image_hw is None else image_hw
-        c = self.in_channels
-        return (batch, c, h, w) if self.input.layout == "NCHW" else (batch, h, w, c)
+        return self.input.layout.shape(batch, self.in_channels, h, w)
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -373,7 +375,7 @@ def _build(d: dict) -> Spec:
             sincos_convention=pe["sincos_convention"], temperature=float(pe["temperature"])),
         pre_norm=_norm(d["pre_norm"]),
         input=InputFormat(
-            layout=inp["layout"], remainder=inp["remainder"],
+            layout=Layout(inp["layout"]), remainder=inp["remainder"],
             preprocess=None if pre is None else Preprocess(
                 float(pre["scale"]), tuple(map(float, pre["mean"])), tuple(map(float, pre["std"])))),
         resample=ResamplePolicy(policy=rs["policy"], mode=policy["mode"],
