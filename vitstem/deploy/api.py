@@ -69,7 +69,7 @@ def build_model(model, *, image_size="fixed", precision="fp32", preprocess_in_gr
             encoder = encoder_module(peer, family, spec, torch.float16 if half else None)
             probe = torch.zeros(1, spec.num_prefix_tokens + 1, spec.embed_dim, dtype=torch.float16 if half else None)
             names = [name for name, _ in family.forward(peer, probe, spec)]
-            proto, digest = export_encoder(encoder, names, spec, opts.opset, tokens, exporter)
+            proto, digest = export_encoder(encoder, names, spec, opts.opset, tokens, exporter, sizes=opts.sizes)
     info = {"peer": family.peer, "class": type(model).__name__, "version": peer_version(family), "digest": digest}
     whole = join(stem, proto, info)
     if precision == "int8":

@@ -4,6 +4,9 @@ The stem modules are swapped for pass-throughs only while the encoder is traced 
 model is restored afterwards, also on error). Exported with torch.onnx's TorchScript exporter:
 it was measured faster to export than dynamo=True and its graph as fast in ONNX Runtime
 (README, "Deploying a whole model"); `exporter="dynamo"` is kept for when TorchScript goes.
+Every exported encoder is run in ONNX Runtime at each token count the file will feed it and
+compared with the eager module: TorchScript can bake the traced token count into a graph
+(SigLIP's attention-pool head does), and "auto" then exports with dynamo instead.
 """
 
 from __future__ import annotations
@@ -42,20 +45,21 @@ def _pass_through_class():
 
 @contextlib.contextmanager
 def stem_removed(parts):
-    """Within the block, each (owner, attribute) of `parts` returns its input unchanged."""
+    """Within the block, each (owner, attribute) of `parts` returns its input unchanged; a part
+    (owner, attribute, function) is replaced by that function instead (a method only)."""
     import torch
 
     pass_through = _pass_through_class()
     saved = []
     try:
-        for owner, attr in parts:
+        for owner, attr, *replacement in parts:
             current = getattr(owner, attr)
             in_dict = attr in owner.__dict__
             saved.append((owner, attr, current, in_dict))
             if isinstance(current, torch.nn.Module):
                 setattr(owner, attr, pass_through(current))
             else:  # a method such as timm's _pos_embed: an instance attribute shadows it
-                object.__setattr__(owner, attr, lambda x, *a, **k: x)
+                object.__setattr__(owner, attr, replacement[0] if replacement else lambda x, *a, **k: x)
         yield
     finally:
         for owner, attr, current, in_dict in reversed(saved):
@@ -102,6 +106,8 @@ def encoder_module(peer, family, spec, dtype=None):
     import torch
 
     class Encoder(torch.nn.Module):
+        compute_dtype = dtype
+
         def __init__(self):
             super().__init__()
             self.peer = peer
@@ -128,15 +134,66 @@ def probe_outputs(encoder, spec) -> tuple[list, dict]:
             for x, y in zip(a, b)]
 
 
-def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str = "auto"):
+def token_counts(spec, sizes) -> list[int]:
+    """The token counts the whole file feeds its encoder: each listed size's, or (any size, `sizes`
+    None) the native grid's and a larger non-square grid's."""
+    if sizes is None:
+        (gh, gw) = spec.patch_grid()
+        return [spec.num_prefix_tokens + gh * gw, spec.num_prefix_tokens + (gh + 2) * (gw + 1)]
+    return list(dict.fromkeys(spec.num_tokens(hw) for hw in sizes))
+
+
+def mismatch(proto, encoder, spec, counts, tolerance: float) -> str | None:
+    """None when the exported encoder, run by ONNX Runtime on seeded N(0, 1) z0 (batch 2) at each
+    token count, matches the eager module within tolerance * max(1, max|ref|); else what went wrong."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    quiet = ort.SessionOptions()
+    quiet.log_severity_level = 4  # the failure is returned, not logged
+    session = ort.InferenceSession(proto.SerializeToString(), quiet, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for n in counts:
+        z0 = rng.standard_normal((2, n, spec.embed_dim)).astype(np.float32)
+        try:
+            got = session.run(None, {ENCODER_INPUT: z0})
+        except Exception as exc:  # onnxruntime's errors carry no common type
+            return f"it fails at {n} tokens in ONNX Runtime ({str(exc).strip().splitlines()[0][:200]})"
+        with torch.no_grad():
+            want = [o.numpy() for o in encoder(torch.from_numpy(z0))]
+        for g, w in zip(got, want):
+            if g.shape != w.shape or not np.abs(g - w).max() <= tolerance * max(1.0, float(np.abs(w).max())):
+                return f"at {n} tokens it differs from the peer's forward (shape {g.shape} vs {w.shape})"
+    return None
+
+
+def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str = "auto", *, sizes=()):
     """(ModelProto, 'sha256:<hex>' of its bytes as exported): input `z0` (batch, tokens, D) float32,
-    outputs `names`. exporter "auto": TorchScript, and dynamo when TorchScript cannot export an operator
-    (e.g. aten::rms_norm of timm's RmsNorm encoders)."""
+    outputs `names`, checked at the token counts of `sizes` (export options' sizes; None: any size)
+    within the deploy tolerance of its precision. exporter "auto": TorchScript, and dynamo when
+    TorchScript cannot export an operator (e.g. aten::rms_norm of timm's RmsNorm encoders) or its
+    graph fails that check."""
+    from .verification import TOLERANCE
+
+    counts = token_counts(spec, sizes) if sizes != () else [tokens]
+    tolerance = TOLERANCE["fp32" if encoder.compute_dtype is None else "fp16"]
     if exporter == "auto":
         try:
-            return export_encoder(encoder, names, spec, opset, tokens, "torchscript")
+            proto, digest = _exported(encoder, names, spec, opset, tokens, "torchscript")
+            if mismatch(proto, encoder, spec, counts, tolerance) is None:
+                return proto, digest
         except ExportError:
-            return export_encoder(encoder, names, spec, opset, tokens, "dynamo")
+            pass
+        exporter = "dynamo"
+    proto, digest = _exported(encoder, names, spec, opset, tokens, exporter)
+    problem = mismatch(proto, encoder, spec, counts, tolerance)
+    if problem is not None:
+        raise ExportError(f"the encoder exported by torch.onnx ({exporter}) does not work at every size: {problem}")
+    return proto, digest
+
+
+def _exported(encoder, names, spec, opset: int, tokens: int, exporter: str):
     import hashlib
 
     import onnx

@@ -36,12 +36,37 @@ class Family:
 def _timm_convert(model, dynamic: bool):
     from ..interop import from_timm
 
+    if dynamic and getattr(model, "rope", None) is not None:
+        gh, gw = model.patch_embed.grid_size
+        raise ExportError(f"{type(model).__name__} has a rotary position embedding (rope): its attention rotates q and k "
+                          "by angles computed from the patch grid, and the encoder takes z0 (batch, tokens, D), whose "
+                          f"token count does not tell the grid; deploy it with image_size='fixed' (the native {gh}x{gw} "
+                          "grid's rope, a constant in the file)")
     return from_timm(model)
 
 
 def _timm_stem_parts(model, spec):
     # VisionTransformer.forward_features: patch_embed -> _pos_embed -> patch_drop -> norm_pre -> blocks ...
-    return [(model, "patch_embed"), (model, "_pos_embed"), (model, "patch_drop"), (model, "norm_pre")]
+    # Eva's is the same, with _pos_embed returning (tokens, rope at the grid): rope is kept as computed
+    # at the native size (a fixed-size deploy; other sizes are refused in _timm_convert).
+    if not callable(getattr(type(model), "_pos_embed", None)):
+        raise ExportError(f"timm {type(model).__name__} computes its tokens inside forward_features (no _pos_embed), so "
+                          "export_model cannot take its stem out (it can for VisionTransformer and Eva models); export its "
+                          "encoder yourself and join it with vitstem compose")
+    import torch
+
+    param = next(model.parameters())
+    image = torch.zeros(1, spec.in_channels, *spec.image_size, dtype=param.dtype)
+    with torch.no_grad():
+        out = model._pos_embed(model.patch_embed(image))
+    if isinstance(out, tuple):  # Eva: (tokens, rope)
+        # The shape probes (a token or two, encoder.probe_outputs) run without rope: only their shapes are read.
+        extras, native = out[1:], out[0].shape[1]
+        pos_embed = (model, "_pos_embed",
+                     lambda x, *a, **k: (x, *(extras if x.shape[1] == native else (None,) * len(extras))))
+    else:
+        pos_embed = (model, "_pos_embed")
+    return [(model, "patch_embed"), pos_embed, (model, "patch_drop"), (model, "norm_pre")]
 
 
 def _timm_forward(model, x, spec):
