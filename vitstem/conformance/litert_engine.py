@@ -11,10 +11,6 @@ from ..errors import ExportError
 from .engines import Engine, Prepared, Unsupported, register
 from .matrix import sample_images
 
-# Pinned by tests/test_edge_litert.py: remove the refusal when that test says LiteRT got it right.
-PRE_NORM_INT8 = ("LiteRT's integer pre-norm (mean, variance or mean square, and rsqrt on int16 activations) "
-                 "misses the int8 bound on pre-norm specs (|d| 0.29 where the bound is 0.25 on tiny_registers_prenorm); "
-                 "keep the pre-norm in float (precision fp16 or fp32) for LiteRT")
 CALIBRATION_BATCH = 8
 CALIBRATION_SEED = 12345  # not the seed the cells draw their images from
 
@@ -34,8 +30,6 @@ class LiteRtEngine(Engine):
     def prepare(self, ws, spec, cell, opset):
         from ai_edge_litert.interpreter import Interpreter
 
-        if cell.precision == "int8" and spec.pre_norm is not None:
-            raise Unsupported(PRE_NORM_INT8)
         flat = self.flatbuffer(ws, spec, cell)
         interpreter = Interpreter(model_content=flat, num_threads=1)
         interpreter.allocate_tensors()
