@@ -124,14 +124,24 @@ def _check_bias_add_bug(spec: Spec) -> None:
                           f"width when the grid width equals embed_dim ({spec.embed_dim}); use NHWC")])
 
 
-def to_keras_hub(spec, weights: Mapping[str, np.ndarray]):
-    """A built keras-hub ViTPatchingAndEmbedding holding these weights (same z0 on normalised input).
+def to_keras_hub(spec, weights: Mapping[str, np.ndarray], backbone=None):
+    """A built keras-hub ViTPatchingAndEmbedding holding these weights (same z0 on normalised input);
+    or, given a built `backbone` of any family from_keras_hub reads, that backbone with the stem's weights
+    written into it (keras_hub_write.py; its stem's shape must be the spec's) and returned.
 
     The layer does not preprocess: feed it the spec's preprocessed images (keras-hub's
     ViTImageConverter(scale=s/std, offset=-mean/std) does the same normalisation).
     """
     spec = load_spec(spec)
     weights = check_weights(weights, spec)
+    if backbone is not None:
+        from .keras_hub_write import write_stem
+
+        own, _ = from_keras_hub(backbone)
+        layer = _vit_layer(backbone)
+        layer = find_family_layer(backbone) if layer is None else layer
+        write_stem(backbone, layer, own, spec, weights)
+        return backbone
     keras_hub_expressible(spec)
     from keras_hub.src.models.vit.vit_layers import ViTPatchingAndEmbedding
 
