@@ -220,10 +220,6 @@ def test_refusals_name_the_missing_feature():
     with pytest.raises(vitstem.SpecError, match=r"Siglip2Vision \(NaFlex\) \(Siglip2VisionModel\) cannot be converted: "
                                                 "it embeds variable-length sequences"):
         from_hf(siglip2)
-    aimv2 = transformers.Aimv2VisionModel(transformers.Aimv2VisionConfig(**TINY, image_size=32, patch_size=8,
-                                                                           is_native=True))
-    with pytest.raises(vitstem.SpecError, match="Aimv2Vision with is_native builds a 2-D sin-cos table per image size"):
-        from_hf(aimv2)
     with pytest.raises(vitstem.SpecError, match="Aimv2Vision adds its table without resampling"):
         from_hf(peer("Aimv2Vision"), interpolate_pos_encoding=True)
     hybrid = transformers.DPTModel(transformers.DPTConfig(**TINY, image_size=32, patch_size=8, is_hybrid=True))

@@ -13,6 +13,8 @@ then drops them at every size; other families keep "refuse" at other sizes until
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..errors import SpecError
@@ -20,7 +22,7 @@ from ..spec import Spec
 from .assemble import assemble, checked_preprocess, preprocess_doc
 from .checkpoint import pair
 from .hf_families import BY_EMBEDDINGS, FAMILIES, REFUSED, HfFamily
-from .hf_stem import check_native_table, resample_facts
+from .hf_stem import native_sincos, resample_facts
 
 # ViTImageProcessor's defaults; other processors save their mean/std in preprocessor_config.json.
 _DEFAULT_PROCESSORS = ("ViTImageProcessor", "ViTImageProcessorFast", "ViTFeatureExtractor")
@@ -128,7 +130,9 @@ def from_hf(model, *, interpolate_pos_encoding: bool | None = None, image_proces
     if fam.family == "ViTMAE" and float(getattr(config, "mask_ratio", 0.0)) != 0.0:
         raise SpecError(f"ViTMAE with mask_ratio {config.mask_ratio}: random masking drops patch tokens, so z0 is not "
                         "a function of the image; set config.mask_ratio = 0")
-    check_native_table(fam, config, what)
+    native = native_sincos(fam, config)  # AIMv2 is_native: sin-cos at every size, no learned table
+    if native:
+        fam = dataclasses.replace(fam, when="any")
     image_size = pair(getattr(emb, "image_size", None) or _attr(emb, "patch_embeddings.image_size")
                        or getattr(config, "image_size", None))
     if image_size is None:
@@ -150,8 +154,8 @@ def from_hf(model, *, interpolate_pos_encoding: bool | None = None, image_proces
         name=name or default_name, kernel=kernel, bias=conv.bias, image_size=image_size,
         cls=_attr(emb, fam.cls), dist=_attr(emb, fam.dist), reg=registers, pos=table, covers_prefix=True,
         pre_norm=pre_norm, patch_norm=patch_norm, preprocess=processor_preprocess(image_processor, c), resample=fam.resample,
-        dynamic_image_size=dynamic,
-        remainder=conv_remainder(image_size, (ph, pw), dynamic and fam.family in ("ViT", "DeiT")))
+        dynamic_image_size=dynamic, sincos="mae" if native else None,
+        remainder=conv_remainder(image_size, (ph, pw), dynamic and (native or fam.family in ("ViT", "DeiT"))))
 
 
 def conv_remainder(image_size, patch, other_sizes: bool) -> str:

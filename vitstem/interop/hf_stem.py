@@ -6,13 +6,20 @@ from ..errors import SpecError
 from .hf_families import HfFamily
 
 
-def check_native_table(fam: HfFamily, config, what: str) -> None:
-    """AIMv2 with is_native builds a sin-cos table per image size in its own column order: not expressed."""
+def native_sincos(fam: HfFamily, config) -> bool:
+    """AIMv2 with is_native: a 2-D sin-cos table built at every image size (transformers 5.24,
+    build_2d_sinusoidal_position_embedding then its halves swapped): [sin x | cos x | sin y | cos y],
+    omega = 1 / 10000 ** (k / (D / 4)), in float64 cast to the model's dtype, no prefix row: the
+    spec's sin-cos convention `mae`, evaluated at each grid."""
     native = config.get("is_native") if isinstance(config, dict) else getattr(config, "is_native", False)
-    if fam.family == "Aimv2Vision" and native:
-        raise SpecError(f"{what}: Aimv2Vision with is_native builds a 2-D sin-cos table per image size with its "
-                        "halves rotated ([sin_w|cos_w|sin_h|cos_h]); not checked against the spec's sin-cos "
-                        "conventions, so refused")
+    return fam.family == "Aimv2Vision" and bool(native)
+
+
+def check_native_table(fam: HfFamily, config, what: str) -> None:
+    """The checkpoint path does not write sin-cos specs: AIMv2 is_native converts from the live model."""
+    if native_sincos(fam, config):
+        raise SpecError(f"{what}: Aimv2Vision with is_native (a sin-cos table built at every size, the spec's `mae` "
+                        "convention) converts from the live model with from_hf; checkpoint import does not read it yet")
 
 
 def check_divisible(image_size: tuple[int, int], patch: tuple[int, int], what: str) -> None:
