@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ExportError
-from .engines import Engine, Prepared, Unsupported, register
-from .matrix import sample_images
+from ...errors import ExportError
+from ..matrix import sample_images
+from .base import Engine, Prepared, Unsupported, native_only, register
 
 # Pinned by tests/test_edge_litert.py: remove the refusal when that test says LiteRT got it right.
 PRE_NORM_INT8 = ("LiteRT's integer pre-norm (mean, variance or mean square, and rsqrt on int16 activations) "
@@ -28,8 +28,7 @@ class LiteRtEngine(Engine):
 
     def covers(self, cell, spec, full):
         # Each conversion takes seconds: the default matrix converts the spec as it is (layout and size).
-        native = cell.layout == spec.input.layout and tuple(cell.image_size) == tuple(spec.image_size)
-        return cell.precision in self.precisions and (full or native)
+        return cell.precision in self.precisions and (full or native_only(cell, spec))
 
     def prepare(self, ws, spec, cell, opset):
         from ai_edge_litert.interpreter import Interpreter
@@ -51,7 +50,7 @@ class LiteRtEngine(Engine):
     def flatbuffer(self, ws, spec, cell) -> bytes:
         key = ("tflite", spec.digest(), cell.profile, cell.precision, cell.batch, tuple(cell.image_size))
         if key not in ws.cache:
-            from ..backends.tensorflow.tflite import convert
+            from ...backends.tensorflow.tflite import convert
 
             representative = None
             if cell.precision == "int8":
