@@ -15,7 +15,8 @@ from ..spec import Spec, init_weights, load_spec, save_weights
 from ..spec.digest import weights_digest
 from .engines import ENGINES, Unsupported, Workspace, import_frameworks
 from .matrix import PRECISIONS, PROFILES, Cell, cells, sample_images, with_layout
-from .report import NotRun, Progress, Report, Result
+from .progress import Progress
+from .report import NotRun, Report, Result
 from .verdicts import compare
 
 REFERENCE = "reference"  # the NumPy reference in the exact profile: z0 computed in float64, rounded once
