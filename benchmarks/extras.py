@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 import vitstem
-from vitstem.benchmark.quiet import ForeignLoad, wait_for_quiet
-from vitstem.benchmark.suite import machine, sample_images
-from vitstem.benchmark.timing import interleaved_times, summarize
+from harness.quiet import ForeignLoad, wait_for_quiet
+from harness.suite import machine, sample_images
+from harness.timing import interleaved_times, summarize
 
 TARGETS = {"export_fresh_process_s": 1.0, "runtime_import_and_session_s": 0.3, "file_overhead_bytes": 16 * 1024}
 
@@ -121,8 +121,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 
 def precisions(spec_name: str, models_dir: Path, batches, threads: int, runs: int, wait_quiet_s: float) -> dict:
     """fp32, fp16 and int8 exports (files written by `file_size`) timed interleaved with the floor;
-    their error against fp32. Runs in a child with ORT's global pool (see vitstem.benchmark.ort_models)."""
-    from vitstem.benchmark.ort_models import bare_matmul_model, ort_session, use_global_threads
+    their error against fp32. Runs in a child with ORT's global pool (see harness.ort_models)."""
+    from harness.ort_models import bare_matmul_model, ort_session, use_global_threads
 
     use_global_threads(threads)
     spec = vitstem.load_spec(spec_name)

@@ -20,8 +20,8 @@ from pathlib import Path
 import onnxruntime as ort
 
 from vitstem import export_onnx
-from vitstem.benchmark.suite import machine, sample_images
-from vitstem.conformance.ort_web import NodeRunner
+from harness.suite import machine, sample_images
+from vitstem.conformance.engines.ort_web import NodeRunner
 from vitstem.spec import init_weights, load_spec
 
 

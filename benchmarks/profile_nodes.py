@@ -1,6 +1,6 @@
 """Per-node kernel times (ORT's own profiler) of the graph variants: where the time over the MatMul goes.
 
-    python benchmarks/profile_nodes.py [--batch 1] [--threads 1] [--runs 200] VARIANT...
+    python benchmarks/profile_nodes.py [--spec NAME] [--batch 1] [--threads 1] [--runs 200] VARIANT...
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import onnxruntime as ort
 sys.path.insert(0, str(Path(__file__).parent))
 import graph_variants as gv  # noqa: E402
 
-from vitstem.benchmark.ort_models import session_options  # noqa: E402
+import vitstem  # noqa: E402
+
+from harness.ort_models import session_options  # noqa: E402
 
 
 def node_times(model, feed, threads: int, runs: int) -> dict[str, float]:
@@ -41,19 +43,16 @@ def node_times(model, feed, threads: int, runs: int) -> dict[str, float]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("variants", nargs="+")
+    ap.add_argument("variants", nargs="+", help="names of graph_variants.cases (e.g. export_default conv_cl_concat)")
+    ap.add_argument("--spec", default="vit_base_patch16_224", help="spec file or preset name")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=200)
     args = ap.parse_args(argv)
-    s, rng = gv.Stem(), np.random.default_rng(0)
-    nchw = rng.standard_normal((args.batch, s.channels, s.image, s.image)).astype(np.float32)
-    cases = {n: (m, {"images": nchw if lay == "NCHW" else np.ascontiguousarray(nchw.transpose(0, 2, 3, 1))})
-             for n, (m, lay) in gv.variants(s, args.batch).items()}
-    cases.update({n: (m, feed) for n, (m, feed, _) in gv.exporter_cases(args.batch, rng).items()})
-    cases.update({n: (m, {"images": nchw}) for n, (m, _) in gv.lower_bounds(s).items()})
+    spec = vitstem.load_spec(args.spec)
+    cases = gv.cases(spec, vitstem.init_weights(spec), args.batch)
     for name in args.variants:
-        model, feed = cases[name]
+        model, feed = cases[name][:2]
         times = node_times(model, feed, args.threads, args.runs)
         total = sum(times.values())
         matmul = sum(t for n, t in times.items() if "MatMul" in n or "Gemm" in n or "Conv" in n)

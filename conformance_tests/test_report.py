@@ -7,7 +7,7 @@ import pytest
 
 from vitstem.cli import main
 from vitstem.conformance import run
-from vitstem.conformance.report import Progress
+from vitstem.conformance.progress import Progress
 from vitstem.spec import init_weights, load_spec, save_weights
 from vitstem.spec.digest import weights_digest
 

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 import vitstem
-from vitstem.benchmark.candidates import CANDIDATES, FLOOR
-from vitstem.benchmark.timing import interleaved_times, summarize
+from vitstem.benchmark_cli import load_harness
 from vitstem.cli import main
+
+load_harness()  # benchmarks/harness of this checkout, importable as `harness`
+from harness.candidates import CANDIDATES, FLOOR  # noqa: E402
+from harness.timing import interleaved_times, summarize  # noqa: E402
 
 # Small, and expressible by every peer (timm has no distillation token): cls + registers, a
 # learned table covering the prefix, preprocessing on, a non-square patch and grid.
@@ -99,7 +102,7 @@ def test_summarize_matches_statistics():
 def test_floor_is_the_bare_product():
     from onnx import numpy_helper
 
-    from vitstem.benchmark.ort_models import bare_matmul_model, ort_session
+    from harness.ort_models import bare_matmul_model, ort_session
 
     model = bare_matmul_model(10, 48, 8)
     assert [n.op_type for n in model.graph.node] == ["MatMul"]
@@ -118,3 +121,45 @@ def test_bad_arguments_exit_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["bench", "vitstem_tiny_test", "--only", "no_such_engine"])
     assert exc.value.code == 2
+
+
+def _graph_variants():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "graph_variants.py"
+    spec = importlib.util.spec_from_file_location("graph_variants", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_graph_variants_compute_the_reference_z0():
+    """Every variant the docs cite, built for a small non-square stem (3 prefix rows, patch 4x2), runs at the
+    exporter's opset and lands within the fast bound of the exact reference; a broken graph is caught."""
+    import onnxruntime as ort
+
+    from vitstem.export.options import DEFAULT_OPSET
+
+    gv = _graph_variants()
+    spec = vitstem.load_spec(TINY)
+    weights = vitstem.init_weights(spec, seed=4)
+    cases = gv.cases(spec, weights, batch=2)
+    assert set(cases) == {"export_default", "export_batch_static", "folded_two_step", "pad_flat_nhwc", "conv_cl_concat",
+                          "conv_strip", "gather_nchw", "gather_nhwc", "proj_conv_nchw", "proj_conv_tokens"}
+    for name, (model, feed, expected, bound) in cases.items():
+        if not name.startswith("export_"):
+            assert [o.version for o in model.opset_import] == [DEFAULT_OPSET], name
+        got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        assert got.shape == expected.shape, name
+        assert (np.abs(got - expected) <= bound).all(), name
+        assert np.abs(expected).max() > 100 * bound.max(), name  # the bound is tight enough to mean something
+    # Swapping the strip's transpose scrambles the patches: far outside the bound.
+    model = cases["conv_strip"][0]
+    next(n for n in model.graph.node if n.op_type == "Transpose").attribute[0].ints[:] = [0, 1, 2, 3, 4]
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, cases["conv_strip"][1])[0]
+    assert (np.abs(got - cases["conv_strip"][2]) > cases["conv_strip"][3]).any()
+
+    result = gv.run(TINY, [2], threads=1, runs=2, levels=["all"], warmup=0, only=["conv_cl_concat", "gather_nhwc"])
+    assert set(result["cases"][0]["figures"]) == {"floor", "conv_cl_concat@all", "gather_nhwc@all"}
+    assert result["cases"][0]["figures"]["floor"]["ratio_to_floor"] == 1.0

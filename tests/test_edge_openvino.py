@@ -9,7 +9,7 @@ from vitstem.backends.numpy import forward
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.conformance import run
 from vitstem.conformance.matrix import sample_images
-from vitstem.conformance.openvino_engine import PRECISION_HINT, compile_f32
+from vitstem.conformance.engines.openvino_engine import PRECISION_HINT, compile_f32
 from vitstem.spec import init_weights, load_spec
 
 

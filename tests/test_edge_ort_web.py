@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vitstem import export_onnx
-from vitstem.conformance import ort_web
+from vitstem.conformance.engines import ort_web
 from vitstem.conformance.engines import ENGINES, Unsupported, Workspace
 from vitstem.conformance.matrix import Cell, sample_images
 from vitstem.spec import init_weights, load_spec, save_weights

@@ -26,7 +26,7 @@ COMMAND_MODULES = (
     "vitstem.interop.cli",
     "vitstem.deploy.cli",
     "vitstem.conformance.cli",
-    "vitstem.benchmark.cli",
+    "vitstem.benchmark_cli",
 )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from ..files import atomic_write_bytes
 from ..spec import init_weights, load_spec, load_weights
 from ..spec.presets import PRESETS
+from ..spec.vocabulary import Layout
 from .matrix import sample_images
 
 _TINY = {"spec_version": 1, "in_channels": 3, "resample": {"policy": "timm"}}
@@ -28,28 +29,28 @@ GOLDEN_SPECS: dict[str, tuple[dict, bool]] = {
         **_TINY, "name": "tiny_no_cls_sincos", "image_size": [8, 12], "patch_size": [4, 4], "embed_dim": 8,
         "prefix": {"class_token": False},
         "position_embedding": {"kind": "sincos2d", "sincos_convention": "big_vision", "covers_prefix": False},
-        "input": {"layout": "NCHW", "preprocess": None}}, False),
+        "input": {"layout": Layout.NCHW, "preprocess": None}}, False),
     "tiny_registers_prenorm": ({
         **_TINY, "name": "tiny_registers_prenorm", "image_size": [8, 8], "patch_size": [4, 4], "embed_dim": 12,
         "patch_bias": False, "prefix": {"class_token": True, "register_tokens": 3},
         "position_embedding": {"kind": "learned", "covers_prefix": False},
-        "pre_norm": {"eps": 1e-6}, "input": {"layout": "NCHW", "preprocess": None}}, False),
+        "pre_norm": {"eps": 1e-6}, "input": {"layout": Layout.NCHW, "preprocess": None}}, False),
     "tiny_nhwc_uint8": ({
         **_TINY, "name": "tiny_nhwc_uint8", "image_size": [6, 10], "patch_size": [2, 2], "embed_dim": 4,
         "prefix": {"class_token": True}, "position_embedding": {"kind": "learned", "covers_prefix": True},
-        "input": {"layout": "NHWC", "preprocess": {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
+        "input": {"layout": Layout.NHWC, "preprocess": {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
                                                    "std": [0.229, 0.224, 0.225]}}}, True),
     "tiny_patch_norm_rms_pre": ({
         **_TINY, "name": "tiny_patch_norm_rms_pre", "image_size": [12, 16], "patch_size": [4, 4], "embed_dim": 8,
         "prefix": {"class_token": True, "register_tokens": 1},
         "position_embedding": {"kind": "learned", "covers_prefix": True},
         "patch_norm": {"kind": "layer_norm", "eps": 1e-6}, "pre_norm": {"kind": "rms_norm", "eps": 1e-6},
-        "input": {"layout": "NCHW", "preprocess": None}, "dynamic_image_size": True}, False),
+        "input": {"layout": Layout.NCHW, "preprocess": None}, "dynamic_image_size": True}, False),
     # input.remainder: drop (issue 18): 10x13 pixels, 4x3 patches: the last 2 rows and 1 column are dropped.
     "tiny_remainder_drop": ({
         **_TINY, "name": "tiny_remainder_drop", "image_size": [10, 13], "patch_size": [4, 3], "embed_dim": 8,
         "prefix": {"class_token": True}, "position_embedding": {"kind": "learned", "covers_prefix": False},
-        "input": {"layout": "NHWC", "remainder": "drop",
+        "input": {"layout": Layout.NHWC, "remainder": "drop",
                   "preprocess": {"scale": 1 / 255, "mean": [0.5] * 3, "std": [0.5] * 3}},
         "dynamic_image_size": True}, False),
 }
@@ -91,7 +92,7 @@ def graph_input(value_info, spec, images: np.ndarray) -> np.ndarray:
     from onnx import TensorProto
 
     if value_info.type.tensor_type.elem_type == TensorProto.UINT8:
-        return images if spec.input.layout == "NHWC" else np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+        return images if spec.input.layout == Layout.NHWC else np.ascontiguousarray(images.transpose(Layout.NHWC.from_nchw))
     return images.astype(np.float32)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec import Spec
+from ..spec.vocabulary import Layout
 
 PROFILES = ("fast", "exact")
 PRECISIONS = ("fp32", "fp16", "int8")  # fp16 and int8 run on the ONNX engines, in the fast profile
@@ -39,8 +40,8 @@ class Cell:
                 "layout": self.layout, "image_size": list(self.image_size)}
 
 
-def other_layout(layout: str) -> str:
-    return "NHWC" if layout == "NCHW" else "NCHW"
+def other_layout(layout: str) -> Layout:
+    return Layout.NHWC if layout == Layout.NCHW else Layout.NCHW
 
 
 def with_layout(spec: Spec, layout: str) -> Spec:
@@ -105,4 +106,4 @@ def sample_images(spec: Spec, batch: int, image_size: tuple[int, int], seed: int
     else:
         x = ((bits >> np.uint64(40)).astype(np.float64) * 2.0**-22 - 2.0).astype(np.float32)
     x = x.reshape(shape)
-    return x if spec.input.layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    return x if spec.input.layout == Layout.NCHW else np.ascontiguousarray(x.transpose(Layout.NHWC.from_nchw))

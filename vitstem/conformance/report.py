@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,14 +12,7 @@ import numpy as np
 from ..files import atomic_write_bytes
 from ..spec import Spec
 from .matrix import Cell
-from .verdicts import Comparison, _failed
-
-BOUND_NOTE = {
-    "exact": "bit-identical (np.array_equal)",
-    "fast": "|d| <= fast_error_bound per element (1x vs the exact reference, 2x between two fast engines)",
-    "fp16": "|d| <= 4e-3 max|z| and per-token cosine >= 0.999, vs the exact float32 z",
-    "int8": "|d| <= 0.1 max|z| and per-token cosine >= 0.98, vs the exact float32 z",
-}
+from .verdicts import CRITERIA, Comparison, _failed
 
 
 @dataclass
@@ -90,7 +82,7 @@ class Report:
                 "weights_digest": self.weights_digest, "matrix": self.matrix, "seconds": round(self.seconds, 3),
                 "command_seconds": None if self.command_seconds is None else round(self.command_seconds, 3),
                 "engine_seconds": {k: round(v, 3) for k, v in self.engine_seconds.items()},
-                "engines": dict(self.engines), "criteria": BOUND_NOTE,
+                "engines": dict(self.engines), "criteria": CRITERIA,
                 "results": [r.to_json() for r in self.results],
                 "not_run": [n.to_json() for n in self.not_run],
                 "notes": [n.to_json() for n in self.notes],
@@ -173,7 +165,7 @@ class Report:
                  f"{self.seconds:.1f} s)", "",
                  f"- spec digest: `{self.spec.digest()}`", f"- weights digest: `{self.weights_digest}`", "",
                  "## Criteria", ""]
-        lines += [f"- `{k}`: {v}" for k, v in BOUND_NOTE.items()]
+        lines += [f"- `{k}`: {v}" for k, v in CRITERIA.items()]
         lines += ["", "## Engines", "", "| engine | status |", "|---|---|"]
         lines += [f"| {name} | {status} |" for name, status in self.engines.items()]
         lines += ["", "## Summary per engine pair", ""] + _markdown_table(self.summary_rows())
@@ -245,32 +237,3 @@ def _markdown_table(rows: list[dict]) -> list[str]:
     cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     return (["| " + " | ".join(cell(k) for k in keys) + " |", "|" + "---|" * len(keys)]
             + ["| " + " | ".join(cell(r[k]) for k in keys) + " |" for r in rows])
-
-
-class Progress:
-    """A plain-text progress bar on stderr for long matrices (redrawn in place on a terminal)."""
-
-    def __init__(self, total: int, enabled: bool = True, stream=None, width: int = 30):
-        self.total, self.stream, self.width = total, stream or sys.stderr, width
-        self.enabled = enabled and total > 1
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.last = -1
-
-    def update(self, done: int, label: str = "") -> None:
-        if not self.enabled:
-            return
-        filled = self.width * done // self.total
-        text = f"[{'#' * filled}{'.' * (self.width - filled)}] {done}/{self.total} {label}"
-        if self.tty:
-            self.stream.write("\r" + text[:110].ljust(110))
-        elif 10 * done // self.total != self.last:  # a log: one line per tenth
-            self.last = 10 * done // self.total
-            self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self.enabled:
-            self.update(self.total, "done")
-            if self.tty:
-                self.stream.write("\n")
-            self.stream.flush()

@@ -13,9 +13,11 @@ import numpy as np
 from ..errors import ExportError
 from ..spec import Spec, init_weights, load_spec, save_weights
 from ..spec.digest import weights_digest
+from ..spec.vocabulary import FAST_BOUND_BETWEEN_ENGINES
 from .engines import ENGINES, Unsupported, Workspace, import_frameworks
 from .matrix import PRECISIONS, PROFILES, Cell, cells, sample_images, with_layout
-from .report import NotRun, Progress, Report, Result
+from .progress import Progress
+from .report import NotRun, Report, Result
 from .verdicts import compare
 
 REFERENCE = "reference"  # the NumPy reference in the exact profile: z0 computed in float64, rounded once
@@ -139,5 +141,6 @@ def _run_cell(spec: Spec, ws: Workspace, cell: Cell, names, full, seed, report: 
         for (la, a), (lb, b) in combinations(default_opset, 2):
             opset = a[1] if a[1] is not None else b[1]
             bound = None if kind == "exact" else a[3] + b[3]
-            report.results.append(Result((la, lb), cell, opset, 2 if bound is not None else 1,
+            factor = int(FAST_BOUND_BETWEEN_ENGINES) if bound is not None else 1
+            report.results.append(Result((la, lb), cell, opset, factor,
                                          compare(a[2], b[2], kind, bound, ties=ties)))

@@ -4,10 +4,8 @@
 - fast: |a - b| <= bound element by element, the bound from floating-point error analysis
   (`vitstem.backends.numpy.bound.fast_error_bound`: 1x against the exact reference, 2x between two
   fast engines, each of which is within 1x of it).
-- fp16, int8: bounds relative to the float32 (exact) result z, plus cosine similarity per token
-  (the export's documented bounds, tests/test_export.py):
-  fp16  |d| <= 4e-3 max|z| for every element (8 u16, u16 = 2^-11), and cosine >= 0.999;
-  int8  |d| <= 0.1 max|z| for every element, and cosine >= 0.98.
+- fp16, int8: |d| <= a fraction of max|z| (the float32 exact result) for every element, plus a minimum
+  cosine similarity per token (the export's documented bounds: vitstem.spec.vocabulary's FP16_* and INT8_*).
 Every comparison also reports max |d|, max |d| / bound and ULP-distance percentiles (float32 ULPs).
 """
 
@@ -17,13 +15,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..spec.vocabulary import (FAST_BOUND_BETWEEN_ENGINES, FP16_MIN_COSINE, FP16_RELATIVE, INT8_MIN_COSINE,
+                               INT8_RELATIVE)
+
 KINDS = ("exact", "fast", "fp16", "int8")
-# fp16: kernel, table and output rounded to u16 = 2^-11 (ORT accumulates in float32): 8 u16 of the
-# output's scale, as documented by the exporter (measured <= 1.2e-3 max|z| on the presets).
-FP16_RELATIVE = 4e-3
-FP16_MIN_COSINE = 0.999
-# int8 (QDQ, per-channel uint8 weights, uint8 activations): a quantisation error, not a rounding one.
-from ..export.int8_bound import INT8_MIN_COSINE, INT8_RELATIVE  # noqa: E402 (one source of truth)
+RELATIVE_BOUNDS = {"fp16": (FP16_RELATIVE, FP16_MIN_COSINE), "int8": (INT8_RELATIVE, INT8_MIN_COSINE)}
+
+
+def _fraction(x: float) -> str:
+    return str(x) if x >= 1e-2 else f"{x:.0e}".replace("e-0", "e-")  # 0.1, 4e-3
+
+
+# The rule of each kind in words, for the reports (from the constants above).
+CRITERIA = {
+    "exact": "bit-identical (np.array_equal)",
+    "fast": "|d| <= fast_error_bound per element (1x vs the exact reference, "
+            f"{FAST_BOUND_BETWEEN_ENGINES:g}x between two fast engines)",
+    **{kind: f"|d| <= {_fraction(relative)} max|z| and per-token cosine >= {cosine}, vs the exact float32 z"
+       for kind, (relative, cosine) in RELATIVE_BOUNDS.items()},
+}
 # Exact means bit-identical. Where two float64 sums round to opposite sides of a float32 tie, that
 # cannot hold for engines summing in different orders; set True to accept such certified ties.
 EXACT_ALLOWS_TIES = False
@@ -152,7 +162,7 @@ def compare(candidate, baseline, kind: str, bound=None, *, ties=None) -> Compari
         limit = np.broadcast_to(np.asarray(bound, np.float64), d.shape)
         passed = bool(np.all(d <= limit))
     else:  # fp16, int8: relative to the output's scale, and every token pointing the same way
-        relative, min_cosine = (FP16_RELATIVE, FP16_MIN_COSINE) if kind == "fp16" else (INT8_RELATIVE, INT8_MIN_COSINE)
+        relative, min_cosine = RELATIVE_BOUNDS[kind]
         limit = np.full(d.shape, relative * float(np.abs(b32).max(initial=0.0)))
         passed = bool(np.all(d <= limit)) and cosine >= min_cosine
         if cosine < min_cosine:

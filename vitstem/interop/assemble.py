@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import SpecError, WeightsError
 from ..spec import Spec, check_weights, load_spec
 from ..spec.model import SPEC_VERSION
+from ..spec.vocabulary import Layout
 
 
 def as_float32(value, what: str) -> np.ndarray:
@@ -51,7 +52,7 @@ def assemble(*, name: str, kernel: np.ndarray, image_size: tuple[int, int], bias
              cls: np.ndarray | None = None, dist: np.ndarray | None = None, reg: np.ndarray | None = None,
              pos: np.ndarray | None = None, covers_prefix: bool = True, pos_grid: tuple[int, int] | None = None,
              sincos: str | None = None, pre_norm: tuple | None = None, patch_norm: tuple | None = None,
-             layout: str = "NCHW", preprocess: dict | None = None, resample: str = "timm",
+             layout: str = Layout.NCHW, preprocess: dict | None = None, resample: str = "timm",
              dynamic_image_size: bool = False, remainder: str = "refuse") -> tuple[Spec, dict[str, np.ndarray]]:
     """(spec, weights) from peer facts; `kernel` is OIHW, `pos` is (1, T, D) or None.
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import SpecError, WeightsError
 from ..spec import Spec
+from ..spec.vocabulary import Layout
 from .assemble import as_float32, assemble, checked_preprocess, square_side
 
 TABLE_KEYS = ("pos_embedding", "Transformer/posembed_input/pos_embedding", "Transformer/pos_embedding")
@@ -123,5 +124,5 @@ def from_big_vision(params, *, image_size: int | tuple[int, int] | None = None, 
     return assemble(
         name=name, kernel=kernel.transpose(3, 2, 0, 1), bias=flat.get("embedding/bias"),
         image_size=image_size or (grid[0] * ph, grid[1] * pw),
-        cls=flat.get("cls"), pos=table, covers_prefix=covers, pos_grid=grid, sincos=sincos, layout="NHWC",
+        cls=flat.get("cls"), pos=table, covers_prefix=covers, pos_grid=grid, sincos=sincos, layout=Layout.NHWC,
         preprocess=checked_preprocess(preprocess, kernel.shape[2]), resample="big_vision")

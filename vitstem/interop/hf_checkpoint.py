@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..spec import Spec, check_weights
+from ..spec.vocabulary import Layout
 from .hf_families import BY_MODEL_TYPE, FAMILIES, REFUSED, REFUSED_MODEL_TYPES, HfFamily
 from .hf_stem import check_divisible, check_native_table, resample_facts
 from .table import stored_table
@@ -129,7 +130,7 @@ def to_hf_state_dict(spec: Spec, weights: Mapping[str, np.ndarray], family: str,
         problems.append("an RMSNorm patch norm" if fam.patch_norm else "no patch norm")
     if fam.table is None and pe.kind != "none":
         problems.append("no position table")
-    if spec.input.layout != "NCHW":
+    if spec.input.layout != Layout.NCHW:
         problems.append("NCHW input")
     table = None
     if fam.table is not None:

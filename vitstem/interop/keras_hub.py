@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..spec import Spec, check_weights, load_spec
+from ..spec.vocabulary import Layout
 from .assemble import as_float32, assemble, checked_preprocess
 from .keras_hub_families import FAMILIES, family_channels, find_family_layer, from_family
 from .table import stored_table
@@ -88,7 +89,7 @@ def from_keras_hub(backbone_or_layer, *, image_converter=None, preprocess=None,
         image_size=tuple(int(s) for s in layer.image_size),
         cls=layer.class_token if layer.use_class_token else None,
         pos=table[None], covers_prefix=True,
-        layout="NHWC" if layer.data_format == "channels_last" else "NCHW",
+        layout=Layout.NHWC if layer.data_format == "channels_last" else Layout.NCHW,
         preprocess=converter_preprocess(image_converter, kernel.shape[1]) if image_converter is not None
         else checked_preprocess(preprocess, kernel.shape[1]))
     _check_bias_add_bug(spec)  # the layer would not compute what its weights say
@@ -115,7 +116,7 @@ def _check_bias_add_bug(spec: Spec) -> None:
     """Keras 3 on TensorFlow: `keras.ops.add(x, bias.reshape(1, D, 1, 1))` becomes `tf.nn.bias_add`
     in NHWC whenever x's last axis also has length D, so a channels_first Conv2D adds its bias
     along the width when the patch grid is D wide (seen with keras 3.15, TF 2.21)."""
-    if spec.input.layout != "NCHW" or not spec.patch_bias or spec.patch_grid()[1] != spec.embed_dim:
+    if spec.input.layout != Layout.NCHW or not spec.patch_bias or spec.patch_grid()[1] != spec.embed_dim:
         return
     import keras
 
@@ -149,7 +150,7 @@ def to_keras_hub(spec, weights: Mapping[str, np.ndarray], backbone=None):
     layer = ViTPatchingAndEmbedding(
         image_size=spec.image_size, patch_size=spec.patch_size, hidden_dim=spec.embed_dim,
         num_channels=spec.in_channels, use_class_token=spec.prefix.class_token, use_patch_bias=spec.patch_bias,
-        data_format="channels_last" if layout == "NHWC" else "channels_first", name=LAYER_NAME, dtype="float32")
+        data_format="channels_last" if layout == Layout.NHWC else "channels_first", name=LAYER_NAME, dtype="float32")
     layer.build(spec.input_shape(None))
     if spec.prefix.class_token:
         layer.class_token.assign(weights["cls_token"])

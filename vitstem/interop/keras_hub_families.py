@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SpecError
+from ..spec.vocabulary import Layout
 from .assemble import as_float32, assemble
 from .hf import conv_remainder
 
@@ -59,7 +60,7 @@ def _conv(family: str, conv):
             getattr(conv.activation, "__name__", "linear") != "linear" or tuple(conv.dilation_rate) != (1, 1):
         raise SpecError(f"{family}: the patch conv is not a linear conv with kernel = stride, padding valid")
     kernel = as_float32(conv.kernel, f"{conv.name}/kernel").transpose(3, 2, 0, 1)  # HWIO -> OIHW
-    return kernel, (conv.bias if conv.use_bias else None), "NCHW" if conv.data_format == "channels_first" else "NHWC"
+    return kernel, (conv.bias if conv.use_bias else None), Layout.NCHW if conv.data_format == "channels_first" else Layout.NHWC
 
 
 def _looked_up(embedding, ids) -> np.ndarray:
@@ -82,7 +83,7 @@ def _image_hw(obj, layer, layout: str) -> tuple[int, int]:
         shape = tuple(getattr(obj, "image_shape", None) or ())
         if len(shape) != 3 or any(s is None for s in shape):
             raise SpecError(f"{type(obj).__name__}: no fixed image_shape to build the spec for (got {shape!r})")
-        return (int(shape[1]), int(shape[2])) if layout == "NCHW" else (int(shape[0]), int(shape[1]))
+        return (int(shape[1]), int(shape[2])) if layout == Layout.NCHW else (int(shape[0]), int(shape[1]))
     return (int(size), int(size)) if np.isscalar(size) else (int(size[0]), int(size[1]))
 
 

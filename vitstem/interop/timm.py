@@ -16,6 +16,7 @@ import numpy as np
 from ..backends.torch.names import TIMM_NAMES, to_timm_names  # the shared name table (no torch import)
 from ..errors import SpecError
 from ..spec import Spec, check_weights, load_spec
+from ..spec.vocabulary import Layout
 from .assemble import assemble, checked_preprocess, preprocess_doc
 from .table import stored_table
 
@@ -166,7 +167,7 @@ def timm_expressible(spec: Spec) -> None:
         problems.append(("patch_bias", "timm's pre_norm=True builds the patch conv without a bias"))
     if spec.resample.policy != "timm" and spec.dynamic_image_size:
         problems.append(("resample.policy", f"timm resamples with its own policy, not {spec.resample.policy!r}"))
-    if spec.input.layout != "NCHW":
+    if spec.input.layout != Layout.NCHW:
         problems.append(("input.layout", "timm takes NCHW images"))
     if spec.input.remainder == "drop" and spec.dynamic_image_size:
         problems.append(("input.remainder", "timm's dynamic_img_size refuses sizes that are not a multiple of the "

@@ -19,19 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .engines import OnnxExportEngine, Prepared, Unsupported, register
-from .matrix import LOWEST_OPSET
+from ..matrix import LOWEST_OPSET
+from .base import Prepared, Unsupported, register
+from .onnx_export import EXACT_EXPORT_MAX_K, OnnxExportEngine, input_dtype, model_opset
 
-RUNNER = Path(__file__).with_name("js") / "ort_web_runner.cjs"
+RUNNER = Path(__file__).parents[1] / "js" / "ort_web_runner.cjs"
 _DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "float64": np.float64}
 _NO_KERNEL = re.compile(r"implementation for (\w+\(\d+\))")  # ORT's "Could not find an implementation for Op(ver) node"
-_ONNX_ELEM = {1: "float32", 10: "float16", 2: "uint8", 11: "float64"}  # TensorProto element types
 
 
 def node_modules() -> Path:
     """Where onnxruntime-web is installed: $VITSTEM_NODE_MODULES, else web/node_modules of the checkout."""
     env = os.environ.get("VITSTEM_NODE_MODULES")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "web" / "node_modules"
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "web" / "node_modules"
 
 
 def missing() -> str | None:
@@ -114,10 +114,7 @@ def _close_runners() -> None:
 
 
 def graph_input_dtype(path: Path) -> str:
-    import onnx
-
-    proto = onnx.load(str(path), load_external_data=False)
-    return _ONNX_ELEM[proto.graph.input[0].type.tensor_type.elem_type]
+    return input_dtype(path).name
 
 
 class OrtWebEngine(OnnxExportEngine):
@@ -132,8 +129,6 @@ class OrtWebEngine(OnnxExportEngine):
         return missing() or super().missing()
 
     def prepare(self, ws, spec, cell, opset):
-        from .engines import EXACT_EXPORT_MAX_K, _model_opset
-
         if cell.profile == "exact" and spec.patch_dim > EXACT_EXPORT_MAX_K and not ws.full:
             raise Unsupported(f"deferred to --full: the exact graph sums the K = {spec.patch_dim} patch terms one by "
                               "one in float64, which WASM runs at ~6 s per batch of 3 at K = 768 (plus ~9 s to load "
@@ -157,13 +152,13 @@ class OrtWebEngine(OnnxExportEngine):
                                       f"({model.name}): {exc}") from None
                 raise
 
-        return Prepared(run, _model_opset(path), resampled, note)
+        return Prepared(run, model_opset(path), resampled, note)
 
     @staticmethod
     def ort_file(ws, path: Path) -> Path:
         target = path.with_suffix(".ort")
         if not target.exists():
-            from ..export.edge import write_ort_of
+            from ...export.edge import write_ort_of
 
             write_ort_of(path.read_bytes(), target)
         return target

@@ -1,8 +1,7 @@
 """The engines `vitstem bench` times: how each is built for one (spec, weights, batch) and called.
 
 A builder returns a zero-argument callable that computes z0 once (or the floor's product), or
-raises `Unavailable` saying why (a framework not installed, a backend not written yet, a spec the
-peer cannot express). Frameworks are imported inside the builders, after `import_frameworks` has
+raises `Unavailable` saying why (a framework not installed, a spec the peer cannot express). Frameworks are imported inside the builders, after `import_frameworks` has
 put torch and torchvision before tensorflow (the other order segfaults).
 """
 
@@ -14,7 +13,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..spec import Spec
+from vitstem.spec import Spec
 
 FLOOR = "ort_floor_matmul"
 
@@ -118,12 +117,14 @@ def _torch_call(module, ctx: Context):
 
 def _timm_stem(ctx: Context):
     _module("timm", "timm's stem")
-    from .timm_stem import TimmStem, timm_unsupported
+    from vitstem.errors import SpecError
 
-    reason = timm_unsupported(ctx.spec)
-    if reason:
-        raise Unavailable(reason)
-    return TimmStem(ctx.spec, ctx.weights)
+    from .timm_peer import TimmStem
+
+    try:
+        return TimmStem(ctx.spec, ctx.weights)
+    except SpecError as exc:  # timm cannot express this stem (vitstem.interop.timm's rules)
+        raise Unavailable(str(exc)) from None
 
 
 def _torch_vitstem(ctx: Context):

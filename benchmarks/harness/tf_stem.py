@@ -8,8 +8,9 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-from ..spec import Spec
-from ..spec.position import position_table
+from vitstem.spec import Spec
+from vitstem.spec.position import position_table
+from vitstem.spec.vocabulary import Layout
 
 
 def handwritten_stem(spec: Spec, weights: Mapping[str, np.ndarray]):
@@ -40,8 +41,8 @@ def handwritten_stem(spec: Spec, weights: Mapping[str, np.ndarray]):
     @tf.function
     def stem(images):
         x = tf.cast(images, tf.float32)
-        if spec.input.layout == "NCHW":
-            x = tf.transpose(x, [0, 2, 3, 1])
+        if spec.input.layout == Layout.NCHW:
+            x = tf.transpose(x, Layout.NHWC.from_nchw)
         if pre is not None:
             x = (x * pre.scale - mean) / std
         x = tf.nn.conv2d(x, kernel, strides=[1, ph, pw, 1], padding="VALID")

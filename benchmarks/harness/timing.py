@@ -56,3 +56,15 @@ def summarize(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1e3 for s in seconds)
     q = statistics.quantiles(ms, n=4) if len(ms) > 1 else [ms[0]] * 3
     return {"median_ms": statistics.median(ms), "min_ms": ms[0], "q1_ms": q[0], "q3_ms": q[2], "runs": len(ms)}
+
+
+def against_floor(times: Mapping[str, list[float]], cpu: Mapping[str, list[float]], floor: str) -> dict[str, dict]:
+    """Each candidate's `summarize` figures with its ratios to the floor's: median, fastest, and median CPU time."""
+    base, base_cpu = summarize(times[floor]), statistics.median(cpu[floor]) * 1e3
+    figures = {}
+    for name, seconds in times.items():
+        fig, cpu_ms = summarize(seconds), statistics.median(cpu[name]) * 1e3
+        fig.update(ratio_to_floor=fig["median_ms"] / base["median_ms"], min_ratio_to_floor=fig["min_ms"] / base["min_ms"],
+                   cpu_median_ms=cpu_ms, cpu_ratio_to_floor=cpu_ms / base_cpu)
+        figures[name] = fig
+    return figures

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import sys
 
-from ..cli_numbers import positive_int
+from vitstem.cli_numbers import positive_int
 
 
 def _bench(args) -> int:
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from ..cli import write_json
-    from ..errors import VitstemError
-    from ..spec import init_weights, load_spec, load_weights
+    from vitstem.cli import write_json
+    from vitstem.errors import VitstemError
+    from vitstem.spec import init_weights, load_spec, load_weights
     from .suite import format_report, run_benchmark, run_cases
 
     spec = load_spec(args.spec)

@@ -13,7 +13,6 @@ import datetime
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,10 +21,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import VitstemError
-from ..spec import Spec
+from vitstem.errors import VitstemError
+from vitstem.spec import Spec
 from .quiet import ForeignLoad, wait_for_quiet
-from .timing import interleaved_times, summarize
+from .timing import against_floor, interleaved_times
 
 # Targets of issue 6 (ViT-B/16 at 224, float32, CPU, 2 threads): graph time / bare MatMul time.
 TARGET_SPEC, TARGET_THREADS = "vit_base_patch16_224", 2
@@ -73,7 +72,7 @@ def _check(candidate, output, exact: np.ndarray, bound) -> dict:
 
 def _fast_bound(spec: Spec, weights, images):
     try:
-        from ..backends.numpy.bound import fast_error_bound
+        from vitstem.backends.numpy.bound import fast_error_bound
     except ModuleNotFoundError:
         return None
     return fast_error_bound(spec, weights, images)
@@ -86,7 +85,7 @@ def run_cases(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[i
     `wait_quiet_s`: before timing each batch size, wait up to this long for other processes to
     leave the CPUs idle. Each case records the CPUs other processes kept busy while it was timed.
     """
-    from ..backends.numpy.stem import forward as reference
+    from vitstem.backends.numpy.stem import forward as reference
     from .candidates import CANDIDATES, FLOOR, Context, Unavailable, configure_threads, import_frameworks
 
     versions = import_frameworks()
@@ -116,18 +115,8 @@ def run_cases(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[i
         times = interleaved_times(calls, runs, warmup, groups={c.name: c.group for c in chosen}, settle_s=SETTLE_S,
                                   cpu=cpu)
         foreign = probe.stop()
-        floor = summarize(times[FLOOR])
-        floor_cpu = statistics.median(cpu[FLOOR])
-        figures = {}
-        for c in chosen:
-            if c.name in times:
-                fig = summarize(times[c.name])
-                cpu_ms = statistics.median(cpu[c.name]) * 1e3
-                fig.update(ratio_to_floor=fig["median_ms"] / floor["median_ms"],
-                           min_ratio_to_floor=fig["min_ms"] / floor["min_ms"],
-                           cpu_median_ms=cpu_ms, cpu_ratio_to_floor=cpu_ms / (floor_cpu * 1e3),
-                           what=c.what, **checks[c.name])
-                figures[c.name] = fig
+        figures = against_floor(times, cpu, FLOOR)
+        figures = {c.name: {**figures[c.name], "what": c.what, **checks[c.name]} for c in chosen if c.name in times}
         cases.append({"batch": batch, "threads": threads, "figures": figures, "unavailable": unavailable,
                       "foreign_cpu_load": None if foreign is None else round(foreign, 3)})
     return {"versions": versions, "thread_setting": {str(threads): thread_setting}, "cases": cases,
@@ -171,7 +160,7 @@ def run_benchmark(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequen
                   runs: int = 30, warmup: int = 5, only: Sequence[str] | None = None, log=print,
                   wait_quiet_s: float = 0.0) -> dict:
     """The full result document: machine, versions, every case and the targets (one child per thread count)."""
-    from ..spec import save_weights
+    from vitstem.spec import save_weights
 
     started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     info = machine()

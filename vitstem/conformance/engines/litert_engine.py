@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ExportError
-from .engines import Engine, Prepared, Unsupported, register
-from .matrix import sample_images
+from ...errors import ExportError
+from ..matrix import sample_images
+from .base import Engine, Prepared, Unsupported, native_only, register
 
 CALIBRATION_BATCH = 8
 CALIBRATION_SEED = 12345  # not the seed the cells draw their images from
@@ -24,8 +24,7 @@ class LiteRtEngine(Engine):
 
     def covers(self, cell, spec, full):
         # Each conversion takes seconds: the default matrix converts the spec as it is (layout and size).
-        native = cell.layout == spec.input.layout and tuple(cell.image_size) == tuple(spec.image_size)
-        return cell.precision in self.precisions and (full or native)
+        return cell.precision in self.precisions and (full or native_only(cell, spec))
 
     def prepare(self, ws, spec, cell, opset):
         from ai_edge_litert.interpreter import Interpreter
@@ -45,7 +44,7 @@ class LiteRtEngine(Engine):
     def flatbuffer(self, ws, spec, cell) -> bytes:
         key = ("tflite", spec.digest(), cell.profile, cell.precision, cell.batch, tuple(cell.image_size))
         if key not in ws.cache:
-            from ..backends.tensorflow.tflite import convert
+            from ...backends.tensorflow.tflite import convert
 
             representative = None
             if cell.precision == "int8":

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ExportError
-from .engines import OnnxExportEngine, Prepared, Unsupported, _feed, _model_opset, register
+from ...errors import ExportError
+from .base import Prepared, Unsupported, register
+from .onnx_export import OnnxExportEngine, as_input, model_opset
 
 PRECISION_HINT = "INFERENCE_PRECISION_HINT"
 # tests/test_edge_openvino.py pins the divergence this works around.
@@ -61,12 +62,12 @@ class OpenVinoEngine(OnnxExportEngine):
             raise Unsupported("OpenVINO's CPU plugin has no float64 arithmetic (it runs f64 graphs in f32), "
                               "so the exact profile's float64 accumulation cannot be reproduced")
         compiled = compile_f32(path)
-        itype = "tensor(" + compiled.input(0).get_element_type().to_dtype().name.replace("float32", "float") + ")"
+        dtype = compiled.input(0).get_element_type().to_dtype()
 
         def run(images):
-            return np.asarray(compiled(_feed(itype, images))[0], dtype=np.float32)
+            return np.asarray(compiled(as_input(dtype, images))[0], dtype=np.float32)
 
-        return Prepared(run, _model_opset(path), resampled, note)
+        return Prepared(run, model_opset(path), resampled, note)
 
 
 register(OpenVinoEngine())
