@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ExportError
-
-INT8_RELATIVE = 0.1
-INT8_MIN_COSINE = 0.98
+from ..spec.vocabulary import INT8_MIN_COSINE, INT8_RELATIVE
 
 
 def int8_error(z: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
