@@ -203,3 +203,17 @@ def test_a_processor_object_is_read_by_the_same_rule():
     Processor.do_normalize = "yes"
     with pytest.raises(vitstem.SpecError, match=r"^the image processor: do_normalize: expected true or false, got 'yes'"):
         processor_preprocess(Processor(), 3)
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_a_config_that_is_not_a_regular_file_is_refused_unread(tmp_path, target):
+    """--config /dev/zero would never end and a FIFO would block: refused from stat, one line, exit 2."""
+    if target == "fifo":
+        target = tmp_path / "fifo"
+        os.mkfifo(target)
+    checkpoint = _write(tmp_path / "ckpt", "timm")
+    result = subprocess.run([sys.executable, "-m", "vitstem", "import", str(checkpoint), "--format", "timm",
+                             "--config", str(target), "-o", str(tmp_path / "out")], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode == 2 and result.stderr == (f"vitstem: error: cannot read {target}: not a regular file "
+                                                        "(a device, FIFO or socket)\n"), result.stderr

@@ -40,14 +40,17 @@ class ConfigFields:
     def read(cls, path: Path | None, required: bool = False, name: str | None = None) -> "ConfigFields":
         """The JSON object in `path`; empty when it is absent and not `required`; SpecError otherwise."""
         from ..outputs import shown
+        from ..spec.npy_file import open_regular
         from ..spec.strict_text import loads_json
 
         if path is None or (not required and not path.exists()):
             return cls({}, name or "config")
         try:
-            if path.stat().st_size > MAX_CONFIG_BYTES:
+            with open_regular(path) as f:  # a device or FIFO is refused unread (/dev/zero never ends)
+                text = f.read(MAX_CONFIG_BYTES + 1)
+            if len(text) > MAX_CONFIG_BYTES:
                 raise SpecError(f"{shown(path)}: over the {MAX_CONFIG_BYTES}-byte limit for a config file")
-            data = loads_json(path.read_text("utf-8"))
+            data = loads_json(text.decode("utf-8"))
         except (OSError, ValueError, RecursionError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
             raise SpecError(f"cannot read {shown(path)}: {reason}") from None

@@ -100,7 +100,12 @@ class NpzArrays(Mapping):
             with open_regular(self.path) as f, zipfile.ZipFile(f) as z:
                 infos = z.infolist()
         except (OSError, NotNpy, zipfile.BadZipFile, EOFError, ValueError) as exc:
-            raise error(f"{self.path} is not a readable .npz file: {getattr(exc, 'strerror', None) or exc}") from None
+            from .file_kinds import sniff
+
+            what = sniff(self.path)
+            reason = f"it is {what}, which vitstem never loads" if what and "zip" not in what else \
+                getattr(exc, "strerror", None) or exc
+            raise error(f"{self.path} is not a readable .npz file: {reason}") from None
         if len(infos) > MAX_NPZ_MEMBERS:
             raise error(f"{self.path}: {len(infos)} members, over the limit of {MAX_NPZ_MEMBERS}")
         self._infos = {i.filename[:-4] if i.filename.endswith(".npy") else i.filename: i for i in infos}
