@@ -482,3 +482,16 @@ def test_conform_api_refuses_unknown_names_as_input_errors(kwargs):
 
     with pytest.raises(vitstem.InputError, match="unknown"):
         run(SPEC, **kwargs)
+
+
+def test_a_file_naming_thousands_of_tensors_gives_a_short_line(tmp_path):
+    """20 problems are listed, the rest counted; the unexpected tensors are named from the header, unread."""
+    header = {f"t{i}": {"dtype": "F32", "shape": [1], "data_offsets": [4 * i, 4 * i + 4]} for i in range(5000)}
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(_header_file(header, b"\0" * 4 * 5000))
+    with pytest.raises(vitstem.WeightsError) as info:
+        vitstem.load_weights(path, SPEC)
+    problems = str(info.value).split("; ")
+    missing = len(vitstem.weight_shapes(SPEC))
+    assert len(problems) == 21 and problems[-1] == f"and {missing + 5000 - 20} more problems"
+    assert problems[missing] == "unexpected weight 't0' (the spec does not use it)"

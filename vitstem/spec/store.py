@@ -80,10 +80,12 @@ def _spec_sized(file: SafetensorsFile, spec: Spec) -> dict[str, np.ndarray]:
     (owned, writable copies: memory bounded by the spec); zero-byte stand-ins of the declared dtype
     and shape for the others, whose problems check_weights names from the shape alone."""
     expected = weight_shapes(spec)
-    out = {}
+    out, unexpected = {}, np.zeros(0, np.float32)  # an unexpected weight is named, its value never looked at
     for name, (dtype, shape) in file.declared.items():
-        if expected.get(name) == shape or dtype not in NUMPY_DTYPES:  # unreadable dtypes are named by tensors()
+        if dtype not in NUMPY_DTYPES or expected.get(name) == shape:  # unreadable dtypes are named by tensors()
             out[name] = np.array(file.tensors([name])[name])
+        elif name not in expected:
+            out[name] = unexpected
         else:
             out[name] = np.broadcast_to(np.zeros((), NUMPY_DTYPES[dtype]), shape)
     return out

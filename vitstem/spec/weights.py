@@ -26,7 +26,8 @@ from .inputs import faithful_array
 from .model import Norm, Spec, load_spec
 
 DTYPE = np.float32
-NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")  # initialised around 1, as the peers do
+NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")
+MAX_PROBLEMS = 20  # listed in one WeightsError; the rest are counted  # initialised around 1, as the peers do
 
 
 def weight_shapes(spec: "Spec | str") -> dict[str, tuple[int, ...]]:
@@ -130,6 +131,8 @@ def check_weights(weights: Mapping[str, object], spec: Spec) -> dict[str, np.nda
     problems: list[str] = []
     weights = _native(weights, problems)
     problems += weight_problems(weights, spec)
+    if len(problems) > MAX_PROBLEMS:  # a hostile file may name a million tensors: keep the line readable
+        problems = problems[:MAX_PROBLEMS] + [f"and {len(problems) - MAX_PROBLEMS} more problems"]
     if problems:
         raise WeightsError("; ".join(problems))
     return dict(weights)
