@@ -321,7 +321,7 @@ def test_hostile_npz_members_are_refused_naming_the_member(tmp_path, monkeypatch
 
 
 # -- one dtype rule on every engine ------------------------------------------------------------------
-@fuzz(12)
+@fuzz(8)
 @given(key=st.sampled_from(sorted(SPECS)), order=st.sampled_from([">", "<"]),
        kind=st.sampled_from(["f2", "f4", "f8", "u1"]), seed=st.integers(0, 2**16))
 def test_any_byte_order_gives_the_native_z0_bit_for_bit(runners, key, order, kind, seed):  # noqa: F811
