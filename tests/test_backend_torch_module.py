@@ -118,7 +118,7 @@ def test_bad_images_raise_input_errors_naming_the_problem(torch, make, message):
 def test_one_bad_pixel_is_caught_by_the_check_on_z0(torch, profile):
     # The module checks finiteness on its output (warm memory) instead of the batch: a single Inf
     # pixel must still be named, also where the kernel ignores its channel (Inf * 0 is NaN), while
-    # finite pixels whose z0 overflows float32 pass as they did (the result holds the Inf).
+    # finite pixels whose z0 overflows float32 are refused as an overflow (issue 12).
     from vitstem.backends.torch import VitStem
 
     weights = vitstem.init_weights(TINY, seed=3)
@@ -129,8 +129,8 @@ def test_one_bad_pixel_is_caught_by_the_check_on_z0(torch, profile):
         images[1, channel, 5, 7] = value
         with pytest.raises(vitstem.InputError, match="1 non-finite values"):
             stem(images)
-    z = stem(torch.full((1, 3, 12, 16), 3e38))
-    assert not torch.isfinite(z).all()
+    with pytest.raises(vitstem.InputError, match="non-finite values although the images are finite: they overflow float32"):
+        stem(torch.full((1, 3, 12, 16), 3e38))
 
 
 def test_fixed_size_and_layout_are_enforced(torch):

@@ -56,9 +56,9 @@ def broken_weights(draw):
             weights[name] = np.zeros(new, np.float32)
             expected.append(f"weight {name!r} has shape {new}, expected {shape}")
         elif kind == "dtype":
-            dtype = draw(st.sampled_from([np.float64, np.float16, np.int32, np.uint8, np.dtype(">f4")]))
+            dtype = draw(st.sampled_from([np.float64, np.float16, np.int32, np.uint8, np.dtype(">f8")]))
             weights[name] = np.zeros(SHAPES[name], dtype)
-            expected.append(f"weight {name!r} has dtype {np.dtype(dtype)}")
+            expected.append(f"weight {name!r} has dtype {np.dtype(dtype).newbyteorder('=')}")  # after the byte swap
         else:
             value = weights[name].copy()
             value.flat[draw(st.integers(0, value.size - 1))] = np.nan if kind == "nan" else -np.inf
@@ -82,6 +82,7 @@ def test_broken_weight_mappings_name_every_problem(case, tmp_path_factory):
     for words in expected:
         assert words in message, (words, message)
     # The same problems from a file (the dtypes a file can hold; big-endian is not one of them).
+    # (Big-endian float32 is converted, not refused: test_hostile_limits.py.)
     if all(v.dtype.isnative for v in weights.values()):
         path = tmp_path_factory.mktemp("w") / "w.safetensors"
         path.write_bytes(safetensors_bytes(weights))

@@ -28,7 +28,11 @@ def forward(spec: "Spec | Mapping[str, Any] | str | os.PathLike", weights: "Mapp
     """
     from ..spec import load_spec
 
-    if backend not in BACKENDS:
+    from ..spec.vocabulary import Profile
+
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not isinstance(profile, str) or profile not in Profile.choices():
+        raise InputError(f"profile must be one of {', '.join(Profile.choices())}, got {profile!r}")
     module = importlib.import_module(f"{__name__}.{backend}")
     return module.forward(load_spec(spec), weights, images, profile=profile)

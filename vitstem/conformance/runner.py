@@ -10,7 +10,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import ExportError
+from ..errors import ExportError, InputError
 from ..spec import Spec, init_weights, load_spec, save_weights
 from ..spec.digest import weights_digest
 from ..spec.vocabulary import FAST_BOUND_BETWEEN_ENGINES
@@ -44,15 +44,15 @@ def run(spec, weights=None, *, engines=None, profiles=PROFILES, precisions=PRECI
     mapping of canonical arrays (saved once to a file in `workdir`), or None for seeded weights."""
     spec = load_spec(spec)
     names = list(ENGINES) if engines is None else list(engines)
-    unknown = [n for n in names if n not in ENGINES]
+    unknown = [n for n in names if not isinstance(n, str) or n not in ENGINES]
     if unknown:
-        raise ValueError(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
+        raise InputError(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
     for p in profiles:
         if p not in PROFILES:
-            raise ValueError(f"unknown profile {p!r}; choose from {', '.join(PROFILES)}")
+            raise InputError(f"unknown profile {p!r}; choose from {', '.join(PROFILES)}")
     for p in precisions:
         if p not in PRECISIONS:
-            raise ValueError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
+            raise InputError(f"unknown precision {p!r}; choose from {', '.join(PRECISIONS)}")
     with tempfile.TemporaryDirectory(prefix="vitstem-conform-") as scratch:
         work = Path(workdir) if workdir is not None else Path(scratch)
         work.mkdir(parents=True, exist_ok=True)

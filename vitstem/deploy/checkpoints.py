@@ -5,7 +5,6 @@ Nothing is downloaded and nothing is unpickled.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import WeightsError
@@ -62,4 +61,6 @@ def hf_model(directory):
         raise WeightsError(f"{directory}: transformers cannot load {cls.__name__} from it "
                            f"({str(exc).strip().splitlines()[0]})") from None
     processor = directory / "preprocessor_config.json"
-    return model.eval(), (json.loads(processor.read_text()) if processor.is_file() else None)
+    from ..interop.config_fields import ConfigFields  # bounded, typed, errors naming the file and field
+
+    return model.eval(), (ConfigFields.read(processor) if processor.is_file() else None)

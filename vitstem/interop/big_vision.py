@@ -15,7 +15,6 @@ parameters: pass `preprocess` (e.g. vision_transformer's (x - 127.5) / 127.5 is
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -42,16 +41,12 @@ def flatten_params(tree: Mapping, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The arrays of an .npz checkpoint (never unpickling object arrays)."""
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except ValueError as exc:  # object arrays would need pickle
-        raise WeightsError(f"{path}: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise WeightsError(f"{path} is not a readable .npz file: {exc}") from None
+def read_npz(path: str | os.PathLike) -> Mapping[str, np.ndarray]:
+    """The arrays of an .npz checkpoint by name, each read (bounded, never unpickled) when first used:
+    the stem's few tensors are read, not the whole model (see vitstem.spec.npy_file)."""
+    from ..spec.npy_file import NpzArrays
+
+    return NpzArrays(path, WeightsError)
 
 
 def _table(flat: Mapping, has_cls: bool, image_grid, posemb: str):

@@ -1,146 +1,51 @@
 """Checkpoint files -> (spec, weights) without the peer library: timm / transformers safetensors, big_vision npz.
 
-A state dict holds tensors, not the architecture, so the facts are read off the shapes:
-- D, C, Ph, Pw from the patch kernel (OIHW; HWIO for big_vision); the bias if it is there.
-- prefix tokens from the tensors present: cls, dist (DeiT), registers (their count from reg_token).
-- the table grid: `grid` if given; else the image grid (from `image_size` or the config) when the
-  table's row count fits it; else square: rows - prefix a perfect square (table covers the prefix,
-  timm's default), else rows a perfect square (timm no_embed_class / big_vision). When both are
-  squares (only with 3+ prefix tokens and tiny grids) the covering reading wins; pass
-  `no_embed_class=True` or `grid` to say otherwise.
+A state dict holds tensors, not the architecture, so the facts are read off the shapes
+(checkpoint_shapes.py: kernel, prefix tokens, the table's grid, norms), the rest from the configs
+beside the checkpoint, each field read typed (config_fields.py):
 - image size: `image_size`, else the config's (HF config.json `image_size`, timm hub config.json
   `pretrained_cfg.input_size`), else grid x patch. A different image size than the table's grid
   makes the spec resample the table with the peer's policy.
 - preprocessing: `preprocess` if given; else HF preprocessor_config.json or timm config.json
   mean/std beside the checkpoint; else none (the spec takes normalised floats).
-- pre-norm (timm `norm_pre.*`) and patch norm (timm `patch_embed.norm.*`): a LayerNorm when the
-  checkpoint has its bias, else an RmsNorm (weight only); eps `pre_norm_eps` (default 1e-5, as timm's
-  CLIP models) and `patch_norm_eps` (default 1e-6, timm's LayerNorm and RmsNorm default).
+- norm eps: `pre_norm_eps` (default 1e-5, as timm's CLIP models) and `patch_norm_eps` (default
+  1e-6, timm's LayerNorm and RmsNorm default).
 - timm's other families (Cait, ConVit, SAM, Qwen3-VL towers) are recognised by their other keys and
   config.json's architecture: see timm_family_state.py.
+Only the header and the stem's tensors of a checkpoint are read (bounded memory: see
+vitstem.spec.safetensors_file and vitstem.spec.npy_file).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
-from ..backends.torch.names import from_timm_names  # the shared name table (no torch import)
 from ..errors import SpecError, WeightsError
-from ..spec import Spec, read_safetensors, save_weights
-from .assemble import assemble, checked_preprocess, square_side
-from .big_vision import from_big_vision, read_npz
+from ..spec import Spec
+from .assemble import assemble, checked_preprocess
+from .big_vision import from_big_vision
+from .checkpoint_shapes import norm_facts, pair, table_grid
+from .config_fields import ConfigFields
 from .hf_checkpoint import hf_checkpoint_facts, hf_dynamic
-from .timm import pretrained_cfg_preprocess
-from .timm_family_state import family_checkpoint_facts
-from .timm_names import eval_transform_flags, timm_default_cfg
+from .import_files import checkpoint_tensors, model_file, write_import
+from .timm_checkpoint import timm_checkpoint_facts
+
+__all__ = ["FORMATS", "import_checkpoint", "table_grid", "write_import"]
 
 FORMATS = ("timm", "hf", "big_vision")
 AUTO = "auto"
 
 
-def pair(value) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    values = [int(v) for v in value]
-    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
-
-
-def table_grid(rows: int, prefix: int, patch: tuple[int, int], *, grid=None, image_size=None,
-               no_embed_class: bool | None = None) -> tuple[tuple[int, int], bool]:
-    """(table grid, covers_prefix) for a table of `rows` rows, by the rules in the module docstring."""
-    nec = None if prefix == 0 else no_embed_class
-
-    def readings(n: int) -> list[bool]:
-        """The covers_prefix values under which the table holds n patch rows, preferred first."""
-        options = [prefix > 0] if rows == prefix + n and nec is not True else []
-        return options + ([False] if prefix and rows == n and nec is not False else [])
-
-    if grid is not None:
-        options = readings(grid[0] * grid[1])
-        if not options:
-            raise WeightsError(f"the position table has {rows} rows; a {grid[0]}x{grid[1]} grid with "
-                               f"{prefix} prefix tokens needs {prefix + grid[0] * grid[1]}"
-                               + (f" or {grid[0] * grid[1]}" if prefix else ""))
-        return tuple(grid), options[0]
-    if image_size is not None:
-        image_grid = (image_size[0] // patch[0], image_size[1] // patch[1])
-        options = readings(image_grid[0] * image_grid[1])
-        if options:
-            return image_grid, options[0]
-    for n in (rows - prefix, rows):
-        side = square_side(n)
-        if side is not None and readings(n):
-            return (side, side), readings(n)[0]
-    raise WeightsError(f"the position table has {rows} rows with {prefix} prefix tokens and no square grid "
-                       "fits; give the grid (--grid GH GW) or the image size")
-
-
-def find_prefix(tensors: Mapping, suffix: str, fmt: str) -> str:
-    hits = [k[: -len(suffix)] for k in tensors if k.endswith(suffix)]
-    if len(hits) != 1:
-        found = "none" if not hits else ", ".join(h + suffix for h in hits)
-        raise WeightsError(f"a {fmt} state dict needs exactly one '*{suffix}' tensor; found {found}")
-    return hits[0]
-
-
-MAX_CONFIG_BYTES = 16 << 20  # config.json / preprocessor_config.json: kilobytes in practice
-
-
-def _read_json(path: Path | None, required: bool = False) -> dict:
-    """A JSON object from `path`; {} when it is absent and not `required`; SpecError otherwise."""
-    from ..outputs import shown
-    from ..spec.strict_text import loads_json
-
-    if path is None or (not required and not path.exists()):
-        return {}
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise SpecError(f"{shown(path)}: over the {MAX_CONFIG_BYTES}-byte limit for a config file")
-        data = loads_json(path.read_text("utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
-        raise SpecError(f"cannot read {shown(path)}: {reason}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{shown(path)}: expected a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _timm_facts(tensors: Mapping, config: dict, arch: str | None = None) -> dict:
-    if any(k.endswith("patch_embed.input_proj.weight") for k in tensors):
-        raise SpecError("a Gemma 4 checkpoint (patch_embed.input_proj): file import does not read it yet; build the "
-                        "timm model and use from_timm, which reads its factorised position table at one size")
-    prefix = find_prefix(tensors, "patch_embed.proj.weight", "timm")
-    if any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
-        raise SpecError("this timm model's patch_embed has a CNN backbone, which the spec cannot express")
-    state, family = family_checkpoint_facts({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
-                                            config)
-    cfg = config.get("pretrained_cfg") or {}
-    source = "config.json beside the checkpoint (pretrained_cfg)"
-    if not cfg and arch is not None:
-        cfg, source = timm_default_cfg(arch), f"timm's default pretrained_cfg for {arch}"
-    input_size = cfg.get("input_size")
-    preprocess = pretrained_cfg_preprocess(cfg)
-    return {"weights": from_timm_names(state), "image_size": pair(input_size[1:]) if input_size else None, "resample": "timm",
-            "name": config.get("architecture") or arch or "timm_vit", "preprocess": preprocess,
-            "preprocess_source": source if preprocess is not None else
-            "none: no config.json with pretrained_cfg beside the checkpoint and no --arch, so the spec takes "
-            "normalised floats; pass --arch NAME (the timm model name) or --mean/--std to take pixels",
-            "run_flags": eval_transform_flags(cfg), **family}
-
-
-def _hf_explained(facts: dict, processor: dict | None) -> dict:
+def _hf_explained(facts: dict, processor: ConfigFields | None) -> dict:
     """facts plus where the preprocessing came from and the `vitstem run` flags of the processor's resize."""
-    processor = processor or {}
     flags = None
-    if processor and processor.get("do_resize", True):
-        flags = f"--resize exact --interpolation {'bicubic' if processor.get('resample') == 3 else 'bilinear'}"
+    if processor and processor.boolean("do_resize", True):
+        # PIL's codes, as transformers stores them; `vitstem run` resizes bilinear (2, ViT's default) or bicubic (3).
+        interpolation = {2: "bilinear", 3: "bicubic"}.get(processor.integer("resample", 2, minimum=0, maximum=5))
+        flags = f"--resize exact --interpolation {interpolation}" if interpolation else None
     source = ("preprocessor_config.json beside the checkpoint" if facts.get("preprocess") is not None else
               "none: no preprocessor_config.json with mean/std beside the checkpoint, so the spec takes normalised "
               "floats; pass --mean/--std to take pixels")
@@ -168,7 +73,7 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
         raise FileNotFoundError(2, "No such file or directory", str(path))
     explain = {} if explain is None else explain
     if path.is_dir() and fmt != "big_vision":
-        path = _model_file(path)
+        path = model_file(path)
     image_size = pair(image_size)
     grid = pair(grid)
     if fmt == "big_vision":
@@ -177,15 +82,15 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
             raise SpecError("big_vision import: give --image-size (the grid alone does not say the patch)")
         explain["preprocess_source"] = "--mean/--std/--scale" if given is not None else \
             "none: big_vision checkpoints carry no preprocessing; pass --mean/--std/--scale to take pixels"
-        return from_big_vision(read_npz(path) if path.suffix == ".npz" else _safetensors(path),
+        return from_big_vision(path if path.suffix == ".npz" else checkpoint_tensors(path),
                                image_size=image_size, preprocess=given, name=name or path.stem)
-    tensors = _safetensors(path)
+    tensors = checkpoint_tensors(path)
     config_path = Path(config) if config is not None else path.with_name("config.json")
-    cfg = _read_json(config_path, required=config is not None)
+    cfg = ConfigFields.read(config_path, required=config is not None)
     if fmt == "timm":
-        facts = _timm_facts(tensors, cfg, arch)
+        facts = timm_checkpoint_facts(tensors, cfg, arch)
     else:
-        processor = _read_json(path.with_name("preprocessor_config.json")) if preprocess == AUTO else None
+        processor = ConfigFields.read(path.with_name("preprocessor_config.json")) if preprocess == AUTO else None
         facts = _hf_explained(hf_checkpoint_facts(tensors, cfg, processor), processor)
         patch_norm_eps = facts["patch_norm_eps"]
     w = facts["weights"]
@@ -219,7 +124,7 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
     else:
         explain["preprocess_source"] = "--mean/--std/--scale" if preprocess is not None else \
             "none (--no-preprocess): the spec takes normalised floats"
-    norm, patch_norm = (_norm_facts(w, prefix, eps) for prefix, eps in (("norm_pre", pre_norm_eps),
+    norm, patch_norm = (norm_facts(w, prefix, eps) for prefix, eps in (("norm_pre", pre_norm_eps),
                                                                        ("patch_embed.norm", patch_norm_eps)))
     norm = norm or facts.get("pre_norm")
     return assemble(
@@ -230,50 +135,3 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
         dynamic_image_size=dynamic_image_size)
 
 
-def _model_file(directory: Path) -> Path:
-    """DIR/model.safetensors of a model directory (as save_pretrained / the Hub lay it out)."""
-    if (directory / "model.safetensors").is_file():
-        return directory / "model.safetensors"
-    if (directory / "model.safetensors.index.json").is_file():
-        raise SpecError(f"{directory} holds a sharded checkpoint (model.safetensors.index.json): pass the shard "
-                        "that holds the embeddings")
-    raise SpecError(f"{directory} has no model.safetensors")
-
-
-def _norm_facts(w: Mapping[str, np.ndarray], prefix: str, eps: float) -> tuple | None:
-    """(kind, weight, bias, eps) of the norm PREFIX.*: LayerNorm with a bias, RmsNorm without; None if absent."""
-    if f"{prefix}.weight" not in w:
-        return None
-    bias = w.get(f"{prefix}.bias")
-    return ("layer_norm" if bias is not None else "rms_norm"), w[f"{prefix}.weight"], bias, eps
-
-
-def _safetensors(path: Path) -> dict[str, np.ndarray]:
-    tensors, _ = read_safetensors(path)
-    return tensors
-
-
-def write_import(spec: Spec, weights: Mapping[str, np.ndarray], out_dir: str | os.PathLike,
-                 spec_format: str = "yaml") -> tuple[Path, Path]:
-    """Write DIR/spec.yaml (or .json) and DIR/weights.safetensors atomically; returns both paths."""
-    from ..files import atomic_write_bytes
-
-    from ..outputs import OutputError, shown
-
-    out = Path(out_dir)
-    if not out.parent.is_dir():
-        raise OutputError(f"cannot write into {shown(out)}: directory {shown(out.parent)} does not exist")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{shown(out)}: not a directory")
-    out.mkdir(exist_ok=True)
-    if spec_format == "json":
-        spec_path, text = out / "spec.json", json.dumps(spec.to_dict(), indent=2) + "\n"
-    elif spec_format == "yaml":
-        import yaml
-
-        spec_path, text = out / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False)
-    else:
-        raise SpecError(f"spec format must be yaml or json, got {spec_format!r}")
-    weights_path = save_weights(weights, out / "weights.safetensors", spec)
-    atomic_write_bytes(spec_path, text.encode("utf-8"))
-    return spec_path, weights_path

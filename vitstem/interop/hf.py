@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import SpecError
 from ..spec import Spec
 from .assemble import assemble, checked_preprocess, preprocess_doc
-from .checkpoint import pair
+from .checkpoint_shapes import pair
 from .hf_families import BY_EMBEDDINGS, FAMILIES, REFUSED, HfFamily
 from .hf_stem import native_sincos, resample_facts
 
@@ -29,25 +29,27 @@ _DEFAULT_PROCESSORS = ("ViTImageProcessor", "ViTImageProcessorFast", "ViTFeature
 
 
 def processor_preprocess(processor, channels: int) -> dict | None:
-    """{scale, mean, std} from an image processor object or its preprocessor_config.json dict.
+    """{scale, mean, std} from an image processor object, its preprocessor_config.json dict or ConfigFields.
 
     do_rescale / do_normalize are honoured. A missing mean/std takes ViTImageProcessor's default
     (0.5) only for that processor (or a dict that names none); other processors' defaults differ,
     so a dict of another processor without them is refused. Resizing and cropping are outside the stem.
+    Every field is read typed (SpecError naming it).
     """
+    from .config_fields import ConfigFields
+
     if processor is None:
         return None
-    get = processor.get if isinstance(processor, dict) else lambda key, default: getattr(processor, key, default)
-    scale = float(get("rescale_factor", 1 / 255)) if get("do_rescale", True) else 1.0
-    if get("do_normalize", True):
-        kind = get("image_processor_type", None) or get("feature_extractor_type", None)
-        missing = get("image_mean", None) is None or get("image_std", None) is None
+    fields = processor if isinstance(processor, ConfigFields) else ConfigFields(processor, "the image processor")
+    scale = fields.number("rescale_factor", 1 / 255, positive=True) if fields.boolean("do_rescale", True) else 1.0
+    if fields.boolean("do_normalize", True):
+        kind = fields.text("image_processor_type") or fields.text("feature_extractor_type")
+        missing = fields.raw("image_mean") is None or fields.raw("image_std") is None
         if kind not in (None, *_DEFAULT_PROCESSORS) and missing:
             raise SpecError(f"the {kind} preprocessor config gives no image_mean/image_std, and its defaults are not "
                             "ViT's: pass the preprocessing explicitly (--mean/--std)")
-        mean, std = get("image_mean", 0.5), get("image_std", 0.5)
-        mean = [mean] * channels if np.isscalar(mean) else list(mean)
-        std = [std] * channels if np.isscalar(std) else list(std)
+        mean = fields.numbers("image_mean", [0.5] * channels, channels)
+        std = fields.numbers("image_std", [0.5] * channels, channels, positive=True)
     else:
         mean, std = [0.0] * channels, [1.0] * channels
     return checked_preprocess(preprocess_doc(scale, mean, std), channels)

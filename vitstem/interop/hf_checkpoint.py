@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import SpecError
 from ..spec import Spec, check_weights
 from ..spec.vocabulary import Layout
+from .config_fields import ConfigFields
 from .hf_families import BY_MODEL_TYPE, FAMILIES, REFUSED, REFUSED_MODEL_TYPES, HfFamily
 from .hf_stem import check_divisible, check_native_table, resample_facts
 from .table import stored_table
@@ -25,8 +26,8 @@ from .table import stored_table
 _NO_STEM_TENSORS = ("mask_token",)  # embeddings tensors z0 never uses
 
 
-def _family(config: dict) -> HfFamily:
-    model_type = config.get("model_type")
+def _family(config: ConfigFields) -> HfFamily:
+    model_type = config.text("model_type")
     if model_type in REFUSED_MODEL_TYPES:
         family, peer, reason = REFUSED[REFUSED_MODEL_TYPES[model_type]]
         raise SpecError(f"{family} ({peer}) cannot be converted: {reason}")
@@ -46,17 +47,21 @@ def _names(fam: HfFamily) -> dict[str, str]:
     return {k: v for k, v in names.items() if v is not None}
 
 
-def hf_checkpoint_facts(tensors: Mapping[str, np.ndarray], config: dict, processor: dict) -> dict:
-    """The facts import_checkpoint needs from a transformers safetensors state dict."""
-    from .checkpoint import find_prefix, pair
+def hf_checkpoint_facts(tensors: Mapping[str, np.ndarray], config: ConfigFields,
+                        processor: ConfigFields | None) -> dict:
+    """The facts import_checkpoint needs from a transformers safetensors state dict; the config's fields
+    are read typed, and those the tensors also say (hidden_size, num_channels, patch_size) must agree."""
+    from .checkpoint_shapes import find_prefix
     from .hf import processor_preprocess
 
     fam = _family(config)
-    vision = config.get("vision_config") if isinstance(config.get("vision_config"), dict) else config
-    if fam.family == "ViTMAE" and float(vision.get("mask_ratio", 0.0)) != 0.0:
-        raise SpecError(f"config.json: ViTMAE with mask_ratio {vision['mask_ratio']}: random masking drops patch "
+    vision = config.section("vision_config") or config
+    mask_ratio = vision.number("mask_ratio", 0.0, low=0.0, high=1.0)
+    if fam.family == "ViTMAE" and mask_ratio != 0.0:
+        raise SpecError(f"{vision.source}: ViTMAE with mask_ratio {mask_ratio}: random masking drops patch "
                         "tokens, so z0 is not a function of the image; set mask_ratio to 0")
-    check_native_table(fam, vision, "config.json")
+    check_native_table(fam, {"is_native": vision.boolean("is_native", False)}, vision.source)
+    layer_norm_eps = vision.number("layer_norm_eps", 1e-5, positive=True)
     prefix = find_prefix(tensors, f"{fam.kernel}.weight", "transformers")
     names = _names(fam)
     unknown = sorted(k for k in tensors if k.startswith(prefix) and k[len(prefix):] not in
@@ -78,12 +83,17 @@ def hf_checkpoint_facts(tensors: Mapping[str, np.ndarray], config: dict, process
     if fam.pre_norm and parent is not None and f"{parent}{fam.pre_norm}.weight" in tensors:
         d = canonical["patch_embed.weight"].shape[0]
         bias = tensors.get(f"{parent}{fam.pre_norm}.bias", np.zeros(d, np.float32))
-        pre_norm = (tensors[f"{parent}{fam.pre_norm}.weight"], bias, float(vision.get("layer_norm_eps", 1e-5)))
-    channels = int(canonical["patch_embed.weight"].shape[1])
-    return {"weights": canonical, "image_size": pair(vision.get("image_size")), "resample": fam.resample,
+        pre_norm = (tensors[f"{parent}{fam.pre_norm}.weight"], bias, layer_norm_eps)
+    kernel = canonical["patch_embed.weight"]
+    channels = int(kernel.shape[1])
+    if kernel.ndim == 4:
+        vision.agrees("hidden_size", int(kernel.shape[0]), "the patch kernel's D")
+        vision.agrees("num_channels", channels, "the patch kernel's channel count")
+        vision.agrees("patch_size", tuple(int(p) for p in kernel.shape[2:]), "the patch kernel's size", vision.size)
+    return {"weights": canonical, "image_size": vision.size("image_size"), "resample": fam.resample,
             "no_embed_class": False, "family": fam, "pre_norm": pre_norm,
-            "patch_norm_eps": float(vision.get("rms_norm_eps", 1e-5)),
-            "name": config.get("_name_or_path") or config.get("model_type") or "hf_vit",
+            "patch_norm_eps": vision.number("rms_norm_eps", 1e-5, positive=True),
+            "name": config.text("_name_or_path") or config.text("model_type") or "hf_vit",
             "preprocess": processor_preprocess(processor or None, channels)}
 
 

@@ -108,10 +108,14 @@ def _remainder(pe) -> str:
     return "drop" if _has_remainder(pe) else "refuse"
 
 
-def pretrained_cfg_preprocess(cfg: dict | None) -> dict | None:
-    """timm's eval transform normalises pixels / 255 with the pretrained_cfg's mean and std."""
-    cfg = cfg or {}
-    return preprocess_doc(1 / 255, cfg["mean"], cfg["std"]) if "mean" in cfg and "std" in cfg else None
+def pretrained_cfg_preprocess(cfg, channels: int | None = None) -> dict | None:
+    """timm's eval transform normalises pixels / 255 with the pretrained_cfg's (a dict or ConfigFields)
+    mean and std; SpecError naming a badly typed field."""
+    from .config_fields import ConfigFields
+
+    cfg = cfg if isinstance(cfg, ConfigFields) else ConfigFields(cfg or {}, "pretrained_cfg")
+    mean, std = cfg.numbers("mean", None, channels), cfg.numbers("std", None, channels, positive=True)
+    return preprocess_doc(1 / 255, mean, std) if mean is not None and std is not None else None
 
 
 def _preprocess(model, preprocess):

@@ -28,8 +28,9 @@ from .timm import timm_expressible, to_timm_state_dict
 _GPSA = re.compile(r"blocks\.\d+\.attn\.gating_param$")
 
 
-def family_checkpoint_facts(state: Mapping[str, np.ndarray], config: dict) -> tuple[dict, dict]:
-    """(the stem tensors of `state` (prefix stripped) as z0 sees them, extra import facts)."""
+def family_checkpoint_facts(state: Mapping[str, np.ndarray], architecture: str) -> tuple[dict, dict]:
+    """(the stem tensors of `state` (prefix stripped) as z0 sees them, extra import facts);
+    `architecture`: config.json's, "" when unknown."""
     state = dict(state)
     facts: dict = {}
     if any(k.startswith("blocks_token_only.") for k in state) or any(_GPSA.search(k) for k in state):
@@ -38,7 +39,7 @@ def family_checkpoint_facts(state: Mapping[str, np.ndarray], config: dict) -> tu
     if pos is not None and pos.ndim == 4:  # SAM: (1, gh, gw, D) grid
         facts.update(grid=(int(pos.shape[1]), int(pos.shape[2])), dynamic_image_size=True)
         state["pos_embed"] = np.ascontiguousarray(pos).reshape(1, -1, pos.shape[-1])
-    if str(config.get("architecture", "")).startswith("qwen3_vit"):
+    if architecture.startswith("qwen3_vit"):
         facts.update(resample="big_vision", dynamic_image_size=True)
     return state, facts
 

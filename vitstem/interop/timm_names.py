@@ -23,12 +23,14 @@ def timm_default_cfg(arch: str) -> dict:
     return cfg.to_dict()
 
 
-def eval_transform_flags(cfg: dict) -> str | None:
-    """The `vitstem run` flags that reproduce timm's eval transform for this pretrained_cfg."""
-    if not cfg.get("crop_pct"):
+def eval_transform_flags(cfg) -> str | None:
+    """The `vitstem run` flags that reproduce timm's eval transform for this pretrained_cfg (a dict or
+    ConfigFields); None when `vitstem run` has no such transform."""
+    from .config_fields import ConfigFields
+
+    cfg = cfg if isinstance(cfg, ConfigFields) else ConfigFields(cfg or {}, "pretrained_cfg")
+    crop_pct = cfg.number("crop_pct", None, positive=True)
+    interpolation = cfg.text("interpolation", "bicubic")
+    if not crop_pct or cfg.text("crop_mode", "center") != "center" or interpolation not in ("bicubic", "bilinear"):
         return None
-    mode = cfg.get("crop_mode", "center")
-    if mode != "center":
-        return None
-    return (f"--resize shortest-edge --crop-pct {cfg['crop_pct']} --crop center "
-            f"--interpolation {cfg.get('interpolation', 'bicubic')}")
+    return f"--resize shortest-edge --crop-pct {crop_pct} --crop center --interpolation {interpolation}"

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ExportError, InputError, SpecError
 from ..export.metadata import check_io, expected_io, graph_input, parse_options
 from ..export.metadata import read as read_metadata
-from ..spec.inputs import check_images
+from ..spec.inputs import check_images, check_z0
 from ..spec.model import Spec, load_spec
 
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
@@ -107,11 +107,7 @@ class Stem:
     def __call__(self, images) -> np.ndarray:
         x = self.check(images)
         z0 = self._run(["z0"], x)[0]
-        if not np.isfinite(z0).all():  # finite inputs overflowed inside (preprocessing, float16 compute)
-            bad = int(z0.size - np.count_nonzero(np.isfinite(z0)))
-            raise InputError(f"z0 has {bad} non-finite values although the images are finite: they overflow "
-                             f"{self.options['io_dtype'] if self.options['precision'] != 'fp16' else 'float16'} "
-                             "inside this model (pixel values too large for its preprocessing or precision)")
+        check_z0(z0, inside=self.options["io_dtype"] if self.options["precision"] != "fp16" else "float16")
         hw = x.shape[1:3] if self.layout == "NHWC" else x.shape[2:4]
         expected = (x.shape[0], self.spec.num_tokens(hw), self.spec.embed_dim)
         if z0.shape != expected:  # dynamic dims are checked only here

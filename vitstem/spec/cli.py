@@ -74,15 +74,16 @@ def load_npy(path: str) -> np.ndarray:
         hint = ("image files go to `vitstem run MODEL IMAGE...`; " if what and what.endswith("image") else "")
         raise InputError(f"{path} is not a readable .npy array: {f'it is {what}' if what else 'no NUMPY header'}; "
                          f"{hint}save a batch with np.save('batch.npy', images)")
+    from .npy_file import NotNpy, load_npy_file
+
     try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
+        return load_npy_file(path)
+    except NotNpy as exc:
+        raise InputError(f"{path} is not a readable .npy array: {exc}") from None
+    except OSError as exc:
         if isinstance(exc, FileNotFoundError):
             raise
-        if "allow_pickle" in str(exc):
-            raise InputError(f"{path} is not a readable .npy array: it holds Python objects (an object array, "
-                             "stored as a pickle), which vitstem never loads; save a uint8 or float32 array") from None
-        raise InputError(f"{path} is not a readable .npy array: {exc}") from None
+        raise InputError(f"{path} is not a readable .npy array: {exc.strerror or exc}") from None
 
 
 def save_npy(array: np.ndarray, path: str) -> Path:

@@ -28,7 +28,12 @@ CONVERT = ("python -c \"import torch, safetensors.torch as s; "
 
 
 def first_bytes(path: str | os.PathLike, count: int = 8) -> bytes:
+    """The first `count` bytes of a regular file; b"" for anything else (a FIFO would block)."""
+    import stat
+
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return b""
         with open(path, "rb") as f:
             return f.read(count)
     except OSError:

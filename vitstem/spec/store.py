@@ -1,7 +1,8 @@
 """The safetensors weight store: canonical weights plus the spec digest in the header metadata.
 
 safetensors is a header of JSON plus raw little-endian bytes, so loading never executes anything
-from the file (no pickle anywhere in vitstem).
+from the file (no pickle anywhere in vitstem). Loading reads the header, checks it, and then reads
+only the tensors whose shapes are the spec's: memory is bounded by the spec, not by the file.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import numpy as np
 from ..errors import WeightsError
 from ..files import atomic_write_bytes
 from .model import Spec
-from .weights import check_weights
+from .safetensors_file import NUMPY_DTYPES, SafetensorsFile
+from .weights import check_weights, weight_shapes
 
 META_SPEC_DIGEST = "vitstem.spec_digest"
 META_SPEC = "vitstem.spec"
-# The safetensors dtypes that safetensors.numpy can load (no BF16 or F8 in NumPy).
-NUMPY_DTYPES = ("F64", "F32", "F16", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL", "C64")
 
 
 def save_weights(weights: Mapping[str, np.ndarray], path: str | os.PathLike, spec: Spec) -> Path:
@@ -35,31 +35,10 @@ def save_weights(weights: Mapping[str, np.ndarray], path: str | os.PathLike, spe
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """All tensors and the header metadata of a safetensors file; WeightsError if it is not one."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load
-
-    from .file_kinds import pickle_hint
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
-    try:
-        header_len = int.from_bytes(data[:8], "little")
-        if len(data) < 8 or header_len > len(data) - 8:
-            raise ValueError("truncated or not a safetensors file")
-        header = json.loads(data[8 : 8 + header_len])
-        metadata = header.get("__metadata__") or {}
-        for name, info in header.items():  # safetensors.numpy.load raises a bare KeyError on these
-            if name != "__metadata__" and isinstance(info, dict) and info.get("dtype") not in NUMPY_DTYPES:
-                raise ValueError(f"tensor {name!r} has dtype {info.get('dtype')}, which NumPy cannot hold "
-                                 "(vitstem weights are F32)")
-        tensors = load(data)
-    except (SafetensorError, ValueError, UnicodeDecodeError, AttributeError, RecursionError) as exc:
-        raise WeightsError(f"{path} is not a readable safetensors file: {pickle_hint(path) or exc}") from None
-    return tensors, dict(metadata)
+    """All tensors (read-only views of a memory map: copy what you keep) and the header metadata of a
+    safetensors file, its header checked first (see safetensors_file); WeightsError if it is not one."""
+    file = SafetensorsFile(path)
+    return file.tensors(), file.metadata
 
 
 def _saved_for(metadata: dict) -> str:
@@ -82,14 +61,31 @@ def load_weights(path: str | os.PathLike, spec: "Spec | str | os.PathLike", *,
     from .model import load_spec
 
     spec = load_spec(spec)
-    tensors, metadata = read_safetensors(path)
+    file = SafetensorsFile(path)
+    metadata = file.metadata
     stored = metadata.get(META_SPEC_DIGEST)
     if stored is not None and not other_spec and stored != spec.digest():
         saved_for = _saved_for(metadata)
         raise WeightsError(f"{path}: saved for spec {saved_for}{stored}, not for this spec {spec.name!r} "
                            f"({spec.digest()}); a weights file belongs to the spec saved beside it")
     try:
-        return check_weights(tensors, spec)
+        return check_weights(_spec_sized(file, spec), spec)
     except WeightsError as exc:
-        message = peer_checkpoint_message(path, tensors)
+        message = peer_checkpoint_message(path, file.declared)
         raise WeightsError(message or f"{path}: {exc}") from None
+
+
+def _spec_sized(file: SafetensorsFile, spec: Spec) -> dict[str, np.ndarray]:
+    """The file's tensors for check_weights, reading only those whose declared shape is the spec's
+    (owned, writable copies: memory bounded by the spec); zero-byte stand-ins of the declared dtype
+    and shape for the others, whose problems check_weights names from the shape alone."""
+    expected = weight_shapes(spec)
+    out, unexpected = {}, np.zeros(0, np.float32)  # an unexpected weight is named, its value never looked at
+    for name, (dtype, shape) in file.declared.items():
+        if dtype not in NUMPY_DTYPES or expected.get(name) == shape:  # unreadable dtypes are named by tensors()
+            out[name] = np.array(file.tensors([name])[name])
+        elif name not in expected:
+            out[name] = unexpected
+        else:
+            out[name] = np.broadcast_to(np.zeros((), NUMPY_DTYPES[dtype]), shape)
+    return out

@@ -22,10 +22,12 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import InputError, WeightsError
+from .inputs import faithful_array
 from .model import Norm, Spec, load_spec
 
 DTYPE = np.float32
-NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")  # initialised around 1, as the peers do
+NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")
+MAX_PROBLEMS = 20  # listed in one WeightsError; the rest are counted  # initialised around 1, as the peers do
 
 
 def weight_shapes(spec: "Spec | str") -> dict[str, tuple[int, ...]]:
@@ -107,9 +109,30 @@ def weight_problems(weights: Mapping[str, object], spec: Spec) -> list[str]:
     return problems
 
 
+def _native(weights: Mapping[str, object], problems: list[str]) -> Mapping[str, object]:
+    """The arrays of `weights` by the one dtype rule of spec.inputs.faithful_array: another byte order
+    becomes native (same values); a masked array with masked entries is a problem."""
+    if not isinstance(weights, Mapping):
+        return weights
+    out = dict(weights)
+    for name, value in weights.items():
+        if isinstance(value, np.ndarray) and (isinstance(value, np.ma.MaskedArray) or not value.dtype.isnative):
+            try:
+                out[name] = faithful_array(value, f"weight {name!r}")
+            except InputError as exc:
+                problems.append(str(exc))
+                out[name] = np.ma.getdata(value)  # so the other checks see plain values
+    return out
+
+
 def check_weights(weights: Mapping[str, object], spec: Spec) -> dict[str, np.ndarray]:
-    """`weights` as a plain dict after checking it against `spec`; WeightsError lists every problem."""
-    problems = weight_problems(weights, spec)
+    """`weights` as a plain dict after checking it against `spec`; WeightsError lists every problem.
+    Arrays in another byte order come back native (the same values)."""
+    problems: list[str] = []
+    weights = _native(weights, problems)
+    problems += weight_problems(weights, spec)
+    if len(problems) > MAX_PROBLEMS:  # a hostile file may name a million tensors: keep the line readable
+        problems = problems[:MAX_PROBLEMS] + [f"and {len(problems) - MAX_PROBLEMS} more problems"]
     if problems:
         raise WeightsError("; ".join(problems))
     return dict(weights)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...spec import Spec
 from ...spec.exact import sum_in_order
-from ...spec.inputs import check_images
+from ...spec.inputs import check_images, check_z0
 from ...spec.position import position_table
 from ...spec.remainder import cropped_size
 from ...spec.weights import check_weights
@@ -128,7 +128,7 @@ def normalize(norm, weights: Mapping[str, np.ndarray], prefix: str, z: np.ndarra
 
 def forward(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
     """z0 of shape (B, prefix + N, D), float32."""
-    return unrounded(spec, weights, images, profile).astype(np.float32)
+    return check_z0(unrounded(spec, weights, images, profile).astype(np.float32))
 
 
 def unrounded(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:

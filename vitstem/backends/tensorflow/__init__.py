@@ -11,7 +11,7 @@ from typing import Mapping
 import numpy as np
 
 from ...spec import Spec, check_weights
-from ...spec.inputs import check_images
+from ...spec.inputs import check_images, check_z0
 from .layer import VitStemLayer
 from .stem import check_profile
 
@@ -23,4 +23,4 @@ def forward(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str 
     check_profile(profile)
     weights = check_weights(weights, spec)
     images, _ = check_images(spec, images)
-    return VitStemLayer.from_weights(spec, weights, profile)(images).numpy()
+    return check_z0(VitStemLayer.from_weights(spec, weights, profile)(images).numpy())

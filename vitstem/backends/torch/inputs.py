@@ -7,7 +7,7 @@ import torch
 
 from ...errors import InputError
 from ...spec import Spec
-from ...spec.inputs import check_images, image_hw
+from ...spec.inputs import check_images, check_z0, image_hw
 
 
 def tracing() -> bool:
@@ -36,12 +36,13 @@ def check_output_finite(spec: Spec, images: torch.Tensor, z: torch.Tensor) -> No
     Any NaN or Inf pixel makes every output of its patch NaN or Inf (x * 0 is NaN for x = Inf), so
     a finite z0 proves finite pixels; z0 was just written, so this pass reads warm memory where
     checking the batch first read it cold (measured ~5 % of a batch-1 ViT-B/16 forward). A
-    non-finite z0 from finite pixels (float32 overflow) is returned as it is, as before.
+    non-finite z0 from finite pixels (an overflow) is refused too, by the shared `check_z0`.
     """
     if tracing():
         return
-    if not np.isfinite(_as_array(z)).all():
-        check_images(spec, _as_array(images))
+    values = _as_array(z)
+    if not np.isfinite(values).all():
+        check_z0(values, spec, _as_array(images), inside=str(z.dtype).removeprefix("torch."))
 
 
 def _as_array(x: torch.Tensor) -> np.ndarray:
