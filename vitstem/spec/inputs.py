@@ -19,7 +19,7 @@ MAX_ELEMENTS = MAX_TENSOR_ELEMENTS  # per call, for the images and for z0 (2**28
 
 def image_hw(spec: Spec, shape: tuple[int, ...]) -> tuple[int, int]:
     """(H, W) of a batch shape in the spec's layout."""
-    return (shape[2], shape[3]) if spec.input.layout == "NCHW" else (shape[1], shape[2])
+    return spec.input.layout.image_hw(shape)
 
 
 def faithful_array(x: np.ndarray, what: str = "images") -> np.ndarray:
@@ -70,12 +70,11 @@ def check_images(spec: Spec, images, finite: bool = True) -> tuple[np.ndarray, t
     except Exception as exc:  # ragged lists and other non-arrays
         raise InputError(f"images cannot be read as an array: {exc}") from None
     layout = spec.input.layout
-    expect = "(B, C, H, W)" if layout == "NCHW" else "(B, H, W, C)"
     if x.ndim != 4:
-        raise InputError(f"images have shape {x.shape}; expected rank 4, {expect} ({layout})")
+        raise InputError(f"images have shape {x.shape}; expected rank 4, {layout.axes} ({layout})")
     if x.shape[0] == 0:
         raise InputError(f"images have shape {x.shape}: the batch is empty")
-    channels = x.shape[1] if layout == "NCHW" else x.shape[3]
+    channels = layout.channels(x.shape)
     if channels != spec.in_channels:
         raise InputError(f"images have shape {x.shape}: {channels} channels at the {layout} channel axis, "
                          f"expected {spec.in_channels} (is the layout right?)")
