@@ -24,7 +24,7 @@ def _deploy(args) -> int:
     image_size = args.image_size if args.image_size in ("fixed", "dynamic") else parse_sizes(args.image_size)
     calibration = None
     if args.calibration:
-        from ..spec.cli import load_npy
+        from ..npy_files import load_npy
 
         calibration = load_npy(args.calibration)
     path = export_model(model, args.output, image_size=image_size, precision=args.precision, batch=args.batch,

@@ -44,7 +44,7 @@ def _export(args) -> int:
     image_size = args.image_size if args.image_size in ("fixed", "dynamic") else parse_sizes(args.image_size)
     calibration = None
     if args.calibration:
-        from ..spec.cli import load_npy
+        from ..npy_files import load_npy
 
         calibration = load_npy(args.calibration)
     path = export_onnx(spec, weights, args.output, opset=args.opset, precision=args.precision, profile=args.profile,

@@ -33,7 +33,7 @@ def _calibration(path, meta: dict, calibration):
         raise ExportError(f"{path}: calibrated on user images ({stored}); pass them with --calibration to prove "
                           "provenance")
     if isinstance(calibration, str):
-        from ..spec.cli import load_npy
+        from ..npy_files import load_npy
 
         calibration = load_npy(calibration)
     return calibration

@@ -31,7 +31,7 @@ def export_tflite(args) -> Path:
         size = sizes[0]
     from ..conformance.matrix import sample_images
     from ..spec import load_spec, load_weights
-    from ..spec.cli import load_npy
+    from ..npy_files import load_npy
 
     spec = load_spec(args.spec)
     weights = load_weights(args.weights, spec)

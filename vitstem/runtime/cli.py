@@ -66,7 +66,7 @@ def read_image(path: str, stem, fit: dict | None = None) -> np.ndarray:
 
 def read_inputs(paths: list[str], stem, fit: dict | None = None) -> np.ndarray:
     """One batch from .npy batches (concatenated) or image files (stacked, in the model's layout)."""
-    from ..spec.cli import load_npy
+    from ..npy_files import load_npy
 
     if all(p.lower().endswith(".npy") for p in paths):
         arrays = [load_npy(p) for p in paths]
@@ -85,7 +85,7 @@ def read_inputs(paths: list[str], stem, fit: dict | None = None) -> np.ndarray:
 
 
 def _run(args) -> int:
-    from ..spec.cli import save_npy
+    from ..npy_files import save_npy
     from . import load
 
     from ..outputs import check_distinct
@@ -107,7 +107,7 @@ def _save_outputs(args, outputs: dict, path: str) -> int:
     import io
 
     from ..files import atomic_write_bytes
-    from ..spec.cli import save_npy
+    from ..npy_files import save_npy
 
     if path.lower().endswith(".npz"):
         buffer = io.BytesIO()

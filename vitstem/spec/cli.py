@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from ..cli_numbers import non_negative_int
-
-import io
 import json
 import sys
-from pathlib import Path
 
-import numpy as np
-
-from ..errors import InputError
+from ..cli_numbers import non_negative_int
 from ..json_output import add_json_flag, emit
 from ..native_stderr import add_verbose_flag
 
@@ -63,40 +57,10 @@ def _init(args) -> int:
     return 0
 
 
-def load_npy(path: str) -> np.ndarray:
-    """An array from a .npy file, never unpickling; InputError if it is not one (an image file, a
-    pickle, an object array: each named as what it is)."""
-    from .file_kinds import first_bytes, sniff
-
-    head = first_bytes(path, 6)
-    if head and head != b"\x93NUMPY":
-        what = sniff(path)
-        hint = ("image files go to `vitstem run MODEL IMAGE...`; " if what and what.endswith("image") else "")
-        raise InputError(f"{path} is not a readable .npy array: {f'it is {what}' if what else 'no NUMPY header'}; "
-                         f"{hint}save a batch with np.save('batch.npy', images)")
-    try:
-        return np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        if "allow_pickle" in str(exc):
-            raise InputError(f"{path} is not a readable .npy array: it holds Python objects (an object array, "
-                             "stored as a pickle), which vitstem never loads; save a uint8 or float32 array") from None
-        raise InputError(f"{path} is not a readable .npy array: {exc}") from None
-
-
-def save_npy(array: np.ndarray, path: str) -> Path:
-    """Write a .npy file atomically."""
-    from ..files import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
 def _forward(args) -> int:
     from ..backends import forward
     from ..cli import checksum
+    from ..npy_files import load_npy, save_npy
     from .model import load_spec
     from .store import load_weights
 
