@@ -12,7 +12,8 @@ from ..errors import ExportError, InputError, SpecError
 from ..export.metadata import check_io, expected_io, graph_input, parse_options
 from ..export.metadata import read as read_metadata
 from ..spec.inputs import check_images
-from ..spec.model import Spec, load_spec
+from ..spec.loading import load_spec
+from ..spec.model import Spec
 
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}

@@ -21,14 +21,14 @@ def _spec_list(args) -> int:
 
 
 def _spec_show(args) -> int:
-    from .model import load_spec
+    from .loading import load_spec
 
     print(json.dumps(load_spec(args.spec).to_dict(), indent=2))
     return 0
 
 
 def _spec_validate(args) -> int:
-    from .model import load_spec
+    from .loading import load_spec
 
     results = []
     for source in args.specs:
@@ -46,7 +46,7 @@ def _spec_schema(args) -> int:
 
 
 def _init(args) -> int:
-    from .model import load_spec
+    from .loading import load_spec
     from .store import save_weights
     from .weights import init_weights
 
@@ -61,7 +61,7 @@ def _forward(args) -> int:
     from ..backends import forward
     from ..cli import checksum
     from ..npy_files import load_npy, save_npy
-    from .model import load_spec
+    from .loading import load_spec
     from .store import load_weights
 
     from ..outputs import check_distinct
@@ -78,7 +78,9 @@ def _forward(args) -> int:
 
 
 def register(sub) -> None:
-    spec = sub.add_parser("spec", help="list, show, validate presets and spec files; print the JSON Schema")
+    spec = sub.add_parser("spec", help="list, show, validate presets and spec files; print the JSON Schema",
+                          description="A SPEC is a preset name (`vitstem spec list`) or a YAML/JSON file. A preset "
+                                      "name always means the preset: write ./NAME for a file named like one.")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="ACTION")
     spec_sub.add_parser("list", help="list the presets").set_defaults(run=_spec_list)
     show = spec_sub.add_parser("show", help="print a spec (file or preset) with every field explicit")

@@ -22,7 +22,8 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import InputError, WeightsError
-from .model import Norm, Spec, load_spec
+from .loading import load_spec
+from .model import Norm, Spec
 
 DTYPE = np.float32
 NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")  # initialised around 1, as the peers do
