@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..errors import ExportError
 from ..export import metadata
+from ..spec.exported import read_metadata
 from .encoder import encoder_module, export_encoder, stem_removed
 from .families import family_of, peer_version, with_preprocess
 from .join import PREFIX, checked, join
@@ -86,7 +87,7 @@ def _int8(whole, spec, opts, calibration):
     from ..export.build import input_dtype, input_layout
     from ..export.quantize import check_calibration, quantize_int8, synthetic_images
 
-    meta = metadata.read(whole.metadata_props)
+    meta = read_metadata(whole.metadata_props)
     dtype, layout = input_dtype(spec, opts), input_layout(spec, opts)
     images = (synthetic_images(spec, opts, layout, dtype) if calibration is None
               else check_calibration(calibration, dtype, layout, spec))

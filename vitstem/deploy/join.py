@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..errors import ExportError
 from ..export import metadata
-from ..export.encoder_meta import encoder_json
 from ..spec import load_spec
+from ..spec.exported import parse_options, read_metadata
 
 PREFIX = "encoder/"
 STEM_OUTPUT = "z0"
@@ -35,14 +35,14 @@ def _load(path, what):
 
 def stem_facts(stem, source="stem") -> tuple:
     """(spec, options, metadata) of a vitstem stem ModelProto; ExportError if it is not one."""
-    meta = metadata.read(stem.metadata_props, source)
+    meta = read_metadata(stem.metadata_props, source)
     if "encoder" in meta:
         raise ExportError(f"{source}: already a whole model (it has vitstem.encoder); join a stem from `vitstem export`")
     if "spec" not in meta or "export_options" not in meta:
         raise ExportError(f"{source}: no vitstem.spec / vitstem.export_options metadata; the stem must come from "
                           "`vitstem export`")
     spec = load_spec(json.loads(meta["spec"]))
-    return spec, metadata.parse_options(meta["export_options"], source), meta
+    return spec, parse_options(meta["export_options"], source), meta
 
 
 def _encoder_input(encoder, name, source):
@@ -148,7 +148,7 @@ def join(stem, encoder, info: dict, *, encoder_input: str | None = None, source=
                                    ir_version=max(stem.ir_version, encoder.ir_version),
                                    producer_name=stem.producer_name, producer_version=stem.producer_version)
     model.functions.extend(list(encoder.functions))
-    values = dict(meta, encoder=encoder_json({**info, "digest": digest, "input": value.name, "outputs": outputs}))
+    values = dict(meta, encoder=metadata.encoder_json({**info, "digest": digest, "input": value.name, "outputs": outputs}))
     values["graph_digest"] = metadata.graph_digest(model.graph)
     metadata.attach(model, values)
     model.doc_string = f"vitstem stem of {spec.name} joined to {info['peer']} {info['class']}"

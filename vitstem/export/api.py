@@ -12,6 +12,7 @@ from ..errors import ExportError
 from ..files import atomic_write_bytes
 from ..spec import Spec, load_spec, load_weights
 from ..spec.digest import weights_digest
+from ..spec.exported import read_metadata
 from ..spec.weights import check_weights
 from . import metadata
 from .build import build_model, input_dtype, input_layout
@@ -106,7 +107,7 @@ def model_bytes(model) -> bytes:
 def resealed_bytes(model) -> bytes:
     """`model_bytes` of a model whose vitstem metadata was built from another file's (e.g. a stem joined
     to an encoder): its vitstem.digest is reset to the placeholder first, then sealed for these bytes."""
-    values = metadata.read(model.metadata_props)
+    values = read_metadata(model.metadata_props)
     values["digest"] = PLACEHOLDER
     metadata.attach(model, values)
     return model_bytes(model)

@@ -15,16 +15,18 @@ float32 once.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Mapping
 
 import numpy as np
 from onnx import helper
 
 from ..spec import Spec
+from ..spec.exported import expected_io
+from ..spec.vocabulary import INPUT_NAME, OUTPUT_NAME, Layout, graph_input
 from . import folding
 from . import graph as G
 from .norms import normalize
-from .metadata import graph_input
 from .options import ExportOptions
 
 PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see the README design notes)
@@ -37,7 +39,7 @@ PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see the README 
 CONV_FOR_NCHW = True
 
 
-def input_layout(spec: Spec, opts: ExportOptions) -> str:
+def input_layout(spec: Spec, opts: ExportOptions) -> Layout:
     return graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)[0]
 
 
@@ -45,18 +47,10 @@ def input_dtype(spec: Spec, opts: ExportOptions) -> str:
     return graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)[1]
 
 
-def _input_info(spec: Spec, opts: ExportOptions):
-    batch = "batch" if opts.batch is None else opts.batch
-    h, w = opts.fixed_size or ("height", "width")
-    c = spec.in_channels
-    shape = [batch, c, h, w] if input_layout(spec, opts) == "NCHW" else [batch, h, w, c]
-    return helper.make_tensor_value_info("images", G.ONNX_DTYPES[input_dtype(spec, opts)], shape)
-
-
-def _output_info(spec: Spec, opts: ExportOptions):
-    batch = "batch" if opts.batch is None else opts.batch
-    tokens = spec.num_tokens(opts.fixed_size) if opts.fixed_size else "tokens"
-    return helper.make_tensor_value_info("z0", G.ONNX_DTYPES[opts.io_dtype], [batch, tokens, spec.embed_dim])
+def _io_infos(spec: Spec, opts: ExportOptions) -> list:
+    """The graph's input and output ValueInfos: the contract a reader checks (vitstem.spec.exported)."""
+    return [helper.make_tensor_value_info(name, G.ONNX_DTYPES[dtype], shape)
+            for name, dtype, shape in expected_io(spec, asdict(opts))]
 
 
 def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bias, dtype,
@@ -133,7 +127,7 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     pre = spec.input.preprocess
     g = G.GraphBuilder(opts.opset)
 
-    x = "images"
+    x = INPUT_NAME
     if spec.input.remainder == "drop" and _needs_crop(spec, opts, exact, layout):
         x = G.crop(g, x, layout, spec.patch_size, opts.fixed_size)
     if input_dtype(spec, opts) != dtype.name:
@@ -167,10 +161,10 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     if dtype.name != opts.io_dtype:
         z = G.cast(g, "output", z, opts.io_dtype)
     # The last node writes z0 directly (no Identity).
-    g.nodes[-1].output[0] = "z0"
+    g.nodes[-1].output[0] = OUTPUT_NAME
     # ONNX requires a non-empty graph name; "" is a valid spec name.
-    return helper.make_graph(g.nodes, spec.name or "vitstem_stem", [_input_info(spec, opts)], [_output_info(spec, opts)],
-                             g.initializers)
+    graph_in, graph_out = _io_infos(spec, opts)
+    return helper.make_graph(g.nodes, spec.name or "vitstem_stem", [graph_in], [graph_out], g.initializers)
 
 
 def build_model(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptions, producer_version: str):

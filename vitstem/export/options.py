@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass
 
 from ..errors import ExportError, InputError
 from ..spec import Spec
+from ..spec.exported import MIN_OPSET
 
-MIN_OPSET = 13
 DEFAULT_OPSET = 18  # LayerNormalization (17) and antialiased Resize (18); ONNX Runtime >= 1.14 loads it
 PRECISIONS = ("fp32", "fp16", "int8")
 PROFILES = ("fast", "exact")
