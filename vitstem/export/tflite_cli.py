@@ -7,10 +7,11 @@ from pathlib import Path
 
 from ..errors import ExportError
 from ..files import atomic_write_bytes
+from ..spec.vocabulary import Precision, Profile
 from .options import parse_sizes
 
 # ONNX-only options and the value that means "not given"
-ONNX_ONLY = {"opset": None, "profile": "fast", "preprocess_in_graph": False, "io_dtype": None, "ort": False}
+ONNX_ONLY = {"opset": None, "profile": Profile.FAST, "preprocess_in_graph": False, "io_dtype": None, "ort": False}
 
 
 def export_tflite(args) -> Path:
@@ -36,7 +37,7 @@ def export_tflite(args) -> Path:
     spec = load_spec(args.spec)
     weights = load_weights(args.weights, spec)
     representative = None
-    if args.precision == "int8":
+    if args.precision == Precision.INT8:
         representative = (load_npy(args.calibration) if args.calibration
                           else sample_images(spec, 8, size or spec.image_size, seed=12345))
     elif args.calibration:

@@ -7,6 +7,7 @@ import numpy as np
 from ..cli_numbers import positive_int
 from ..errors import InputError
 from ..json_output import add_json_flag, emit
+from ..spec.vocabulary import Layout
 
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 # Modes whose pixels are 8-bit (or a palette of 8-bit colours): converted to L/RGB/RGBA without loss of range.
@@ -81,7 +82,7 @@ def read_inputs(paths: list[str], stem, fit: dict | None = None) -> np.ndarray:
     if len(sizes) > 1:
         raise InputError(f"the images have different sizes {sorted(sizes)}; one batch needs one size")
     batch = np.stack(frames)  # (B, H, W, C)
-    return batch if stem.layout == "NHWC" else batch.transpose(0, 3, 1, 2)
+    return batch if stem.layout == Layout.NHWC else batch.transpose(Layout.NHWC.to_nchw)
 
 
 def _run(args) -> int:

@@ -8,6 +8,7 @@ import sys
 from ..cli_numbers import non_negative_int
 from ..json_output import add_json_flag, emit
 from ..native_stderr import add_verbose_flag
+from .vocabulary import Profile
 
 
 def _spec_list(args) -> int:
@@ -110,7 +111,7 @@ def register(sub) -> None:
     fwd.add_argument("-o", "--output", required=True, help="z0.npy to write")
     fwd.add_argument("--backend", default="numpy", choices=("numpy", "torch", "tensorflow"),
                      help="numpy (default, the reference), torch or tensorflow")
-    fwd.add_argument("--profile", default="fast", choices=("fast", "exact"),
+    fwd.add_argument("--profile", default=Profile.FAST.value, choices=Profile.choices(),
                      help="fast (default): float32; exact: float64, bit-identical to the reference")
     add_json_flag(fwd)
     add_verbose_flag(fwd)
