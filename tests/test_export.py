@@ -116,7 +116,7 @@ def test_file_is_weights_plus_a_few_kilobytes_and_byte_identical(tmp_path):
 def test_metadata_describes_the_model():
     import json
 
-    from vitstem.export.metadata import read
+    from vitstem.spec.exported import read_metadata as read
     from vitstem.spec.digest import weights_digest
 
     spec, weights = spec_and_weights(TINY)

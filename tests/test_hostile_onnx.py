@@ -173,7 +173,7 @@ def test_spec_metadata_that_no_longer_matches_the_graph_is_refused_by_the_runtim
 @pytest.mark.parametrize("where", [b"images", b"vitstem.spec_digest", b"vitstem.version"])
 def test_invalid_utf8_in_names_or_metadata_is_refused(exported, tmp_path, where):
     """One byte 0xff in the graph input's name or a metadata key: onnx.checker raised UnicodeDecodeError,
-    metadata.read TypeError (protobuf hands back bytes), and the runtime's get_modelmeta UnicodeDecodeError."""
+    read_metadata TypeError (protobuf hands back bytes), and the runtime's get_modelmeta UnicodeDecodeError."""
     from vitstem.export import check_onnx
     from vitstem.runtime import load
 

@@ -59,7 +59,7 @@ def test_a_copied_weights_digest_does_not_prove_provenance(two_exports, tmp_path
     """a1's graph (weights seed 1) labelled with a0's weights digest and resealed: the digests all agree,
     but exporting w0 again gives other bytes."""
     from vitstem.export import check_onnx
-    from vitstem.export.metadata import read
+    from vitstem.spec.exported import read_metadata as read
 
     d = two_exports
     copied = read(__import__("onnx").load(str(d / "a0.onnx")).metadata_props)["weights_digest"]

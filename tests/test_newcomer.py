@@ -93,7 +93,7 @@ def test_dynamic_size_needs_the_spec_and_the_cli_says_how(user):
 
 def test_check_refuses_a_model_whose_sizes_its_spec_refuses(user, tmp_path):
     from vitstem.export import build_onnx
-    from vitstem.export import metadata as meta
+    from vitstem.spec import exported as meta
 
     spec = vitstem.load_spec(user[0] / "stem" / "spec.yaml")
     weights = vitstem.load_weights(user[0] / "stem" / "weights.safetensors", spec)
@@ -102,7 +102,7 @@ def test_check_refuses_a_model_whose_sizes_its_spec_refuses(user, tmp_path):
     props["vitstem.spec"].value = spec.to_json()
     props["vitstem.spec_digest"].value = spec.digest()
     (tmp_path / "old.onnx").write_bytes(model.SerializeToString())
-    assert meta.read(model.metadata_props)["spec_digest"] == spec.digest()
+    assert meta.read_metadata(model.metadata_props)["spec_digest"] == spec.digest()
     with pytest.raises(vitstem.ExportError, match="dynamic_image_size: false.*--dynamic-image-size"):
         from vitstem.export.checks import check_onnx
 

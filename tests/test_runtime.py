@@ -93,8 +93,13 @@ import sys
 class Block:
     BLOCKED = {"torch", "torchvision", "tensorflow", "keras", "jax", "onnx", "onnxscript", "safetensors", "yaml",
                "timm", "transformers", "scipy", "PIL"}
+    # vitstem's own packages the edge runtime must not need (the exporter, the framework backends).
+    BLOCKED_VITSTEM = ("vitstem.export", "vitstem.backends.torch", "vitstem.backends.tensorflow", "vitstem.deploy")
+    @classmethod
+    def blocked(cls, name):
+        return name.split(".")[0] in cls.BLOCKED or any(name == p or name.startswith(p + ".") for p in cls.BLOCKED_VITSTEM)
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.BLOCKED:
+        if self.blocked(name):
             raise ImportError(f"blocked import of {name}")
         return None
 sys.meta_path.insert(0, Block())
@@ -103,13 +108,14 @@ import vitstem.runtime
 stem = vitstem.runtime.load(sys.argv[1])
 z = stem(np.load(sys.argv[2]))
 np.save(sys.argv[3], z)
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in Block.BLOCKED)
+heavy = sorted(m for m in sys.modules if Block.blocked(m))
 assert not heavy, heavy
 print(stem.spec.name)
 """
 
 
 def test_runtime_needs_only_numpy_and_onnxruntime(tmp_path, small_model):
+    """Loading and running a stem imports neither onnx nor vitstem.export (nor any framework)."""
     spec, _, path = small_model
     x = images(spec)
     np.save(tmp_path / "x.npy", x)
@@ -120,10 +126,12 @@ def test_runtime_needs_only_numpy_and_onnxruntime(tmp_path, small_model):
     np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), vitstem.runtime.load(path)(x))
 
 
-def test_blocker_really_blocks(tmp_path):
-    code = BLOCKER.split("import numpy as np")[0] + "import onnx\n"
+@pytest.mark.parametrize("module", ["onnx", "vitstem.export", "vitstem.export.metadata"])
+def test_blocker_really_blocks(module):
+    code = BLOCKER.split("import numpy as np")[0] + f"import {module}\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode != 0 and "blocked import of onnx" in result.stderr
+    first_blocked = "onnx" if module == "onnx" else "vitstem.export"
+    assert result.returncode != 0 and f"blocked import of {first_blocked}\n" in result.stderr, result.stderr
 
 
 def test_cli_run_with_npy_and_with_image_files(tmp_path, small_model):

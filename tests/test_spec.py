@@ -132,6 +132,25 @@ resample: {policy: hf_pytorch}
         vitstem.load_spec("vit_gigantic_patch3_7")
 
 
+def test_a_preset_name_always_means_the_preset(tmp_path, monkeypatch):
+    """A file in the working directory named like a preset does not shadow it; ./NAME, a Path or a
+    .yaml suffix load the file."""
+    monkeypatch.chdir(tmp_path)
+    shadow = json.dumps({**BASE, "name": "shadow"})
+    for name in ("vitstem_tiny_test", "vitstem_tiny_test.yaml", "odd_name"):
+        (tmp_path / name).write_text(shadow)
+    assert vitstem.load_spec("vitstem_tiny_test").name == "vitstem_tiny_test"
+    assert vitstem.load_spec("vitstem_tiny_test").image_size == (12, 16)
+    for path in ("./vitstem_tiny_test", str(tmp_path / "vitstem_tiny_test"), "vitstem_tiny_test.yaml", "odd_name"):
+        assert vitstem.load_spec(path).name == "shadow", path
+    from pathlib import Path
+
+    assert vitstem.load_spec(Path("vitstem_tiny_test")).name == "shadow"
+    assert vitstem.load_spec(Path("vitstem_tiny_test")).image_size == (32, 48)
+    with pytest.raises(vitstem.SpecError, match="'./vit_base_patch16_224' is neither a spec file nor a preset"):
+        vitstem.load_spec("./vit_base_patch16_224")
+
+
 def test_presets_cover_the_family_and_variants():
     names = set(preset_names())
     for size in ("tiny", "small", "base", "large", "huge"):

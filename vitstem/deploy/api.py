@@ -17,12 +17,11 @@ from pathlib import Path
 
 from ..errors import ExportError
 from ..export import metadata
+from ..spec.exported import read_metadata
+from ..spec.vocabulary import Precision, graph_input
 from .encoder import encoder_module, export_encoder, stem_removed
 from .families import family_of, peer_version, with_preprocess
 from .join import PREFIX, checked, join
-
-PRECISIONS = ("fp32", "fp16", "int8")
-
 
 @contextlib.contextmanager
 def _eval_mode(model):
@@ -50,20 +49,20 @@ def build_model(model, *, image_size="fixed", precision="fp32", preprocess_in_gr
     from ..export.api import build_onnx
     from ..export.options import resolve_options
 
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in Precision.choices():
+        raise ExportError(f"precision must be one of {', '.join(Precision.choices())}, got {precision!r}")
     family = family_of(model)
     with _eval_mode(model), torch.no_grad():
         spec, weights = family.convert(model, image_size != "fixed")
         spec = with_preprocess(spec, preprocess)
         _check_size_option(model, spec, image_size)
-        stem_precision = "fp32" if precision == "int8" else precision
+        stem_precision = Precision.FP32.value if precision == Precision.INT8 else precision
         opts = resolve_options(spec, opset=opset, precision=stem_precision, batch=batch, image_size=image_size,
                                preprocess_in_graph=preprocess_in_graph)
         stem = build_onnx(spec, weights, opset=opset, precision=stem_precision, batch=batch, image_size=image_size,
                           preprocess_in_graph=preprocess_in_graph)
         tokens = spec.num_tokens(opts.sizes[0] if opts.sizes else spec.image_size)
-        half = precision == "fp16"
+        half = precision == Precision.FP16
         peer = copy.deepcopy(model).half() if half else model  # the user's model is left as it was
         with stem_removed(family.stem_parts(peer, spec)):
             encoder = encoder_module(peer, family, spec, torch.float16 if half else None)
@@ -72,7 +71,7 @@ def build_model(model, *, image_size="fixed", precision="fp32", preprocess_in_gr
             proto, digest = export_encoder(encoder, names, spec, opts.opset, tokens, exporter, sizes=opts.sizes)
     info = {"peer": family.peer, "class": type(model).__name__, "version": peer_version(family), "digest": digest}
     whole = join(stem, proto, info)
-    if precision == "int8":
+    if precision == Precision.INT8:
         whole = _int8(whole, spec, opts, calibration)
     return checked(whole)
 
@@ -83,11 +82,10 @@ def _int8(whole, spec, opts, calibration):
     `calibration` or the stem's seeded synthetic images; metadata re-attached with precision int8."""
     import onnx
 
-    from ..export.build import input_dtype, input_layout
     from ..export.quantize import check_calibration, quantize_int8, synthetic_images
 
-    meta = metadata.read(whole.metadata_props)
-    dtype, layout = input_dtype(spec, opts), input_layout(spec, opts)
+    meta = read_metadata(whole.metadata_props)
+    layout, dtype = graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)
     images = (synthetic_images(spec, opts, layout, dtype) if calibration is None
               else check_calibration(calibration, dtype, layout, spec))
     # The stem stays float32 (about 1 % of a ViT's work; with uint8 weights quantizing it too measured the
@@ -96,7 +94,7 @@ def _int8(whole, spec, opts, calibration):
     quantized = quantize_int8(whole, images, op_types=("MatMul",), const_weights_only=True, exclude=stem_nodes)
     quantized.ir_version = max(whole.ir_version, onnx.helper.find_min_ir_version_for(list(quantized.opset_import)))
     options = json.loads(meta["export_options"])
-    options["precision"] = "int8"
+    options["precision"] = Precision.INT8.value
     meta["export_options"] = json.dumps(options, sort_keys=True, separators=(",", ":"))
     meta["graph_digest"] = metadata.graph_digest(quantized.graph)
     metadata.attach(quantized, meta)

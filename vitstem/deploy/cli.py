@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..errors import ExportError
 from ..json_output import add_json_flag, emit
+from ..spec.vocabulary import Precision
 
 
 def _deploy(args) -> int:
@@ -24,7 +25,7 @@ def _deploy(args) -> int:
     image_size = args.image_size if args.image_size in ("fixed", "dynamic") else parse_sizes(args.image_size)
     calibration = None
     if args.calibration:
-        from ..spec.cli import load_npy
+        from ..npy_files import load_npy
 
         calibration = load_npy(args.calibration)
     path = export_model(model, args.output, image_size=image_size, precision=args.precision, batch=args.batch,
@@ -61,7 +62,7 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     p.add_argument("--image-size", default="fixed",
                    help="'fixed', 'dynamic', or sizes such as 224,384 or 224x320,256x256")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+    p.add_argument("--precision", choices=Precision.choices(), default=Precision.FP32.value,
                    help="fp32 (default); fp16 weights and compute; int8: the stem's projection and the encoder's "
                         "weight MatMuls quantized (QDQ)")
     p.add_argument("--batch", default="dynamic", help="'dynamic' or a fixed batch size")

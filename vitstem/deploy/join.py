@@ -15,11 +15,11 @@ from pathlib import Path
 
 from ..errors import ExportError
 from ..export import metadata
-from ..export.encoder_meta import encoder_json
 from ..spec import load_spec
+from ..spec.exported import parse_options, read_metadata
+from ..spec.vocabulary import INPUT_NAME, OUTPUT_NAME
 
 PREFIX = "encoder/"
-STEM_OUTPUT = "z0"
 PROTOBUF_LIMIT = 2**31 - 1
 
 
@@ -35,14 +35,14 @@ def _load(path, what):
 
 def stem_facts(stem, source="stem") -> tuple:
     """(spec, options, metadata) of a vitstem stem ModelProto; ExportError if it is not one."""
-    meta = metadata.read(stem.metadata_props, source)
+    meta = read_metadata(stem.metadata_props, source)
     if "encoder" in meta:
         raise ExportError(f"{source}: already a whole model (it has vitstem.encoder); join a stem from `vitstem export`")
     if "spec" not in meta or "export_options" not in meta:
         raise ExportError(f"{source}: no vitstem.spec / vitstem.export_options metadata; the stem must come from "
                           "`vitstem export`")
     spec = load_spec(json.loads(meta["spec"]))
-    return spec, metadata.parse_options(meta["export_options"], source), meta
+    return spec, parse_options(meta["export_options"], source), meta
 
 
 def _encoder_input(encoder, name, source):
@@ -124,20 +124,20 @@ def join(stem, encoder, info: dict, *, encoder_input: str | None = None, source=
     from onnx import compose
 
     spec, options, meta = stem_facts(stem, "stem")
-    z0 = next(o for o in stem.graph.output if o.name == STEM_OUTPUT)
+    z0 = next(o for o in stem.graph.output if o.name == OUTPUT_NAME)
     value = _encoder_input(encoder, encoder_input, source)
     check_encoder_input(value, spec, options, z0.type.tensor_type.elem_type, source)
     digest = info.get("digest") or metadata.graph_digest(encoder.graph)
     stem, encoder = _same_opset(stem, encoder)
     outputs = [o.name for o in encoder.graph.output]
-    stem_names = {n for node in stem.graph.node for n in node.output} | {i.name for i in stem.graph.initializer} | {"images"}
+    stem_names = {n for node in stem.graph.node for n in node.output} | {i.name for i in stem.graph.initializer} | {INPUT_NAME}
     clash = [o for o in outputs if o in stem_names or o.startswith(PREFIX)]
     if clash or value.name in outputs:
         raise ExportError(f"{source}: encoder output name(s) {', '.join(clash or [value.name])} clash with the stem's "
                           f"names; rename them")
     graph = compose.add_prefix_graph(encoder.graph, PREFIX, rename_inputs=False, rename_outputs=False)
     for node in _all_nodes(graph):
-        node.input[:] = [STEM_OUTPUT if n == value.name else n for n in node.input]
+        node.input[:] = [OUTPUT_NAME if n == value.name else n for n in node.input]
     initializers = {i.name for i in graph.initializer}
     joined = onnx.helper.make_graph(
         list(stem.graph.node) + list(graph.node), stem.graph.name, list(stem.graph.input), list(graph.output),
@@ -148,7 +148,7 @@ def join(stem, encoder, info: dict, *, encoder_input: str | None = None, source=
                                    ir_version=max(stem.ir_version, encoder.ir_version),
                                    producer_name=stem.producer_name, producer_version=stem.producer_version)
     model.functions.extend(list(encoder.functions))
-    values = dict(meta, encoder=encoder_json({**info, "digest": digest, "input": value.name, "outputs": outputs}))
+    values = dict(meta, encoder=metadata.encoder_json({**info, "digest": digest, "input": value.name, "outputs": outputs}))
     values["graph_digest"] = metadata.graph_digest(model.graph)
     metadata.attach(model, values)
     model.doc_string = f"vitstem stem of {spec.name} joined to {info['peer']} {info['class']}"

@@ -12,9 +12,11 @@ from ..errors import ExportError
 from ..files import atomic_write_bytes
 from ..spec import Spec, load_spec, load_weights
 from ..spec.digest import weights_digest
+from ..spec.exported import read_metadata
+from ..spec.vocabulary import Precision, graph_input
 from ..spec.weights import check_weights
 from . import metadata
-from .build import build_model, input_dtype, input_layout
+from .build import build_model
 from .options import resolve_options
 from ..runtime.integrity import PLACEHOLDER, seal, sealed_digest
 
@@ -36,15 +38,15 @@ def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", b
     opts = resolve_options(spec, opset=opset, precision=precision, profile=profile, batch=batch,
                            image_size=image_size, preprocess_in_graph=preprocess_in_graph, io_dtype=io_dtype,
                            ort_format=ort_format)
-    if calibration is not None and opts.precision != "int8":
+    if calibration is not None and opts.precision != Precision.INT8:
         raise ExportError("calibration images are only used with precision 'int8'")
     model = build_model(spec, weights, opts, __version__)
     extra = {}
-    if opts.precision == "int8":
+    if opts.precision == Precision.INT8:
         from .int8_bound import check_int8
         from .quantize import calibration_digest, check_calibration, quantize_int8, synthetic_images
 
-        dtype, layout = input_dtype(spec, opts), input_layout(spec, opts)
+        layout, dtype = graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)
         synthetic = synthetic_images(spec, opts, layout, dtype)
         images = synthetic if calibration is None else check_calibration(calibration, dtype, layout, spec)
         model = quantize_int8(model, images)
@@ -106,7 +108,7 @@ def model_bytes(model) -> bytes:
 def resealed_bytes(model) -> bytes:
     """`model_bytes` of a model whose vitstem metadata was built from another file's (e.g. a stem joined
     to an encoder): its vitstem.digest is reset to the placeholder first, then sealed for these bytes."""
-    values = metadata.read(model.metadata_props)
+    values = read_metadata(model.metadata_props)
     values["digest"] = PLACEHOLDER
     metadata.attach(model, values)
     return model_bytes(model)

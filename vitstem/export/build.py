@@ -15,48 +15,38 @@ float32 once.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Mapping
 
 import numpy as np
 from onnx import helper
 
 from ..spec import Spec
+from ..spec.exported import expected_io
+from ..spec.remainder import cropped_size
+from ..spec.vocabulary import INPUT_NAME, OUTPUT_NAME, Layout, Profile, graph_input
 from . import folding
 from . import graph as G
 from .norms import normalize
-from .metadata import graph_input
 from .options import ExportOptions
 
-PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see the README design notes)
-# NCHW input in fast: Conv -> Transpose(0, 2, 3, 1) -> Reshape -> Add(patch table) -> Concat(prefix rows).
-# ORT (level all) runs the Conv in its blocked NCHWc layout and folds the Transpose into the reorder
-# it inserts anyway. The prefix rows (tokens + their position rows, constant) are joined last by a
-# Concat, a memcpy, which measured 3-5 % of the floor faster than padding zero rows in front and
-# adding one full table (ORT's Pad copies row by row; benchmarks/graph_variants.py, conv_cl_*).
-# exact keeps the MatMul-free Scan: ORT has no float64 Conv.
-CONV_FOR_NCHW = True
+
+def _conv_projection(exact: bool, layout: Layout) -> bool:
+    """Whether the patch projection is a strided Conv (fast profile, NCHW input) rather than patchify + MatMul.
+
+    Conv -> Transpose(0, 2, 3, 1) -> Reshape -> Add(patch table) -> Concat(prefix rows): ORT (level all)
+    runs the Conv in its blocked NCHWc layout and folds the Transpose into the reorder it inserts anyway.
+    The constant prefix rows are joined last by a Concat (a memcpy), measured 3-5 % of the floor faster
+    than padding zero rows in front and adding one full table (ORT's Pad copies row by row;
+    benchmarks/graph_variants.py, conv_cl_*). exact keeps the MatMul-free Scan: ORT has no float64 Conv.
+    """
+    return not exact and layout == Layout.NCHW
 
 
-def input_layout(spec: Spec, opts: ExportOptions) -> str:
-    return graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)[0]
-
-
-def input_dtype(spec: Spec, opts: ExportOptions) -> str:
-    return graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)[1]
-
-
-def _input_info(spec: Spec, opts: ExportOptions):
-    batch = "batch" if opts.batch is None else opts.batch
-    h, w = opts.fixed_size or ("height", "width")
-    c = spec.in_channels
-    shape = [batch, c, h, w] if input_layout(spec, opts) == "NCHW" else [batch, h, w, c]
-    return helper.make_tensor_value_info("images", G.ONNX_DTYPES[input_dtype(spec, opts)], shape)
-
-
-def _output_info(spec: Spec, opts: ExportOptions):
-    batch = "batch" if opts.batch is None else opts.batch
-    tokens = spec.num_tokens(opts.fixed_size) if opts.fixed_size else "tokens"
-    return helper.make_tensor_value_info("z0", G.ONNX_DTYPES[opts.io_dtype], [batch, tokens, spec.embed_dim])
+def _io_infos(spec: Spec, opts: ExportOptions) -> list:
+    """The graph's input and output ValueInfos: the contract a reader checks (vitstem.spec.exported)."""
+    return [helper.make_tensor_value_info(name, G.ONNX_DTYPES[dtype], shape)
+            for name, dtype, shape in expected_io(spec, asdict(opts))]
 
 
 def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bias, dtype,
@@ -93,23 +83,22 @@ def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bi
     return g.op("table", "Concat", [g.const("table", "prefix", prefix), rows], axis=0)
 
 
-def _needs_crop(spec: Spec, opts: ExportOptions, exact: bool, layout: str) -> bool:
+def _needs_crop(spec: Spec, opts: ExportOptions, exact: bool, layout: Layout) -> bool:
     """Whether the input must be sliced to whole patches first: the patchify Reshape needs it when
     a size may leave a remainder; the fast NCHW Conv (stride = patch) skips those pixels itself."""
-    if not exact and layout == "NCHW" and CONV_FOR_NCHW:
+    if _conv_projection(exact, layout):
         return False
     sizes = opts.sizes or ()
-    return opts.dynamic_size or any(hw != tuple(spec.patch_size[i] * spec.patch_grid(hw)[i] for i in (0, 1))
-                                    for hw in sizes)
+    return opts.dynamic_size or any(hw != cropped_size(*hw, spec.patch_size) for hw in sizes)
 
 
-def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, x: str, grid, layout: str,
+def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, x: str, grid, layout: Layout,
                         order: str, kernel: np.ndarray, bias: np.ndarray | None, dtype) -> str:
     """[prefix rows; patch_norm(x E + b) + patch table]: the norm needs each projected row alone, so the
     bias (folded preprocessing included) is added before it instead of riding in the table, and the
     constant prefix rows are joined after the table Add."""
-    exact = opts.profile == "exact"
-    if not exact and layout == "NCHW" and CONV_FOR_NCHW:
+    exact = opts.profile == Profile.EXACT
+    if _conv_projection(exact, layout):
         z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
                            spec.patch_size)
         if bias is not None:
@@ -117,8 +106,8 @@ def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOpti
     else:
         patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size,
                              grid or spec.patch_grid(opts.fixed_size), order)
-        z = G.embed(g, patches, kernel, bias, 0, PAD_BEFORE_MATMUL, ordered=exact)
-    z = normalize(g, z, spec.patch_norm, weights, "patch_embed.norm", dtype, exact=exact, stage="patch_norm")
+        z = G.embed(g, patches, kernel, bias, 0, ordered=exact)
+    z = normalize(g, z, spec.patch_norm, weights, "patch_embed.norm", dtype, ordered=exact, stage="patch_norm")
     z = G.add_position(g, z, _table(g, spec, weights, opts, grid, None, dtype, with_prefix=False))
     if spec.num_prefix_tokens:
         z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype))
@@ -128,15 +117,15 @@ def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOpti
 def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptions):
     """The GraphProto of the stem (float32 / float16 / float64 compute; int8 is applied afterwards)."""
     dtype = np.dtype(opts.compute_dtype)
-    exact = opts.profile == "exact"
-    layout = input_layout(spec, opts)
+    exact = opts.profile == Profile.EXACT
+    layout, in_dtype = graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)
     pre = spec.input.preprocess
     g = G.GraphBuilder(opts.opset)
 
-    x = "images"
+    x = INPUT_NAME
     if spec.input.remainder == "drop" and _needs_crop(spec, opts, exact, layout):
         x = G.crop(g, x, layout, spec.patch_size, opts.fixed_size)
-    if input_dtype(spec, opts) != dtype.name:
+    if in_dtype != dtype.name:
         x = G.cast(g, "input", x, dtype.name)
     if exact and pre is not None:
         x = G.preprocess(g, x, layout, pre.scale, pre.mean, pre.std, dtype)
@@ -151,7 +140,7 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     if spec.patch_norm is not None:
         z = _normalised_patches(g, spec, weights, opts, x, grid, layout, order, kernel,
                                 bias.astype(dtype) if has_bias else None, dtype)
-    elif not exact and layout == "NCHW" and CONV_FOR_NCHW:
+    elif _conv_projection(exact, layout):
         z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
                            spec.patch_size)
         z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype, with_prefix=False))
@@ -160,17 +149,17 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     else:
         patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size,
                              grid or spec.patch_grid(opts.fixed_size), order)
-        z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, PAD_BEFORE_MATMUL, ordered=exact)
+        z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, ordered=exact)
         z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
 
-    z = normalize(g, z, spec.pre_norm, weights, "norm_pre", dtype, exact=exact, stage="pre_norm")
+    z = normalize(g, z, spec.pre_norm, weights, "norm_pre", dtype, ordered=exact, stage="pre_norm")
     if dtype.name != opts.io_dtype:
         z = G.cast(g, "output", z, opts.io_dtype)
     # The last node writes z0 directly (no Identity).
-    g.nodes[-1].output[0] = "z0"
+    g.nodes[-1].output[0] = OUTPUT_NAME
     # ONNX requires a non-empty graph name; "" is a valid spec name.
-    return helper.make_graph(g.nodes, spec.name or "vitstem_stem", [_input_info(spec, opts)], [_output_info(spec, opts)],
-                             g.initializers)
+    graph_in, graph_out = _io_infos(spec, opts)
+    return helper.make_graph(g.nodes, spec.name or "vitstem_stem", [graph_in], [graph_out], g.initializers)
 
 
 def build_model(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptions, producer_version: str):

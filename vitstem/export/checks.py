@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..errors import ExportError, SpecError
 from ..spec import load_spec
+from ..spec.exported import check_io, check_whole_io, expected_io, parse_encoder, parse_options, read_metadata
 from . import metadata
 from .check_ort import check_ort, is_ort_file
 from .options import check_sizes_agree
@@ -83,7 +84,7 @@ def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = N
     except UnicodeDecodeError:  # a name or string in the graph is not valid UTF-8
         raise ExportError(f"{path}: onnx checker: a name or string in the model is not valid UTF-8 "
                           "(corrupt file?)") from None
-    meta = metadata.read(model.metadata_props, path)
+    meta = read_metadata(model.metadata_props, path)
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise ExportError(f"{path}: metadata lacks {', '.join('vitstem.' + k for k in missing)} (not a vitstem export?)")
@@ -98,17 +99,15 @@ def check_onnx(path: str | os.PathLike, *, weights: str | os.PathLike | None = N
     if spec.digest() != meta["spec_digest"] or spec.to_json() != meta["spec"]:
         raise ExportError(f"{path}: vitstem.spec_digest mismatch: stored {meta['spec_digest']}, "
                           f"the stored spec round-trips to {spec.digest()}")
-    options = metadata.parse_options(meta["export_options"], path)
+    options = parse_options(meta["export_options"], path)
     check_sizes_agree(spec, options, path)
     io = [_value_info(v) for v in model.graph.input], [_value_info(v) for v in model.graph.output]
     encoder = None
     if "encoder" in meta:  # a whole model (vitstem.deploy): the stem's input, the encoder's outputs
-        from .encoder_meta import check_whole_io, parse_encoder
-
         encoder = parse_encoder(meta["encoder"], path)
-        check_whole_io(path, metadata.expected_io(spec, options)[0], encoder, *io)
+        check_whole_io(path, expected_io(spec, options)[0], encoder, *io)
     else:
-        metadata.check_io(path, metadata.expected_io(spec, options), *io)
+        check_io(path, expected_io(spec, options), *io)
     digest = integrity.verify(data, meta.get("digest"), path)
     if options["ort_format"]:
         _check_ort_beside(path, digest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..json_output import add_json_flag, emit
+from ..spec.vocabulary import CAMERA_DTYPE, CAMERA_LAYOUT, IO_DTYPES, Precision, Profile
 
 
 def describe_options(options: dict, spec_size=None) -> str:
@@ -15,7 +16,7 @@ def describe_options(options: dict, spec_size=None) -> str:
         sizes = ", ".join(f"{h}x{w}" for h, w in options.get("sizes") or [])
         sizes += " (fixed)" if len(options.get("sizes") or []) == 1 else " (one table per size)"
     batch = "dynamic" if options.get("batch") is None else str(options["batch"])
-    frames = "uint8 NHWC frames, preprocessing in the graph" if options.get("preprocess_in_graph") \
+    frames = f"{CAMERA_DTYPE} {CAMERA_LAYOUT} frames, preprocessing in the graph" if options.get("preprocess_in_graph") \
         else f"{options.get('io_dtype', 'float32')} images"
     return (f"precision {options.get('precision')}, profile {options.get('profile')}, image size {sizes}, "
             f"batch {batch}, input {frames}, opset {options.get('opset')}")
@@ -44,7 +45,7 @@ def _export(args) -> int:
     image_size = args.image_size if args.image_size in ("fixed", "dynamic") else parse_sizes(args.image_size)
     calibration = None
     if args.calibration:
-        from ..spec.cli import load_npy
+        from ..npy_files import load_npy
 
         calibration = load_npy(args.calibration)
     path = export_onnx(spec, weights, args.output, opset=args.opset, precision=args.precision, profile=args.profile,
@@ -97,9 +98,9 @@ def register(subparsers) -> None:
     p.add_argument("--weights", required=True, help="canonical weights (.safetensors, from `vitstem init` or `import`)")
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset, 13 to the newest onnx knows (default 18)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32",
+    p.add_argument("--precision", choices=Precision.choices(), default=Precision.FP32.value,
                    help="fp32 (default); fp16 weights and compute; int8 static QDQ quantization")
-    p.add_argument("--profile", choices=("fast", "exact"), default="fast",
+    p.add_argument("--profile", choices=Profile.choices(), default=Profile.FAST.value,
                    help="fast (default): float32, within the fast error bound; exact: float64 inside, "
                         "z0 bit-identical to the reference")
     p.add_argument("--batch", default="dynamic", help="'dynamic' (default) or a fixed batch size")
@@ -110,7 +111,7 @@ def register(subparsers) -> None:
                    help="export the spec with dynamic_image_size: true, so the model (and `vitstem run`) accepts "
                         "the other sizes of --image-size")
     p.add_argument("--preprocess-in-graph", action="store_true", help="take uint8 NHWC frames; normalise in the graph")
-    p.add_argument("--io-dtype", choices=("float32", "float16"), default=None,
+    p.add_argument("--io-dtype", choices=IO_DTYPES, default=None,
                    help="input/output dtype (float16 only with --precision fp16)")
     p.add_argument("--calibration", help="int8: a .npy batch of calibration images (default: seeded synthetic)")
     p.add_argument("--ort", action="store_true", help="also write the .ort file for ONNX Runtime Mobile")

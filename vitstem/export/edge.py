@@ -17,9 +17,10 @@ def write_ort_format(model, onnx_digest: str, ort_path: Path) -> Path:
     import onnxruntime as ort
 
     from ..runtime.integrity import PLACEHOLDER, seal
+    from ..spec.exported import read_metadata
     from . import metadata
 
-    values = metadata.read(model.metadata_props)
+    values = read_metadata(model.metadata_props)
     values["onnx_digest"] = onnx_digest
     values["digest"] = PLACEHOLDER
     model = type(model).FromString(model.SerializeToString())

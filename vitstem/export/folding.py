@@ -15,11 +15,12 @@ import numpy as np
 
 from ..spec import Spec
 from ..spec.position import position_table
+from ..spec.vocabulary import Layout
 
 
-def patch_order(layout: str) -> str:
+def patch_order(layout: Layout) -> str:
     """How the graph flattens a patch: 'CHW' from NCHW input (canonical), 'HWC' from NHWC input."""
-    return "CHW" if layout == "NCHW" else "HWC"
+    return "CHW" if layout == Layout.NCHW else "HWC"
 
 
 def _channel_of_rows(spec: Spec, order: str) -> np.ndarray:
@@ -79,8 +80,3 @@ def patch_rows(spec: Spec, weights: Mapping[str, np.ndarray], grid: tuple[int, i
     """(gh*gw, D) float64 position rows for `grid` (resampled with the spec's policy), plus `bias`."""
     _, rows = position_table(spec, weights, grid)
     return rows if bias is None else rows + bias
-
-
-def native_patch_grid(spec: Spec) -> tuple[int, int]:
-    """The grid of the stored learned table (the source of in-graph resampling)."""
-    return spec.pos_grid

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from ..spec.remainder import cropped_size
+from ..spec.vocabulary import INPUT_NAME, Layout
 from .ordered import ordered_matmul
 
 ONNX_DTYPES = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE,
@@ -48,26 +50,26 @@ class GraphBuilder:
 
 
 # -- shapes ----------------------------------------------------------------------------------
-def image_grid(g: GraphBuilder, x: str, layout: str, patch: tuple[int, int], stage: str = "grid") -> str:
+def image_grid(g: GraphBuilder, x: str, layout: Layout, patch: tuple[int, int], stage: str = "grid") -> str:
     """(gh, gw) int64 of the input batch, for graphs that take several image sizes (whole patches:
     integer Div of positive sizes rounds down)."""
     shape = g.op(stage, "Shape", [x])
-    hw = g.op(stage, "Gather", [shape, g.ints(stage, "hw_axes", [2, 3] if layout == "NCHW" else [1, 2])])
+    hw = g.op(stage, "Gather", [shape, g.ints(stage, "hw_axes", layout.spatial_axes)])
     return g.op(stage, "Div", [hw, g.ints(stage, "patch", patch)])
 
 
-def crop(g: GraphBuilder, x: str, layout: str, patch: tuple[int, int], size: tuple[int, int] | None) -> str:
+def crop(g: GraphBuilder, x: str, layout: Layout, patch: tuple[int, int], size: tuple[int, int] | None) -> str:
     """The input cut to its whole patches (input.remainder: drop): Slice the H and W axes to
     grid * patch, from the static `size` or, when None, from the input's own shape at run time."""
-    axes = g.ints("crop", "axes", [2, 3] if layout == "NCHW" else [1, 2])
+    axes = g.ints("crop", "axes", layout.spatial_axes)
     if size is not None:
-        ends = g.ints("crop", "ends", [size[0] // patch[0] * patch[0], size[1] // patch[1] * patch[1]])
+        ends = g.ints("crop", "ends", cropped_size(*size, patch))
     else:
         ends = g.op("crop", "Mul", [image_grid(g, x, layout, patch, "crop"), g.ints("crop", "patch", patch)])
     return g.op("crop", "Slice", [x, g.ints("crop", "starts", [0, 0]), ends, axes])
 
 
-def patchify(g: GraphBuilder, x: str, layout: str, channels: int, patch: tuple[int, int],
+def patchify(g: GraphBuilder, x: str, layout: Layout, channels: int, patch: tuple[int, int],
              grid: tuple[int, int] | str, order: str = "") -> str:
     """(B, C, H, W) or (B, H, W, C) -> (B, N, K) patches, row-major over the grid.
 
@@ -78,14 +80,14 @@ def patchify(g: GraphBuilder, x: str, layout: str, channels: int, patch: tuple[i
     ph, pw = patch
     if isinstance(grid, str):  # runtime grid: [gh, gw] ++ [0, C, ph, pw], gathered into place
         parts = g.op("patchify", "Concat", [grid, g.ints("patchify", "dims", [0, channels, ph, pw])], axis=0)
-        positions = [2, 3, 0, 4, 1, 5] if layout == "NCHW" else [2, 0, 4, 1, 5, 3]
+        positions = [2, 3, 0, 4, 1, 5] if layout == Layout.NCHW else [2, 0, 4, 1, 5, 3]
         shape6 = g.op("patchify", "Gather", [parts, g.ints("patchify", "order", positions)])
     else:
         gh, gw = grid
-        shape6 = g.ints("patchify", "shape6", [0, channels, gh, ph, gw, pw] if layout == "NCHW"
+        shape6 = g.ints("patchify", "shape6", [0, channels, gh, ph, gw, pw] if layout == Layout.NCHW
                         else [0, gh, ph, gw, pw, channels])
     x = g.op("patchify", "Reshape", [x, shape6])
-    if layout == "NCHW":
+    if layout == Layout.NCHW:
         perm = [0, 2, 4, 1, 3, 5]
     else:  # (B, gh, ph, gw, pw, C) -> (B, gh, gw, ph, pw, C), or (B, gh, gw, C, ph, pw) for CHW order
         perm = [0, 1, 3, 5, 2, 4] if order == "CHW" else [0, 1, 3, 2, 4, 5]
@@ -98,9 +100,10 @@ def cast(g: GraphBuilder, stage: str, x: str, to: str, out: str | None = None) -
     return g.op(stage, "Cast", [x], out=out, to=ONNX_DTYPES[to])
 
 
-def preprocess(g: GraphBuilder, x: str, layout: str, scale: float, mean, std, dtype) -> str:
+def preprocess(g: GraphBuilder, x: str, layout: Layout, scale: float, mean, std, dtype) -> str:
     """x * scale - mean, then / std, per channel: the reference's own operations, in `dtype`."""
-    shape = (1, -1, 1, 1) if layout == "NCHW" else (1, 1, 1, -1)
+    shape = [1, 1, 1, 1]
+    shape[layout.channel_axis] = -1
     x = g.op("preprocess", "Mul", [x, g.const("preprocess", "scale", np.asarray(scale, dtype))])
     x = g.op("preprocess", "Sub", [x, g.const("preprocess", "mean", np.asarray(mean, dtype).reshape(shape))])
     return g.op("preprocess", "Div", [x, g.const("preprocess", "std", np.asarray(std, dtype).reshape(shape))])
@@ -120,14 +123,15 @@ def pad_prefix(g: GraphBuilder, x: str, rows: int) -> str:
 
 
 def embed(g: GraphBuilder, patches: str, kernel: np.ndarray, bias: np.ndarray | None, prefix: int,
-          pad_before_matmul: bool, ordered: bool = False) -> str:
+          ordered: bool = False) -> str:
     """(B, N, K) @ (K, D) [+ b] with `prefix` zero rows in front: (B, P + N, D).
 
     Padding before the MatMul puts the prefix rows in the MatMul's own output buffer (one copy of
-    the patches fewer); a separate bias must be added before padding, so the prefix rows stay 0.
-    `ordered` (exact profile): a Scan summing over k in order instead of a MatMul.
+    the patches fewer; measured faster in ONNX Runtime CPU); a separate bias must be added before
+    padding, so the prefix rows stay 0. `ordered` (exact profile): a Scan summing over k in order
+    instead of a MatMul.
     """
-    if prefix and pad_before_matmul and bias is None:
+    if prefix and bias is None:
         patches = pad_prefix(g, patches, prefix)
     if ordered:
         z = ordered_matmul(g, "embed", patches, kernel)
@@ -135,7 +139,7 @@ def embed(g: GraphBuilder, patches: str, kernel: np.ndarray, bias: np.ndarray | 
         z = g.op("embed", "MatMul", [patches, g.const("embed", "kernel", kernel)])
     if bias is not None:
         z = g.op("embed", "Add", [z, g.const("embed", "bias", bias)])
-    if prefix and not (pad_before_matmul and bias is None):
+    if prefix and bias is not None:
         z = pad_prefix(g, z, prefix)
     return z
 
@@ -144,9 +148,9 @@ def prepend_rows(g: GraphBuilder, z: str, rows: np.ndarray) -> str:
     """Concat([rows for every image, z], axis=1): the constant prefix rows (tokens + their position
     rows) in front of the patch rows. The batch size comes from the graph input's first axis."""
     if g.opset >= 15:  # Shape's start/end arrived in opset 15
-        batch = g.op("prefix", "Shape", ["images"], start=0, end=1)
+        batch = g.op("prefix", "Shape", [INPUT_NAME], start=0, end=1)
     else:
-        batch = g.op("prefix", "Gather", [g.op("prefix", "Shape", ["images"]), g.ints("prefix", "batch_axis", [0])])
+        batch = g.op("prefix", "Gather", [g.op("prefix", "Shape", [INPUT_NAME]), g.ints("prefix", "batch_axis", [0])])
     shape = g.op("prefix", "Concat", [batch, g.ints("prefix", "ones", [1, 1])], axis=0)
     rows = g.op("prefix", "Expand", [g.const("prefix", "rows", rows[None]), shape])
     return g.op("prefix", "Concat", [rows, z], axis=1)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ExportError
-from ..spec.vocabulary import INT8_MIN_COSINE, INT8_RELATIVE
+from ..spec.vocabulary import INPUT_NAME, INT8_MIN_COSINE, INT8_RELATIVE, OUTPUT_NAME, Layout
 
 
 def int8_error(z: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
@@ -25,7 +25,7 @@ def int8_error(z: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     return float(np.abs(z - ref).max() / scale), float(np.nan_to_num(cosine, nan=-1.0).min())
 
 
-def check_int8(model, spec, weights, batches: list[tuple[str, np.ndarray]], layout: str) -> None:
+def check_int8(model, spec, weights, batches: list[tuple[str, np.ndarray]], layout: Layout) -> None:
     """ExportError if the quantized `model` misses the int8 bound on any (name, images) batch
     (images in the graph's input format and `layout`). With user calibration images, they must meet the
     whole bound and the synthetic images the cosine (a calibration range that collapsed, e.g. images all
@@ -39,10 +39,10 @@ def check_int8(model, spec, weights, batches: list[tuple[str, np.ndarray]], layo
     so.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
     for name, images in batches:
-        z = session.run(["z0"], {"images": images})[0]
+        z = session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
         x = images
         if layout != spec.input.layout:  # uint8 NHWC camera frames for an NCHW spec
-            x = images.transpose(0, 3, 1, 2)
+            x = images.transpose(Layout(layout).to_nchw)
         reference = forward(spec, weights, x, profile="exact")
         relative, cosine = int8_error(z, reference)
         if name == "synthetic" and user_calibration:

@@ -52,13 +52,14 @@ def rms_norm(g: GraphBuilder, z: str, weight: np.ndarray, eps: float, ordered: b
 
 
 def normalize(g: GraphBuilder, z: str, norm, weights: Mapping[str, np.ndarray], prefix: str, dtype, *,
-              exact: bool, stage: str) -> str:
+              ordered: bool, stage: str) -> str:
     """The spec's `norm` (a Norm, or None: z unchanged) with the weights PREFIX.weight [, PREFIX.bias],
-    in `dtype`; fused LayerNormalization in fast graphs from opset 17."""
+    in `dtype`; `ordered` (exact profile): means summed in order; otherwise fused LayerNormalization
+    from opset 17."""
     if norm is None:
         return z
     weight = weights[f"{prefix}.weight"].astype(dtype)
     if norm.kind == "rms_norm":
-        return rms_norm(g, z, weight, norm.eps, ordered=exact, stage=stage)
+        return rms_norm(g, z, weight, norm.eps, ordered=ordered, stage=stage)
     return layer_norm(g, z, weight, weights[f"{prefix}.bias"].astype(dtype), norm.eps,
-                      fused=not exact and g.opset >= 17, ordered=exact, stage=stage)
+                      fused=not ordered and g.opset >= 17, ordered=ordered, stage=stage)

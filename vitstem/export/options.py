@@ -10,12 +10,10 @@ from dataclasses import asdict, dataclass
 
 from ..errors import ExportError, InputError
 from ..spec import Spec
+from ..spec.exported import MIN_OPSET
+from ..spec.vocabulary import IO_DTYPES, Precision, Profile
 
-MIN_OPSET = 13
 DEFAULT_OPSET = 18  # LayerNormalization (17) and antialiased Resize (18); ONNX Runtime >= 1.14 loads it
-PRECISIONS = ("fp32", "fp16", "int8")
-PROFILES = ("fast", "exact")
-IO_DTYPES = ("float32", "float16")
 DYNAMIC_FIX = ("add --dynamic-image-size to `vitstem export` (or `dynamic_image_size: true` to the spec file; "
                "Python: spec.replace(dynamic_image_size=True))")
 
@@ -34,8 +32,9 @@ class ExportOptions:
 
     @property
     def compute_dtype(self) -> str:
-        return {"fp32": "float32", "fp16": "float16", "int8": "float32"}[self.precision] \
-            if self.profile == "fast" else "float64"
+        if self.profile == Profile.EXACT:
+            return Profile.EXACT.compute_dtype
+        return Precision(self.precision).compute_dtype
 
     @property
     def fixed_size(self) -> tuple[int, int] | None:
@@ -116,17 +115,17 @@ def resolve_options(spec: Spec, *, opset=None, precision="fp32", profile="fast",
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= newest:
         raise ExportError(f"opset must be an int from {MIN_OPSET} to {newest} (the newest the installed onnx "
                           f"knows), got {opset!r}")
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if profile not in PROFILES:
-        raise ExportError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    if profile == "exact" and precision != "fp32":
+    if precision not in Precision.choices():
+        raise ExportError(f"precision must be one of {', '.join(Precision.choices())}, got {precision!r}")
+    if profile not in Profile.choices():
+        raise ExportError(f"profile must be one of {', '.join(Profile.choices())}, got {profile!r}")
+    if profile == Profile.EXACT and precision != Precision.FP32:
         raise ExportError(f"profile 'exact' computes in float64; it cannot be combined with precision {precision!r} "
                           "(use profile 'fast')")
     io_dtype = io_dtype or "float32"
     if io_dtype not in IO_DTYPES:
         raise ExportError(f"io_dtype must be one of {', '.join(IO_DTYPES)}, got {io_dtype!r}")
-    if io_dtype == "float16" and precision != "fp16":
+    if io_dtype == "float16" and precision != Precision.FP16:
         raise ExportError(f"io_dtype 'float16' needs precision 'fp16', got precision {precision!r}")
     if batch == "dynamic" or batch is None:
         batch = None
@@ -140,7 +139,7 @@ def resolve_options(spec: Spec, *, opset=None, precision="fp32", profile="fast",
                           "pixels into model inputs; this spec has none")
     if dynamic:
         pe, rs = spec.position_embedding, spec.resample
-        if pe.kind == "learned" and profile == "exact":
+        if pe.kind == "learned" and profile == Profile.EXACT:
             raise ExportError("image_size 'dynamic' resamples the learned position table with ONNX Resize, which "
                               "ONNX Runtime has no float64 kernel for, so profile 'exact' cannot hold; use a fixed "
                               "size or a list of sizes (tables resampled at export time), or profile 'fast'")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..errors import ExportError
 from ..spec import load_weights
 from ..spec.digest import weights_digest
+from ..spec.vocabulary import Precision
 
 
 def _export_arguments(options: dict) -> dict:
@@ -33,7 +34,7 @@ def _calibration(path, meta: dict, calibration):
         raise ExportError(f"{path}: calibrated on user images ({stored}); pass them with --calibration to prove "
                           "provenance")
     if isinstance(calibration, str):
-        from ..spec.cli import load_npy
+        from ..npy_files import load_npy
 
         calibration = load_npy(calibration)
     return calibration
@@ -53,7 +54,7 @@ def _reexported(path, meta: dict, spec, options: dict, weights_path, calibration
         raise ExportError(f"{path}: exported by vitstem {meta['version']}, this is {__version__}: provenance is "
                           "proven by exporting again with the same version")
     kwargs = _export_arguments(options)
-    if options["precision"] == "int8":
+    if options["precision"] == Precision.INT8:
         kwargs["calibration"] = _calibration(path, meta, calibration)
     return model_bytes(build_onnx(spec, weights, **kwargs))
 

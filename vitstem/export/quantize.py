@@ -18,18 +18,18 @@ import numpy as np
 
 from ..errors import ExportError
 from ..spec import Spec
+from ..spec.vocabulary import INPUT_NAME, Layout
 from .options import ExportOptions
 
 CALIBRATION_SEED = 0
 CALIBRATION_IMAGES = 8
 
 
-def synthetic_images(spec: Spec, opts: ExportOptions, layout: str, dtype: str, count: int = CALIBRATION_IMAGES,
+def synthetic_images(spec: Spec, opts: ExportOptions, layout: Layout, dtype: str, count: int = CALIBRATION_IMAGES,
                      seed: int = CALIBRATION_SEED) -> np.ndarray:
     """Seeded calibration images at the first exported size: pixels 0..255, or N(0, 1) without preprocessing."""
     h, w = opts.sizes[0] if opts.sizes else spec.image_size
-    c = spec.in_channels
-    shape = (count, c, h, w) if layout == "NCHW" else (count, h, w, c)
+    shape = Layout(layout).shape(count, spec.in_channels, h, w)
     rng = np.random.default_rng(seed)
     if spec.input.preprocess is not None:
         return rng.integers(0, 256, size=shape).astype(dtype)
@@ -47,7 +47,7 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._batches = iter([{"images": image[None]} for image in calibration])
+            self._batches = iter([{INPUT_NAME: image[None]} for image in calibration])
 
         def get_next(self):
             return next(self._batches, None)
@@ -78,13 +78,13 @@ def calibration_digest(images: np.ndarray) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def check_calibration(images, expected_dtype: str, layout: str, spec: Spec) -> np.ndarray:
+def check_calibration(images, expected_dtype: str, layout: Layout, spec: Spec) -> np.ndarray:
     """User calibration images as an array in the model's input format; ExportError otherwise."""
     x = np.asarray(images)
-    c_axis = 1 if layout == "NCHW" else 3
-    if x.ndim != 4 or x.shape[0] == 0 or x.shape[c_axis] != spec.in_channels:
+    layout = Layout(layout)
+    if x.ndim != 4 or x.shape[0] == 0 or layout.channels(x.shape) != spec.in_channels:
         raise ExportError(f"calibration images have shape {x.shape}; expected a non-empty batch "
-                          f"{'(B, C, H, W)' if layout == 'NCHW' else '(B, H, W, C)'} with C = {spec.in_channels}")
+                          f"{layout.axes} with C = {spec.in_channels}")
     if expected_dtype == "uint8" and x.dtype != np.uint8:
         raise ExportError(f"calibration images have dtype {x.dtype}; this model takes uint8 frames")
     if x.dtype.kind == "f" and not np.isfinite(x).all():

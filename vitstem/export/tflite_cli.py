@@ -7,10 +7,11 @@ from pathlib import Path
 
 from ..errors import ExportError
 from ..files import atomic_write_bytes
+from ..spec.vocabulary import Precision, Profile
 from .options import parse_sizes
 
 # ONNX-only options and the value that means "not given"
-ONNX_ONLY = {"opset": None, "profile": "fast", "preprocess_in_graph": False, "io_dtype": None, "ort": False}
+ONNX_ONLY = {"opset": None, "profile": Profile.FAST, "preprocess_in_graph": False, "io_dtype": None, "ort": False}
 
 
 def export_tflite(args) -> Path:
@@ -31,12 +32,12 @@ def export_tflite(args) -> Path:
         size = sizes[0]
     from ..conformance.matrix import sample_images
     from ..spec import load_spec, load_weights
-    from ..spec.cli import load_npy
+    from ..npy_files import load_npy
 
     spec = load_spec(args.spec)
     weights = load_weights(args.weights, spec)
     representative = None
-    if args.precision == "int8":
+    if args.precision == Precision.INT8:
         representative = (load_npy(args.calibration) if args.calibration
                           else sample_images(spec, 8, size or spec.image_size, seed=12345))
     elif args.calibration:

@@ -7,6 +7,7 @@ import numpy as np
 from ..cli_numbers import positive_int
 from ..errors import InputError
 from ..json_output import add_json_flag, emit
+from ..spec.vocabulary import Layout
 
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 # Modes whose pixels are 8-bit (or a palette of 8-bit colours): converted to L/RGB/RGBA without loss of range.
@@ -66,7 +67,7 @@ def read_image(path: str, stem, fit: dict | None = None) -> np.ndarray:
 
 def read_inputs(paths: list[str], stem, fit: dict | None = None) -> np.ndarray:
     """One batch from .npy batches (concatenated) or image files (stacked, in the model's layout)."""
-    from ..spec.cli import load_npy
+    from ..npy_files import load_npy
 
     if all(p.lower().endswith(".npy") for p in paths):
         arrays = [load_npy(p) for p in paths]
@@ -81,11 +82,11 @@ def read_inputs(paths: list[str], stem, fit: dict | None = None) -> np.ndarray:
     if len(sizes) > 1:
         raise InputError(f"the images have different sizes {sorted(sizes)}; one batch needs one size")
     batch = np.stack(frames)  # (B, H, W, C)
-    return batch if stem.layout == "NHWC" else batch.transpose(0, 3, 1, 2)
+    return batch if stem.layout == Layout.NHWC else batch.transpose(Layout.NHWC.to_nchw)
 
 
 def _run(args) -> int:
-    from ..spec.cli import save_npy
+    from ..npy_files import save_npy
     from . import load
 
     from ..outputs import check_distinct
@@ -107,7 +108,7 @@ def _save_outputs(args, outputs: dict, path: str) -> int:
     import io
 
     from ..files import atomic_write_bytes
-    from ..spec.cli import save_npy
+    from ..npy_files import save_npy
 
     if path.lower().endswith(".npz"):
         buffer = io.BytesIO()

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..export.encoder_meta import check_whole_io, parse_encoder
-from ..export.metadata import expected_io
+from ..spec.exported import check_whole_io, expected_io, parse_encoder
 from .stem import Stem
 
 

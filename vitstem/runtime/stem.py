@@ -9,17 +9,18 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ExportError, InputError, SpecError
-from ..export.metadata import check_io, expected_io, graph_input, parse_options
-from ..export.metadata import read as read_metadata
+from ..spec.exported import check_io, expected_io, parse_options, read_metadata
 from ..spec.inputs import check_images, check_z0
-from ..spec.model import Spec, load_spec
+from ..spec.loading import load_spec
+from ..spec.model import Spec
+from ..spec.vocabulary import INPUT_NAME, OUTPUT_NAME, Geometry, Layout, Precision, Profile, graph_input
 
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
 
 
 def _value_info(arg) -> tuple:
-    """(name, dtype name, dims) of an ORT NodeArg, as vitstem.export.metadata.check_io compares them."""
+    """(name, dtype name, dims) of an ORT NodeArg, as vitstem.spec.exported.check_io compares them."""
     return arg.name, _ORT_DTYPES.get(arg.type, arg.type), list(arg.shape)
 
 
@@ -51,12 +52,12 @@ class Stem:
         self._check_io(io, source)
         self.source = source
         self.preprocess_in_graph = bool(self.options.get("preprocess_in_graph"))
-        _, self.input_dtype = graph_input(self.spec, self.preprocess_in_graph, self.options["io_dtype"])
+        layout, self.input_dtype = graph_input(self.spec, self.preprocess_in_graph, self.options["io_dtype"])
         sizes = self.options.get("sizes")
         self.sizes = None if sizes is None else [tuple(s) for s in sizes]
         self.batch = self.options.get("batch")
-        # Validation sees the input as the graph takes it: camera frames are NHWC.
-        self._input_spec = (self.spec.replace(input={**self.spec.to_dict()["input"], "layout": "NHWC"})
+        # Validation sees the input as the graph takes it: camera frames are in CAMERA_LAYOUT.
+        self._input_spec = (self.spec.replace(input={**self.spec.to_dict()["input"], "layout": layout.value})
                             if self.preprocess_in_graph else self.spec)
 
     def _check_io(self, io, source) -> None:
@@ -65,7 +66,7 @@ class Stem:
         check_io(source, expected_io(self.spec, self.options), *io)
 
     @property
-    def layout(self) -> str:
+    def layout(self) -> Layout:
         return self._input_spec.input.layout
 
     def check(self, images) -> np.ndarray:
@@ -80,13 +81,13 @@ class Stem:
         if self.batch is not None and x.shape[0] != self.batch:
             raise InputError(f"images have shape {x.shape}: this model was exported for batch {self.batch}")
         dtype = _NP_DTYPES[self.input_dtype]
-        if self.options["precision"] == "fp16" and x.dtype.kind == "f" and x.size \
+        if self.options["precision"] == Precision.FP16 and x.dtype.kind == "f" and x.size \
                 and float(np.abs(x).max()) > float(np.finfo(np.float16).max):
             raise InputError(f"images have values beyond float16's range (max |x| = {float(np.abs(x).max()):.6g} > "
                              "65504), which this fp16 model computes in")
         if x.dtype != dtype:
             converted = x.astype(dtype)
-            if self.options.get("profile") == "exact" and not np.array_equal(converted, x):
+            if self.options.get("profile") == Profile.EXACT and not np.array_equal(converted, x):
                 raise InputError(f"images have dtype {x.dtype} with values float32 cannot hold exactly; the exact "
                                  "profile takes float32 inputs (round them first to accept the rounding)")
             if converted.dtype.kind == "f" and not np.isfinite(converted).all():
@@ -98,7 +99,7 @@ class Stem:
 
     def _run(self, names: list[str], x: np.ndarray) -> list[np.ndarray]:
         try:
-            return self.session.run(names, {"images": x})
+            return self.session.run(names, {INPUT_NAME: x})
         except Exception as exc:  # inputs were validated above, so the graph itself is broken (a corrupt file)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"{self.source}: onnxruntime failed running it ({first}); "
@@ -106,10 +107,9 @@ class Stem:
 
     def __call__(self, images) -> np.ndarray:
         x = self.check(images)
-        z0 = self._run(["z0"], x)[0]
-        check_z0(z0, inside=self.options["io_dtype"] if self.options["precision"] != "fp16" else "float16")
-        hw = x.shape[1:3] if self.layout == "NHWC" else x.shape[2:4]
-        expected = (x.shape[0], self.spec.num_tokens(hw), self.spec.embed_dim)
+        z0 = self._run([OUTPUT_NAME], x)[0]
+        check_z0(z0, inside=self.options["io_dtype"] if self.options["precision"] != Precision.FP16 else "float16")
+        expected = Geometry.of(self.spec, x.shape, self.layout).z0_shape
         if z0.shape != expected:  # dynamic dims are checked only here
             raise ExportError(f"{self.source}: the graph returned z0 of shape {z0.shape}, but the stored spec "
                               f"implies {expected}; vitstem.spec does not describe this graph")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from ..cli_numbers import non_negative_int
-
-import io
 import json
 import sys
-from pathlib import Path
 
-import numpy as np
-
-from ..errors import InputError
+from ..cli_numbers import non_negative_int
 from ..json_output import add_json_flag, emit
 from ..native_stderr import add_verbose_flag
+from .vocabulary import Profile
 
 
 def _spec_list(args) -> int:
@@ -27,14 +22,14 @@ def _spec_list(args) -> int:
 
 
 def _spec_show(args) -> int:
-    from .model import load_spec
+    from .loading import load_spec
 
     print(json.dumps(load_spec(args.spec).to_dict(), indent=2))
     return 0
 
 
 def _spec_validate(args) -> int:
-    from .model import load_spec
+    from .loading import load_spec
 
     results = []
     for source in args.specs:
@@ -52,7 +47,7 @@ def _spec_schema(args) -> int:
 
 
 def _init(args) -> int:
-    from .model import load_spec
+    from .loading import load_spec
     from .store import save_weights
     from .weights import init_weights
 
@@ -63,42 +58,11 @@ def _init(args) -> int:
     return 0
 
 
-def load_npy(path: str) -> np.ndarray:
-    """An array from a .npy file, never unpickling; InputError if it is not one (an image file, a
-    pickle, an object array: each named as what it is)."""
-    from .file_kinds import first_bytes, sniff
-
-    head = first_bytes(path, 6)
-    if head and head != b"\x93NUMPY":
-        what = sniff(path)
-        hint = ("image files go to `vitstem run MODEL IMAGE...`; " if what and what.endswith("image") else "")
-        raise InputError(f"{path} is not a readable .npy array: {f'it is {what}' if what else 'no NUMPY header'}; "
-                         f"{hint}save a batch with np.save('batch.npy', images)")
-    from .npy_file import NotNpy, load_npy_file
-
-    try:
-        return load_npy_file(path)
-    except NotNpy as exc:
-        raise InputError(f"{path} is not a readable .npy array: {exc}") from None
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise InputError(f"{path} is not a readable .npy array: {exc.strerror or exc}") from None
-
-
-def save_npy(array: np.ndarray, path: str) -> Path:
-    """Write a .npy file atomically."""
-    from ..files import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return atomic_write_bytes(path, buffer.getvalue())
-
-
 def _forward(args) -> int:
     from ..backends import forward
     from ..cli import checksum
-    from .model import load_spec
+    from ..npy_files import load_npy, save_npy
+    from .loading import load_spec
     from .store import load_weights
 
     from ..outputs import check_distinct
@@ -115,7 +79,9 @@ def _forward(args) -> int:
 
 
 def register(sub) -> None:
-    spec = sub.add_parser("spec", help="list, show, validate presets and spec files; print the JSON Schema")
+    spec = sub.add_parser("spec", help="list, show, validate presets and spec files; print the JSON Schema",
+                          description="A SPEC is a preset name (`vitstem spec list`) or a YAML/JSON file. A preset "
+                                      "name always means the preset: write ./NAME for a file named like one.")
     spec_sub = spec.add_subparsers(dest="spec_command", required=True, metavar="ACTION")
     spec_sub.add_parser("list", help="list the presets").set_defaults(run=_spec_list)
     show = spec_sub.add_parser("show", help="print a spec (file or preset) with every field explicit")
@@ -145,7 +111,7 @@ def register(sub) -> None:
     fwd.add_argument("-o", "--output", required=True, help="z0.npy to write")
     fwd.add_argument("--backend", default="numpy", choices=("numpy", "torch", "tensorflow"),
                      help="numpy (default, the reference), torch or tensorflow")
-    fwd.add_argument("--profile", default="fast", choices=("fast", "exact"),
+    fwd.add_argument("--profile", default=Profile.FAST.value, choices=Profile.choices(),
                      help="fast (default): float32; exact: float64, bit-identical to the reference")
     add_json_flag(fwd)
     add_verbose_flag(fwd)

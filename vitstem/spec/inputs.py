@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from .model import MAX_TENSOR_ELEMENTS, Spec
+from .model import Spec
+from .rules import MAX_TENSOR_ELEMENTS
 
 MAX_ELEMENTS = MAX_TENSOR_ELEMENTS  # per call, for the images and for z0 (2**28: 1 GiB as float32), as the spec's tensors
 

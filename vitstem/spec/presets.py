@@ -6,6 +6,9 @@ Each preset is a plain mapping (what a user would write in YAML); `load_spec(nam
 from __future__ import annotations
 
 from .model import SPEC_VERSION
+from .vocabulary import Layout
+
+NCHW, NHWC = Layout.NCHW.value, Layout.NHWC.value  # plain strings: a preset is what a user would write
 
 DEFAULT_PRESET = "vit_base_patch16_224"
 
@@ -26,7 +29,7 @@ def _vit(name, *, image, patch, dim, norm=INCEPTION, **extra) -> dict:
         "in_channels": 3,
         "patch_size": [patch, patch],
         "embed_dim": dim,
-        "input": {"layout": "NCHW", "preprocess": {"scale": 1 / 255, **norm}},
+        "input": {"layout": NCHW, "preprocess": {"scale": 1 / 255, **norm}},
         "resample": {"policy": "timm"},
     }
     doc.update(extra)
@@ -58,7 +61,7 @@ def _build_presets() -> dict[str, dict]:
         # 384 is not a multiple of 14: the strided conv uses 27 x 14 = 378 pixels and drops 6 rows and columns.
         *(_vit(f"vit_so400m_patch14_siglip_{image}", image=image, patch=14, dim=1152,
                prefix={"class_token": False}, position_embedding={"kind": "learned", "covers_prefix": False},
-               **({"input": {"layout": "NCHW", "remainder": "drop",
+               **({"input": {"layout": NCHW, "remainder": "drop",
                              "preprocess": {"scale": 1 / 255, **INCEPTION}}} if image % 14 else {}))
           for image in (224, 384)),
         # MAE: fixed 2-D sin-cos table with a zero row for the class token.
@@ -68,14 +71,14 @@ def _build_presets() -> dict[str, dict]:
         _vit("big_vision_vit_s16_sincos_224", image=224, patch=16, dim=384,
              prefix={"class_token": False},
              position_embedding={"kind": "sincos2d", "sincos_convention": "big_vision", "covers_prefix": False},
-             input={"layout": "NHWC", "preprocess": {"scale": 1 / 127.5, "mean": [1.0] * 3, "std": [1.0] * 3}},
+             input={"layout": NHWC, "preprocess": {"scale": 1 / 127.5, "mean": [1.0] * 3, "std": [1.0] * 3}},
              resample={"policy": "big_vision"}),
         # A tiny stem for tests and golden vectors: every prefix token, non-square everything.
         {"spec_version": SPEC_VERSION, "name": "vitstem_tiny_test", "image_size": [12, 16], "in_channels": 3,
          "patch_size": [4, 2], "embed_dim": 8,
          "prefix": {"class_token": True, "dist_token": True, "register_tokens": 2},
          "position_embedding": {"kind": "learned", "covers_prefix": True},
-         "input": {"layout": "NCHW", "preprocess": None}, "resample": {"policy": "timm"},
+         "input": {"layout": NCHW, "preprocess": None}, "resample": {"policy": "timm"},
          "dynamic_image_size": True},
     ]
     presets.update({doc["name"]: doc for doc in extra})

@@ -58,7 +58,7 @@ def load_weights(path: str | os.PathLike, spec: "Spec | str | os.PathLike", *,
     A file saved by vitstem records the spec it was saved for (vitstem.spec_digest); loading it for
     another spec is refused unless `other_spec` (e.g. a layout twin: same weights, other input layout)."""
     from .file_kinds import peer_checkpoint_message
-    from .model import load_spec
+    from .loading import load_spec
 
     spec = load_spec(spec)
     file = SafetensorsFile(path)

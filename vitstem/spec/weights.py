@@ -23,11 +23,12 @@ import numpy as np
 
 from ..errors import InputError, WeightsError
 from .inputs import faithful_array
-from .model import Norm, Spec, load_spec
+from .loading import load_spec
+from .model import Norm, Spec
 
 DTYPE = np.float32
-NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")
-MAX_PROBLEMS = 20  # listed in one WeightsError; the rest are counted  # initialised around 1, as the peers do
+NORM_GAINS = ("patch_embed.norm.weight", "norm_pre.weight")  # initialised around 1, as the peers do
+MAX_PROBLEMS = 20  # listed in one WeightsError; the rest are counted
 
 
 def weight_shapes(spec: "Spec | str") -> dict[str, tuple[int, ...]]:
