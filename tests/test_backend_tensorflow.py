@@ -15,7 +15,7 @@ from vitstem.backends.numpy import stem as reference
 from vitstem.errors import InputError, WeightsError
 from vitstem.spec import init_weights, load_spec, preset_names
 from vitstem.spec.position import position_table
-from seeded import images_for
+from support.seeded import images_for
 
 TINY = "vitstem_tiny_test"
 

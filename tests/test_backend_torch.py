@@ -8,7 +8,7 @@ import pytest
 import vitstem
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.spec import preset_names
-from seeded import images_for
+from support.seeded import images_for
 
 TINY = vitstem.load_spec("vitstem_tiny_test")
 

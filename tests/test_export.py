@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import TINY, assert_exact, images, run_ort, run_reference_evaluator, small_spec, spec_and_weights
+from support.export_cases import TINY, assert_exact, images, run_ort, run_reference_evaluator, small_spec, spec_and_weights
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.errors import ExportError
 from vitstem.export import build_onnx, export_onnx
@@ -219,7 +219,7 @@ INT8_RELATIVE, INT8_COSINE = 0.1, 0.98
 @pytest.mark.parametrize("name", [TINY, "vit_base_patch16_clip_224", "vit_base_patch14_reg4_dinov2",
                                   "big_vision_vit_s16_sincos_224"])
 def test_fp16_within_documented_bound(name):
-    from export_cases import cosine_per_token
+    from support.export_cases import cosine_per_token
 
     spec, weights = spec_and_weights(name)
     x = images(spec)
@@ -233,7 +233,7 @@ def test_fp16_within_documented_bound(name):
 
 @pytest.mark.parametrize("name", [TINY, "vit_small_patch16_224", "vit_base_patch16_clip_224"])
 def test_int8_within_documented_bound(name):
-    from export_cases import cosine_per_token
+    from support.export_cases import cosine_per_token
 
     spec, weights = spec_and_weights(name)
     x = images(spec, seed=9)

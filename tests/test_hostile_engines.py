@@ -5,7 +5,7 @@ fast one. Sampled: a few specs per run (VITSTEM_FUZZ_EXAMPLES for a campaign).""
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz, images_for, valid_docs
+from support.fuzz import fuzz, images_for, valid_docs
 
 import vitstem
 from vitstem.spec import load_spec

@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 import vitstem
-from test_interop_agreement import assert_agrees
-from test_interop_hf import _model as hf_model
-from test_interop_hf import hf_z0
-from test_interop_timm import _random_stem, _vit, timm_z0
+from support.reference import assert_agrees
+from support.hf_peers import hf_z0, tiny_model as hf_model
+from support.timm_peers import random_stem as _random_stem, timm_z0, tiny_vit as _vit
 from vitstem.interop import from_hf, from_timm, import_checkpoint
 from vitstem.interop.checkpoint import table_grid
 

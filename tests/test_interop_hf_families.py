@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import run_ort
-from test_interop_agreement import assert_agrees
+from support.export_cases import run_ort
+from support.reference import assert_agrees
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.interop import from_hf, import_checkpoint, to_hf_state_dict
 

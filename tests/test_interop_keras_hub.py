@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import vitstem
-from test_interop_agreement import assert_agrees
+from support.reference import assert_agrees
 from vitstem.interop import from_keras_hub, to_keras_hub
 
 

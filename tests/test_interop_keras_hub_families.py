@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import run_ort
-from test_interop_agreement import assert_agrees
+from support.export_cases import run_ort
+from support.reference import assert_agrees
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.export import build_onnx
 from vitstem.interop import from_keras_hub

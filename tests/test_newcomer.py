@@ -8,7 +8,7 @@ import typing
 import numpy as np
 import pytest
 import torch
-from newcomer_files import ARCH, photo, save_timm_checkpoint, tiny_hf_dir, tiny_timm_model, typed
+from support.newcomer_files import ARCH, photo, save_timm_checkpoint, tiny_hf_dir, tiny_timm_model, typed
 
 import vitstem
 from vitstem.cli import build_parser, main

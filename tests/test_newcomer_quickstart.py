@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from newcomer_files import photo, save_timm_checkpoint, tiny_hf_dir, tiny_timm_model, typed
+from support.newcomer_files import photo, save_timm_checkpoint, tiny_hf_dir, tiny_timm_model, typed
 from PIL import Image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
