@@ -9,6 +9,8 @@ from support.seeded import images_for
 
 import vitstem
 
+pytestmark = pytest.mark.slow
+
 TINY = vitstem.load_spec("vitstem_tiny_test")
 
 # A fixed-size stem with every step: NHWC uint8 pixels, preprocessing, all prefix tokens, LayerNorm.

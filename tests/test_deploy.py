@@ -16,6 +16,8 @@ from vitstem.deploy import build_model, export_model, verify
 from vitstem.export.api import resealed_bytes
 from vitstem.errors import ExportError, InputError, OutputError
 
+pytestmark = pytest.mark.slow
+
 PIXELS = {"scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
 
 

@@ -20,6 +20,8 @@ from vitstem.errors import ExportError
 from vitstem.export import check_onnx, export_onnx
 from vitstem.interop import from_timm
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def timm_parts(tmp_path_factory):

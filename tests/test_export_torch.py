@@ -10,6 +10,8 @@ from support.export_cases import TINY, assert_exact, images, run_ort, spec_and_w
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.export import build_onnx
 
+pytestmark = pytest.mark.slow
+
 
 def torch_onnx(spec, weights, profile, example):
     import warnings

@@ -138,6 +138,7 @@ TAMPERING = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what, change, words", TAMPERING, ids=[t[0] for t in TAMPERING])
 def test_tampered_models_fail_check_naming_the_mismatch(exported, tmp_path, what, change, words):
     from vitstem.export import check_onnx

@@ -20,6 +20,7 @@ from vitstem.spec.schema import schema, validate
 from support.fuzz import fuzz, images_for, valid_docs
 
 
+@pytest.mark.slow
 @fuzz(60)
 @given(doc=valid_docs())
 def test_valid_specs_round_trip_with_a_stable_digest(doc):
@@ -171,6 +172,7 @@ def _names(problem_path: str, field: str) -> bool:
     return problem_path == field or problem_path.startswith((field + ".", field + "["))
 
 
+@pytest.mark.slow
 @fuzz(150)
 @given(case=invalid_docs())
 def test_invalid_specs_raise_spec_error_naming_the_field(case):
@@ -197,6 +199,7 @@ FIELD_PATHS = ["spec_version", "name", "image_size", "in_channels", "patch_size"
                "resample.cubic_coeff_a", "resample.phase_steps", "dynamic_image_size", "extra"]
 
 
+@pytest.mark.slow
 @fuzz(200)
 @given(doc=valid_docs(), edits=st.lists(st.tuples(st.sampled_from(FIELD_PATHS), JSON_VALUES), min_size=1, max_size=3))
 def test_junk_values_give_a_spec_or_spec_error_and_agree_with_jsonschema(doc, edits):
@@ -345,6 +348,7 @@ def test_yaml_alias_bomb_is_reported_without_expanding_it(tmp_path):
     assert len(str(info.value)) < 2000 and peak < 2**24
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix, text", [
     (".json", '{"spec_version": 1, "embed_dim": ' + "9" * 5000 + "}"),
     (".yaml", "spec_version: 1\nembed_dim: " + "9" * 5000 + "\n"),

@@ -17,6 +17,8 @@ from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.export import build_onnx
 from vitstem.interop import from_keras_hub
 
+pytestmark = pytest.mark.slow
+
 TINY = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32)
 
 

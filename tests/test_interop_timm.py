@@ -36,6 +36,7 @@ CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_from_timm_matches_timm_at_native_size(config):
     model = _vit(**CONFIGS[config])
@@ -197,6 +198,7 @@ def test_to_timm_state_dict_refuses_what_timm_cannot_hold():
         to_timm_state_dict(nhwc, vitstem.init_weights(nhwc))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vit_base_patch16_224", "deit_base_distilled_patch16_224", "vit_base_patch16_clip_224",
                                   "vit_base_patch16_siglip_224", "vit_base_patch14_reg4_dinov2"])
 def test_presets_describe_the_timm_models_of_the_same_name(name):

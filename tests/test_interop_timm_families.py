@@ -40,6 +40,7 @@ def assert_peer_everywhere(spec, weights, model, x, resampled: bool) -> None:
     assert np.all(np.abs(run_ort(onnx_model, x).astype(np.float64) - exact) <= bound)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_family_z0_matches_the_first_block_input(peer):
     model = _random_stem(PEERS[peer]())

@@ -16,6 +16,8 @@ from support.reference import assert_agrees
 from support.timm_peers import PEERS, first_block_input, random_stem as _random_stem
 from vitstem.interop import from_timm, import_checkpoint, to_timm_family_state_dict
 
+pytestmark = pytest.mark.slow
+
 
 def _images(shape, seed=1):
     return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)

@@ -12,6 +12,8 @@ import pytest
 
 from support.timm_registry import VIT_MODULES, check_native, vit_family_names
 
+pytestmark = pytest.mark.slow
+
 # Refusals the spec cannot avoid: a CNN stem, NaFlex patch sequences, an image size the patch does not divide.
 CANNOT_EXPRESS = ("HybridEmbed: a CNN backbone", "variable-length, variable-aspect patch sequences",
                   "is not a multiple of the patch")

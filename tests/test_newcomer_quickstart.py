@@ -32,6 +32,7 @@ def run_all(lines, cwd) -> list[str]:
     return outputs
 
 
+@pytest.mark.slow
 def test_timm_quick_start_verbatim(tmp_path):
     import timm.data
 
@@ -51,6 +52,7 @@ def test_timm_quick_start_verbatim(tmp_path):
     np.testing.assert_allclose(z0, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_hf_quick_start_verbatim(tmp_path):
     model, processor = tiny_hf_dir(tmp_path / "vit-hf")
     photo(tmp_path / "cat.jpg")

@@ -149,6 +149,7 @@ def _timm_so400m(image: int, **kwargs):
                                           embed_dim=16, depth=1, num_heads=2, **kwargs))
 
 
+@pytest.mark.slow
 def test_timm_so400m_384_matches_timm_on_every_engine_and_in_onnx():
     from support.timm_peers import timm_z0
 
