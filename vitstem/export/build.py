@@ -27,7 +27,7 @@ from .norms import normalize
 from .metadata import graph_input
 from .options import ExportOptions
 
-PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see the README design notes)
+PAD_BEFORE_MATMUL = True  # measured faster in ONNX Runtime CPU (see docs/design.md, "Export")
 # NCHW input in fast: Conv -> Transpose(0, 2, 3, 1) -> Reshape -> Add(patch table) -> Concat(prefix rows).
 # ORT (level all) runs the Conv in its blocked NCHWc layout and folds the Transpose into the reorder
 # it inserts anyway. The prefix rows (tokens + their position rows, constant) are joined last by a
