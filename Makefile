@@ -11,7 +11,7 @@ PYTEST_ARGS ?= -n 2
 
 NODE_STAMP := web/node_modules/.vitstem-installed
 
-.PHONY: setup browser demo test bench wheel clean
+.PHONY: setup browser demo test test-fast bench wheel clean
 
 setup: $(STAMP) $(NODE_STAMP) browser
 
@@ -35,6 +35,10 @@ demo: $(STAMP)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked slow (full-size presets, sweeps, edge engines, whole models, subprocess CLIs).
+test-fast: setup
+	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
 bench: $(STAMP)
 	$(PY) -m vitstem bench vit_base_patch16_224 --batch 1 8 --threads 1 2

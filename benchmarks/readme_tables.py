@@ -1,4 +1,4 @@
-"""Markdown tables for the README from the JSON in benchmarks/results/ (written by run_all.sh).
+"""Markdown tables for docs/benchmarks.md from the JSON in benchmarks/results/ (written by run_all.sh).
 
     python benchmarks/readme_tables.py [RESULTS_DIR]
 """

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Every measurement quoted in the README, written to benchmarks/results/ (run from the repo root).
+# Every stem measurement quoted in docs/benchmarks.md, written to benchmarks/results/ (run from the repo root).
 # WAIT: seconds each measurement may wait for other processes to leave the CPUs idle. On a shared
 # machine, PY="nice -n -20 .venv/bin/python" (as root) keeps the medians unimodal; the results were taken so.
 set -e

@@ -2,9 +2,9 @@
 
     PYTHONPATH=. .venv/bin/python benchmarks/timm_registry_sweep.py [--json benchmarks/results/timm_registry_sweep.json]
 
-Each name is built with random weights (meta device, depth 1, no download: tests/timm_registry.py); a
+Each name is built with random weights (meta device, depth 1, no download: tests/support/timm_registry.py); a
 name converts when from_timm accepts it and our fast z0 is within twice the error bound of the tensor
-the model feeds its first block at its native size. Names with the same stem facts (tests/timm_registry.py
+the model feeds its first block at its native size. Names with the same stem facts (tests/support/timm_registry.py
 `stem_key`) are one configuration. Prints the counts and the refusal reasons, most frequent first.
 """
 
@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402,F401  (before anything imports tensorflow)
 
-from timm_registry import check_native, vit_family_names  # noqa: E402
+from support.timm_registry import check_native, vit_family_names  # noqa: E402
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ def _assert_every_engine_ran(report):
     assert ran == set(ENGINES), f"engines with no comparison: {set(ENGINES) - ran}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_tiny_specs_pass_on_every_engine(name):
     report = run(TINY[name])
@@ -37,6 +38,7 @@ def test_tiny_specs_pass_on_every_engine(name):
     assert {r.opset for r in report.results if r.engines[0].startswith("onnxruntime@")} == {13}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_presets_conform(preset):
     report = run(preset)
@@ -46,6 +48,7 @@ def test_presets_conform(preset):
     assert max(c.max_ratio for c in fast) < 0.01  # the worst-case bound is far from binding
 
 
+@pytest.mark.slow
 def test_pre_norm_through_torch_onnx_export_is_exact():
     """ONNX LayerNormalization's epsilon attribute is a float32: a float64 exact graph that uses the op
     normalises with float32(eps), not eps, and z0 comes out a ULP apart wherever var is small enough

@@ -43,6 +43,7 @@ def test_json_has_the_verdict_digests_and_one_object_per_pair_and_cell(report, w
     assert fast and all(r["bound_factor"] == 2 for r in fast)
 
 
+@pytest.mark.slow
 def test_markdown_with_one_png_per_engine_pair(report, tmp_path):
     md = report.write_markdown(tmp_path / "out" / "report.md").read_text()
     pngs = sorted((tmp_path / "out").glob("report-*.png"))
@@ -70,6 +71,7 @@ def test_progress_bar_is_plain_text():
     assert len(lines) == 11  # not a terminal: one line per tenth, plus the end
 
 
+@pytest.mark.slow
 def test_cli_conform_writes_reports_and_exits_by_verdict(weights_file, tmp_path, capsys):
     code = main(["conform", "vitstem_tiny_test", "--weights", str(weights_file[0]), "--engines", "numpy",
                  "--json", str(tmp_path / "r.json"), "--markdown", str(tmp_path / "r.md"), "-q"])
@@ -88,6 +90,7 @@ def test_cli_golden_needs_a_spec_or_suite(capsys):
     assert "give a SPEC" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_writes_weights_model_and_report(tmp_path, capsys):
     from vitstem.demo import demo
 

@@ -2,7 +2,11 @@
 
 import json
 
+import pytest
+
 from vitstem.cli import main
+
+pytestmark = pytest.mark.slow
 
 
 def test_conform_whole_models_adds_passing_rows_per_peer_size_and_output(tmp_path, capsys):

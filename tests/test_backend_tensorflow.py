@@ -15,7 +15,7 @@ from vitstem.backends.numpy import stem as reference
 from vitstem.errors import InputError, WeightsError
 from vitstem.spec import init_weights, load_spec, preset_names
 from vitstem.spec.position import position_table
-from seeded import images_for
+from support.seeded import images_for
 
 TINY = "vitstem_tiny_test"
 
@@ -58,6 +58,7 @@ def small_dynamic(spec):
     return spec.replace(dynamic_image_size=True), (2 * spec.patch_size[0], 3 * spec.patch_size[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", preset_names())
 def test_exact_is_bit_identical_for_every_preset(name):
     # Every preset's D, K, patch order, preprocessing constants, prefix, table kind and pre-norm, at
@@ -66,6 +67,7 @@ def test_exact_is_bit_identical_for_every_preset(name):
     assert_exact(spec, init_weights(spec, seed=1), images_for(spec, batch=1, hw=hw, seed=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, batch", [
     ("vit_tiny_patch16_224", 1), ("vit_small_patch32_224", 1), ("vit_base_patch16_siglip_224", 1),
     ("mae_vit_base_patch16_224", 1), ("deit_base_distilled_patch16_224", 2), ("vit_base_patch16_clip_224", 2),
@@ -77,6 +79,7 @@ def test_exact_is_bit_identical_at_full_size_eagerly_and_traced(name, batch):
     assert_exact(spec, init_weights(spec, seed=2), images_for(spec, batch=batch, seed=2), traced=[False])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hw", [(12, 16), (4, 2), (8, 20), (24, 6), (40, 32)])
 def test_exact_is_bit_identical_for_the_tiny_spec_at_other_sizes(hw):
     spec = load_spec(TINY).replace(pre_norm={"eps": 1e-6})
@@ -186,6 +189,7 @@ FAST_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(FAST_CASES))
 def test_fast_is_within_the_error_bound(case):
     from vitstem.backends.numpy.bound import fast_error_bound
@@ -199,6 +203,7 @@ def test_fast_is_within_the_error_bound(case):
     assert np.all(np.abs(z.astype(np.float64) - exact) <= fast_error_bound(spec, weights, images))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["timm", "hf_pytorch", "hf_tensorflow", "big_vision"])
 @pytest.mark.parametrize("grid", [(3, 8), (7, 5), (1, 2), (2, 1), (9, 13)])
 def test_position_table_is_the_shared_constant(policy, grid):

@@ -39,6 +39,7 @@ def test_get_config_round_trips():
     assert clone.get_config() == config
 
 
+@pytest.mark.slow
 def test_keras_file_round_trips_with_weights(tmp_path):
     import keras
 
@@ -60,6 +61,7 @@ def test_keras_file_round_trips_with_weights(tmp_path):
     assert within_fast_bound(spec, weights, images, z)
 
 
+@pytest.mark.slow
 def test_inside_a_keras_model_and_trainable():
     import keras
     import tensorflow as tf
@@ -83,6 +85,7 @@ def test_inside_a_keras_model_and_trainable():
     assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads.values())
 
 
+@pytest.mark.slow
 def test_exact_in_a_keras_model_has_the_reference_bits_and_gradients():
     # Keras predicts through a tf.function; exact then runs eagerly inside it (a tf.py_function),
     # so it keeps the reference's bits and still passes gradients to every variable.
@@ -137,6 +140,7 @@ def test_tf_function_with_unknown_image_sizes_traces_once():
             traced(tf.zeros((1, 3, 10, 16)))
 
 
+@pytest.mark.slow
 def test_matches_keras_hub_vit_stem():
     import keras
     from keras_hub.src.models.vit.vit_layers import ViTPatchingAndEmbedding

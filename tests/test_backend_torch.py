@@ -8,7 +8,7 @@ import pytest
 import vitstem
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.spec import preset_names
-from seeded import images_for
+from support.seeded import images_for
 
 TINY = vitstem.load_spec("vitstem_tiny_test")
 
@@ -35,6 +35,7 @@ def assert_within_bound(spec, weights, images, z, expected=None, **bound_options
 
 
 # -- exact profile: every preset, and the tiny spec at other sizes -------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", preset_names())
 def test_exact_profile_matches_the_reference_on_every_preset(name):
     """Each preset's stem (its K, D, prefix, table, norm, preprocessing, layout) on a 2x3-patch image:
@@ -91,6 +92,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fast_profile_within_the_bound_and_exact_profile_exact(case):
     spec, hw = CASES[case]

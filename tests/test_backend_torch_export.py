@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from seeded import images_for
-from test_backend_torch import TINY, assert_exact, assert_within_bound
+from support.reference import assert_matches_reference
+from support.seeded import images_for
 
 import vitstem
+
+pytestmark = pytest.mark.slow
+
+TINY = vitstem.load_spec("vitstem_tiny_test")
 
 # A fixed-size stem with every step: NHWC uint8 pixels, preprocessing, all prefix tokens, LayerNorm.
 FIXED = TINY.replace(dynamic_image_size=False, pre_norm={"eps": 0.1},  # eps: float32(0.1) != 0.1
@@ -40,10 +44,7 @@ def test_torch_export_with_a_dynamic_batch_gives_the_eager_bits(profile):
         eager = stem(torch.from_numpy(images)).numpy()
     assert np.array_equal(out, eager)
     weights = stem.canonical_weights()
-    if profile == "exact":
-        assert_exact(FIXED, weights, images, out)
-    else:
-        assert_within_bound(FIXED, weights, images, out)
+    assert_matches_reference(out, FIXED, weights, images, profile)
 
 
 def test_torch_export_of_a_dynamic_spec_at_another_size_resamples_the_table():
@@ -54,7 +55,7 @@ def test_torch_export_of_a_dynamic_spec_at_another_size_resamples_the_table():
     program = torch.export.export(stem, (torch.from_numpy(images),))
     with torch.no_grad():
         out = program.module()(torch.from_numpy(images)).numpy()
-    assert_exact(TINY, stem.canonical_weights(), images, out)
+    assert_matches_reference(out, TINY, stem.canonical_weights(), images, "exact")
 
 
 def test_torch_compile_inductor_fast_and_exact():
@@ -68,10 +69,7 @@ def test_torch_compile_inductor_fast_and_exact():
         with torch.no_grad():
             out = compiled(torch.from_numpy(images)).numpy()
         weights = stem.canonical_weights()
-        if profile == "exact":
-            assert_exact(TINY, weights, images, out)
-        else:
-            assert_within_bound(TINY, weights, images, out)
+        assert_matches_reference(out, TINY, weights, images, profile)
 
 
 @pytest.mark.parametrize("profile", ["fast", "exact"])
@@ -87,7 +85,4 @@ def test_onnx_export_runs_in_onnxruntime_with_a_dynamic_batch(profile, tmp_path)
     images = images_for(FIXED, batch=3, seed=6)
     out = session.run(None, {session.get_inputs()[0].name: images})[0]
     weights = stem.canonical_weights()
-    if profile == "exact":
-        assert_exact(FIXED, weights, images, out)
-    else:
-        assert_within_bound(FIXED, weights, images, out)
+    assert_matches_reference(out, FIXED, weights, images, profile)

@@ -66,6 +66,7 @@ def test_name_table_covers_every_canonical_weight_and_round_trips():
     assert from_timm_names(timm_state).keys() == weights.keys()
 
 
+@pytest.mark.slow
 def test_names_import_without_torch_and_eager_use_never_loads_dynamo():
     """torch._dynamo imports triton, which segfaults after tensorflow: eager use must not load it."""
     code = ("import sys, numpy as np, vitstem, vitstem.backends.torch, vitstem.backends.torch.names as n\n"

@@ -36,6 +36,7 @@ def bench_json(tmp_path_factory):
     return json.loads(out.read_text())
 
 
+@pytest.mark.slow
 def test_every_candidate_has_every_figure(bench_json):
     assert bench_json["spec"] == "bench_tiny"
     assert bench_json["spec_digest"] == vitstem.load_spec(TINY).digest()
@@ -63,6 +64,7 @@ def test_every_candidate_has_every_figure(bench_json):
                 assert fig["within_fast_bound"] is True
 
 
+@pytest.mark.slow
 def test_targets_are_the_ratios_of_the_figures(bench_json):
     by_name = {t["target"]: t for t in bench_json["targets"]}
     for case in bench_json["cases"]:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import vitstem
 
@@ -13,6 +14,7 @@ def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "vitstem", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_spec_commands():
     listing = run("spec", "list")
     assert listing.returncode == 0 and "vit_base_patch16_224" in listing.stdout
@@ -33,6 +35,7 @@ def test_invalid_spec_is_one_line_and_exit_2(tmp_path):
                                      "conv ignores them); set input.remainder: drop to do the same")
 
 
+@pytest.mark.slow
 def test_init_and_forward_match_the_api(tmp_path):
     spec = vitstem.load_spec("vitstem_tiny_test")
     assert run("init", "vitstem_tiny_test", "-o", tmp_path / "w.safetensors", "--seed", 5).returncode == 0
@@ -45,6 +48,7 @@ def test_init_and_forward_match_the_api(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), expected)
 
 
+@pytest.mark.slow
 def test_user_errors_have_no_traceback(tmp_path):
     cases = [
         ("forward", "vitstem_tiny_test", tmp_path / "missing.npy", "--weights", tmp_path / "w", "-o", tmp_path / "z.npy"),

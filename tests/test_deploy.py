@@ -11,32 +11,14 @@ import pytest
 import torch
 
 import vitstem.runtime
+from support.whole_models import hf_vit, normalised, pixels, timm_vit
 from vitstem.deploy import build_model, export_model, verify
 from vitstem.export.api import resealed_bytes
 from vitstem.errors import ExportError, InputError, OutputError
 
+pytestmark = pytest.mark.slow
+
 PIXELS = {"scale": 1 / 255, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
-
-
-def timm_vit(seed=0, **kwargs):
-    import timm
-
-    torch.manual_seed(seed)
-    arch = kwargs.pop("arch", "vit_tiny_patch16_224")
-    args = dict(pretrained=False, img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)
-    args.update(kwargs)
-    return timm.create_model(arch, **args).eval()
-
-
-def hf_vit(kind="vit", seed=0, **kwargs):
-    from transformers import DeiTConfig, DeiTModel, ViTConfig, ViTForImageClassification, ViTModel
-
-    torch.manual_seed(seed)
-    args = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                intermediate_size=64)
-    args.update(kwargs)
-    cls = {"vit": ViTModel, "deit": DeiTModel, "vit_cls": ViTForImageClassification}[kind]
-    return cls((DeiTConfig if kind == "deit" else ViTConfig)(**args)).eval()
 
 
 def peer_outputs(model, x: np.ndarray, hf_interpolate=False) -> dict:
@@ -46,15 +28,6 @@ def peer_outputs(model, x: np.ndarray, hf_interpolate=False) -> dict:
             return {"output": model(torch.from_numpy(x)).numpy()}
         out = model(torch.from_numpy(x), interpolate_pos_encoding=hf_interpolate)
         return {k: v.numpy() for k, v in out.items() if isinstance(v, torch.Tensor)}
-
-
-def pixels(hw, batch=2, seed=1):
-    return np.random.default_rng(seed).integers(0, 256, (batch, 3, *hw), dtype=np.uint8)
-
-
-def normalised(p, mean=(0.5,) * 3, std=(0.5,) * 3):
-    m, s = (np.asarray(v, np.float32).reshape(1, -1, 1, 1) for v in (mean, std))
-    return ((p.astype(np.float32) / np.float32(255) - m) / s).astype(np.float32)
 
 
 def assert_close(got: dict, want: dict, rel=1e-4):

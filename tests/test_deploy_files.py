@@ -12,13 +12,15 @@ import torch
 from onnx import TensorProto, helper
 
 import vitstem.runtime
-from test_deploy import hf_vit, normalised, pixels, timm_vit
-from test_runtime import BLOCKER
+from support.import_blocker import BLOCKER
+from support.whole_models import hf_vit, normalised, pixels, timm_vit
 from vitstem.cli import main
 from vitstem.deploy import compose, export_model
 from vitstem.errors import ExportError
 from vitstem.export import check_onnx, export_onnx
 from vitstem.interop import from_timm
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from vitstem.conformance.verdicts import INT8_RELATIVE, token_cosine
 from vitstem.errors import ExportError
 from vitstem.spec import init_weights, load_spec
 
+pytestmark = pytest.mark.slow
+
 
 def _litert(flat: bytes, images: np.ndarray) -> np.ndarray:
     from ai_edge_litert.interpreter import Interpreter

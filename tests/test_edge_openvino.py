@@ -12,6 +12,8 @@ from vitstem.conformance.matrix import sample_images
 from vitstem.conformance.engines.openvino_engine import PRECISION_HINT, compile_f32
 from vitstem.spec import init_weights, load_spec
 
+pytestmark = pytest.mark.slow
+
 
 def test_the_f32_hint_is_read_back_and_z0_is_within_the_fast_bound(tmp_path):
     import openvino as ov

@@ -11,6 +11,8 @@ from vitstem.conformance.engines import ENGINES, Unsupported, Workspace
 from vitstem.conformance.matrix import Cell, sample_images
 from vitstem.spec import init_weights, load_spec, save_weights
 
+pytestmark = pytest.mark.slow
+
 GOLDEN = Path(__file__).parents[1] / "conformance_tests" / "golden"
 
 

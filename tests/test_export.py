@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import TINY, assert_exact, images, run_ort, run_reference_evaluator, small_spec, spec_and_weights
+from support.export_cases import TINY, assert_exact, images, run_ort, run_reference_evaluator, small_spec, spec_and_weights
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.errors import ExportError
 from vitstem.export import build_onnx, export_onnx
@@ -22,6 +22,7 @@ def assert_within_bound(z, spec, weights, x, **bound_kwargs):
     assert z.shape == exact.shape and excess.max() <= 0, f"exceeds the bound by {excess.max():.3g}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", preset_names())
 def test_every_preset_at_lowest_and_default_opset_in_onnxruntime(name):
     spec, weights = spec_and_weights(name)
@@ -36,6 +37,7 @@ def test_every_preset_at_lowest_and_default_opset_in_onnxruntime(name):
         assert_exact(run_ort(build_onnx(spec, weights, opset=opset, profile="exact"), x), spec, weights, x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [TINY, "vit_small_patch32_224", "vit_base_patch16_clip_224",
                                   "big_vision_vit_s16_sincos_224"])
 def test_reference_evaluator_agrees(name):
@@ -163,6 +165,7 @@ DYNAMIC_SPECS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", DYNAMIC_SPECS)
 def test_dynamic_size_graph_at_several_sizes(case):
     spec, weights = spec_and_weights(DYNAMIC_SPECS[case]())
@@ -192,6 +195,7 @@ def test_list_of_sizes_selects_each_table_and_rejects_others():
         run_ort(model, images(spec, hw=(16, 8)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vit_small_patch16_224", "big_vision_vit_s16_sincos_224"])
 def test_preprocess_in_graph_takes_uint8_frames(name):
     import onnx
@@ -216,10 +220,11 @@ FP16_RELATIVE, FP16_COSINE = 4e-3, 0.999
 INT8_RELATIVE, INT8_COSINE = 0.1, 0.98
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [TINY, "vit_base_patch16_clip_224", "vit_base_patch14_reg4_dinov2",
                                   "big_vision_vit_s16_sincos_224"])
 def test_fp16_within_documented_bound(name):
-    from export_cases import cosine_per_token
+    from support.export_cases import cosine_per_token
 
     spec, weights = spec_and_weights(name)
     x = images(spec)
@@ -231,9 +236,10 @@ def test_fp16_within_documented_bound(name):
         assert cosine_per_token(z, exact).min() >= FP16_COSINE
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [TINY, "vit_small_patch16_224", "vit_base_patch16_clip_224"])
 def test_int8_within_documented_bound(name):
-    from export_cases import cosine_per_token
+    from support.export_cases import cosine_per_token
 
     spec, weights = spec_and_weights(name)
     x = images(spec, seed=9)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from export_cases import images, small_spec, spec_and_weights
+from support.export_cases import images, small_spec, spec_and_weights
 from vitstem.cli import main
 from vitstem.spec import save_weights
 

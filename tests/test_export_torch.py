@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import TINY, assert_exact, images, run_ort, spec_and_weights
+from support.export_cases import TINY, assert_exact, images, run_ort, spec_and_weights
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.export import build_onnx
+
+pytestmark = pytest.mark.slow
 
 
 def torch_onnx(spec, weights, profile, example):

@@ -3,13 +3,16 @@ reference's exact z0 bit for bit in the exact profile, and stay within fast_erro
 fast one. Sampled: a few specs per run (VITSTEM_FUZZ_EXAMPLES for a campaign)."""
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz, images_for, valid_docs
+from support.fuzz import fuzz, images_for, valid_docs
 
 import vitstem
 from vitstem.spec import load_spec
 from vitstem.spec.inputs import image_hw
+
+pytestmark = pytest.mark.slow
 
 
 def _onnx_stem(spec, weights, profile, hw, directory):

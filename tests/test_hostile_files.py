@@ -27,6 +27,7 @@ def model(tmp_path_factory):
     return d / "m.onnx"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix, dtype", [(".png", np.uint16), (".tif", np.int32), (".tif", np.float32)])
 def test_images_that_do_not_convert_faithfully_are_refused(model, tmp_path, suffix, dtype):
     """A 16-bit PNG was clipped to 8 bits silently."""

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.spec import load_spec
@@ -126,6 +126,7 @@ def _views(x):
             "fortran": np.asfortranarray(x)}
 
 
+@pytest.mark.slow
 @fuzz(6)
 @given(key=st.sampled_from(sorted(SPECS)), seed=st.integers(0, 2**16), batch=st.integers(1, 3))
 def test_non_contiguous_batches_give_the_contiguous_z0_bit_for_bit(runners, key, seed, batch):

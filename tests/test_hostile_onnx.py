@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.spec import load_spec
@@ -138,6 +138,7 @@ TAMPERING = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("what, change, words", TAMPERING, ids=[t[0] for t in TAMPERING])
 def test_tampered_models_fail_check_naming_the_mismatch(exported, tmp_path, what, change, words):
     from vitstem.export import check_onnx

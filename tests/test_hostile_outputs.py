@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.outputs import write_bytes
@@ -58,6 +58,7 @@ def _special_files(tmp):
     return made
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["init", "export", "run", "forward"])
 def test_nothing_but_a_regular_file_is_replaced(work, tmp_path, command):
     for name, path in _special_files(tmp_path):
@@ -76,6 +77,7 @@ def test_a_symlink_to_a_regular_file_is_written_through(work, tmp_path):
     assert (tmp_path / "link.npy").is_symlink() and np.load(tmp_path / "real.npy").shape[0] == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["init", "export", "run", "forward", "conform"])
 def test_a_directory_is_named_as_typed(work, tmp_path, command):
     (tmp_path / "d").mkdir()
@@ -83,6 +85,7 @@ def test_a_directory_is_named_as_typed(work, tmp_path, command):
     assert result.returncode == 2 and result.stderr == "vitstem: error: Is a directory: d\n", result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["init", "export", "run", "forward", "conform"])
 def test_a_missing_directory_is_refused_not_created(work, tmp_path, command):
     result = _cli(*_commands(work, tmp_path / "missing" / "f")[command])
@@ -90,6 +93,7 @@ def test_a_missing_directory_is_refused_not_created(work, tmp_path, command):
     assert not (tmp_path / "missing").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["init", "export", "run", "forward"])
 def test_permissions_of_a_replaced_file_are_kept(work, tmp_path, command):
     out = tmp_path / "secret"
@@ -99,6 +103,7 @@ def test_permissions_of_a_replaced_file_are_kept(work, tmp_path, command):
     assert stat.S_IMODE(out.stat().st_mode) == 0o600 and out.read_bytes() != b"old"
 
 
+@pytest.mark.slow
 def test_outputs_that_are_inputs_are_refused(work, tmp_path):
     import shutil
 

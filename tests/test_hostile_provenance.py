@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.runtime import integrity
@@ -55,6 +55,7 @@ def _cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "vitstem", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_a_copied_weights_digest_does_not_prove_provenance(two_exports, tmp_path):
     """a1's graph (weights seed 1) labelled with a0's weights digest and resealed: the digests all agree,
     but exporting w0 again gives other bytes."""
@@ -107,6 +108,7 @@ def test_any_edit_without_a_new_digest_is_refused_by_check_and_runtime(two_expor
         load(path)(IMAGES)
 
 
+@pytest.mark.slow
 def test_the_runtime_verifies_without_onnx_and_has_an_opt_out(two_exports, tmp_path):
     """Only the digest catches an edited initializer at load (the graph still runs, computing other z0)."""
     import onnx
@@ -223,6 +225,7 @@ def test_external_data_is_refused(two_exports, tmp_path):
         load(tmp_path / "ext.onnx")
 
 
+@pytest.mark.slow
 def test_check_gives_the_same_answer_whatever_the_cwd(two_exports, tmp_path):
     rel = _cli("check", "--no-mobile", "a0.onnx", cwd=two_exports)
     other = _cli("check", "--no-mobile", two_exports / "a0.onnx", cwd=tmp_path)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.spec import load_spec
@@ -90,6 +90,7 @@ def test_the_refused_cubic_kernels_do_fail_somewhere():
                         exclude_outside=True)
 
 
+@pytest.mark.slow
 @fuzz(40)
 @given(a=st.floats(-1.0, 0.0), n_in=st.integers(1, 24), n_out=st.integers(1, 24), antialias=st.booleans(),
        exclude=st.booleans(), align=st.booleans())

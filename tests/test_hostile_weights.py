@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.spec import load_spec, read_safetensors
@@ -68,6 +68,7 @@ def broken_weights(draw):
     return weights, expected
 
 
+@pytest.mark.slow
 @fuzz(100)
 @given(case=broken_weights())
 def test_broken_weight_mappings_name_every_problem(case, tmp_path_factory):
@@ -123,6 +124,7 @@ def test_truncated_files(cut, tmp_path_factory):
         _load(tmp_path_factory, GOOD[:cut])
 
 
+@pytest.mark.slow
 @fuzz(200)
 @given(flips=st.lists(st.tuples(st.integers(0, len(GOOD) - 1), st.integers(1, 255)), min_size=1, max_size=4))
 def test_corrupted_files_load_checked_or_fail_with_weights_error(flips, tmp_path_factory):
@@ -240,6 +242,7 @@ def test_pickle_files_are_refused_and_never_executed(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_cli_never_unpickles_weights_or_inputs(tmp_path):
     """`vitstem forward` with a pickled weights file or an object .npy input: exit 2, one line, no side effect."""
     marker, files = _pickles(tmp_path)
@@ -296,6 +299,7 @@ def _leftovers(directory, target):
     return names
 
 
+@pytest.mark.slow
 def test_save_weights_killed_midway_leaves_no_partial_target(tmp_path):
     big = "vit_large_patch16_384"  # ~5 MB of weights
     _kill_midway(f"import vitstem; s = vitstem.load_spec({big!r}); "
@@ -349,6 +353,7 @@ _AUDITED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_every_file_the_cli_writes_goes_through_a_hidden_temp_file(tmp_path):
     """init, forward, export (with .ort), golden and run: each target appears only by rename."""
     import tempfile

@@ -1,4 +1,5 @@
-"""The check every interop test uses: a peer's z0 against our three backends, within the error bound.
+"""The check every interop test uses (`support.reference.assert_agrees`): a peer's z0 against our three
+backends, within the error bound.
 
 A peer is itself a float32 ("fast") engine, so |peer - exact| <= bound and |peer - our fast| <= 2 bound,
 where bound = fast_error_bound(spec, weights, images) (with the float32 resampling term when the
@@ -9,26 +10,7 @@ import numpy as np
 import pytest
 
 import vitstem
-from vitstem.backends.numpy.bound import fast_error_bound
-
-BACKENDS = ("numpy", "torch", "tensorflow")
-
-
-def assert_agrees(spec, weights, images, peer_z0, *, resampled_in_float32: bool = False) -> dict[str, float]:
-    """Assert the bound holds for every element against every backend; the max |difference| per backend."""
-    peer = np.asarray(peer_z0, dtype=np.float64)
-    exact = vitstem.forward(spec, weights, images, profile="exact")
-    assert peer.shape == exact.shape, f"peer z0 {peer.shape} vs ours {exact.shape}"
-    bound = fast_error_bound(spec, weights, images, resampled_in_float32=resampled_in_float32)
-    worst = np.abs(peer - exact) / bound
-    assert np.all(np.abs(peer - exact) <= bound), f"peer vs exact: {worst.max():.3g} x the bound at {np.argmax(worst)}"
-    diffs = {"exact": float(np.abs(peer - exact).max())}
-    for backend in BACKENDS:
-        ours = vitstem.forward(spec, weights, images, backend=backend, profile="fast")
-        excess = np.abs(peer - ours) - 2 * bound
-        assert np.all(excess <= 0), f"peer vs {backend} fast exceeds twice the bound by {excess.max():.3g}"
-        diffs[backend] = float(np.abs(peer - ours).max())
-    return diffs
+from support.reference import assert_agrees
 
 
 def _tiny():

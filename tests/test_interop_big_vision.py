@@ -15,7 +15,7 @@ import pytest
 import scipy.ndimage
 
 import vitstem
-from test_interop_agreement import assert_agrees
+from support.reference import assert_agrees
 from vitstem.interop import from_big_vision
 
 F32 = np.float32

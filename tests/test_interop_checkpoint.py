@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 import vitstem
-from test_interop_agreement import assert_agrees
-from test_interop_hf import _model as hf_model
-from test_interop_hf import hf_z0
-from test_interop_timm import _random_stem, _vit, timm_z0
+from support.reference import assert_agrees
+from support.hf_peers import hf_z0, tiny_model as hf_model
+from support.timm_peers import random_stem as _random_stem, timm_z0, tiny_vit as _vit
 from vitstem.interop import from_hf, from_timm, import_checkpoint
 from vitstem.interop.checkpoint import table_grid
 
@@ -93,6 +92,7 @@ def test_timm_import_at_another_image_size_resamples_like_timm(tmp_path):
     assert_agrees(spec, weights, x, timm_z0(model, x), resampled_in_float32=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["vit", "deit"])
 def test_hf_safetensors_with_config_and_processor(tmp_path, kind):
     from transformers import ViTImageProcessor
@@ -127,6 +127,7 @@ def test_cli_import_writes_spec_and_weights(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["spec.yaml", "weights.safetensors"]  # no temp files
 
 
+@pytest.mark.slow
 def test_cli_big_vision_npz_json_spec(tmp_path):
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "bv.npz", **{"embedding/kernel": rng.standard_normal((4, 4, 3, 8)).astype(np.float32),
@@ -139,6 +140,7 @@ def test_cli_big_vision_npz_json_spec(tmp_path):
     assert (spec.image_size, spec.input.layout, spec.pos_prefix_rows, spec.resample.policy) == ((12, 12), "NHWC", 0, "big_vision")
 
 
+@pytest.mark.slow
 def test_cli_errors_are_one_line(tmp_path):
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
     result = _cli(tmp_path / "bad.safetensors", "--format", "timm", "-o", tmp_path / "o")

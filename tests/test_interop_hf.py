@@ -10,36 +10,9 @@ import numpy as np
 import pytest
 
 import vitstem
-from test_interop_agreement import assert_agrees
+from support.hf_peers import hf_z0, tiny_config as _config, tiny_model as _model
+from support.reference import assert_agrees
 from vitstem.interop import from_hf
-
-
-def _config(kind, **kwargs):
-    from transformers import DeiTConfig, ViTConfig
-
-    args = dict(image_size=32, patch_size=8, num_channels=3, hidden_size=16, num_hidden_layers=1,
-                num_attention_heads=2, intermediate_size=32)
-    args.update(kwargs)
-    return (DeiTConfig if kind == "deit" else ViTConfig)(**args)
-
-
-def _model(kind, seed=0, **kwargs):
-    import torch
-    from transformers import DeiTModel, ViTModel
-
-    torch.manual_seed(seed)
-    model = (DeiTModel if kind == "deit" else ViTModel)(_config(kind, **kwargs)).eval()
-    with torch.no_grad():  # DeiT initialises its tokens and table to zeros: make them count
-        for name, p in model.embeddings.named_parameters():
-            p.copy_(torch.randn(p.shape) * (0.3 if "projection.weight" in name else 1.0))
-    return model
-
-
-def hf_z0(model, x: np.ndarray, interpolate: bool = False) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        return model.embeddings(torch.from_numpy(x), interpolate_pos_encoding=interpolate).numpy()
 
 
 def _images(shape, seed=1):

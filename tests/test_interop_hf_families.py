@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import run_ort
-from test_interop_agreement import assert_agrees
+from support.export_cases import run_ort
+from support.reference import assert_agrees
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.interop import from_hf, import_checkpoint, to_hf_state_dict
+
+pytestmark = pytest.mark.slow
 
 TINY = dict(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
 NATIVE = (32, 32)

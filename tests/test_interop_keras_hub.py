@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import vitstem
-from test_interop_agreement import assert_agrees
+from support.reference import assert_agrees
 from vitstem.interop import from_keras_hub, to_keras_hub
 
 
@@ -47,6 +47,7 @@ CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_from_keras_hub_matches_the_embedding_layer(config):
     backbone = _backbone(**CONFIGS[config])
@@ -92,6 +93,7 @@ def test_to_keras_hub_refuses_what_keras_hub_cannot_express():
         to_keras_hub(patch_norm, vitstem.init_weights(patch_norm))
 
 
+@pytest.mark.slow
 def test_keras_channels_first_bias_bug_is_caught_not_silently_wrong():
     """keras.ops.add on TF treats a (1, D, 1, 1) bias as NHWC when the last axis is also D long."""
     import keras
@@ -109,6 +111,7 @@ def test_keras_channels_first_bias_bug_is_caught_not_silently_wrong():
         from_keras_hub(_backbone(image_shape=(3, 12, 32), patch_size=4, hidden_dim=8, data_format="channels_first"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scale,offset", [(1 / 127.5, -1.0),  # ViT's value range (-1, 1)
                                           ([1 / (255 * s) for s in (0.229, 0.224, 0.225)],
                                            [-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])])

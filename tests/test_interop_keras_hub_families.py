@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import run_ort
-from test_interop_agreement import assert_agrees
+from support.export_cases import run_ort
+from support.reference import assert_agrees
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.export import build_onnx
 from vitstem.interop import from_keras_hub
+
+pytestmark = pytest.mark.slow
 
 TINY = dict(num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32)
 

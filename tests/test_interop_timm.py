@@ -11,39 +11,11 @@ import numpy as np
 import pytest
 
 import vitstem
-from test_interop_agreement import assert_agrees
+from support.reference import assert_agrees
+from support.timm_peers import random_stem as _random_stem, timm_z0, tiny_vit as _vit
 from vitstem.interop import from_timm, timm_model_args, to_timm_state_dict
 
 SMALL = dict(pretrained=False, num_classes=0, depth=1, num_heads=2)
-
-
-def _random_stem(model, seed=0):
-    """Give every stem parameter O(1) random values (timm's init makes tokens ~1e-6) and set eval mode."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if not name.startswith("blocks"):
-                p.copy_(torch.randn(p.shape, generator=gen) * (0.5 if "proj.weight" in name else 1.0))
-    return model.eval()
-
-
-def timm_z0(model, x: np.ndarray) -> np.ndarray:
-    import torch
-
-    with torch.no_grad():
-        t = model.patch_embed(torch.from_numpy(x))
-        t = model.norm_pre(model.patch_drop(model._pos_embed(t)))
-    return t.numpy()
-
-
-def _vit(**kwargs):
-    from timm.models.vision_transformer import VisionTransformer
-
-    args = dict(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=0)
-    args.update(kwargs)
-    return _random_stem(VisionTransformer(**args))
 
 
 def _images(shape, seed=1):
@@ -64,6 +36,7 @@ CONFIGS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 def test_from_timm_matches_timm_at_native_size(config):
     model = _vit(**CONFIGS[config])
@@ -225,6 +198,7 @@ def test_to_timm_state_dict_refuses_what_timm_cannot_hold():
         to_timm_state_dict(nhwc, vitstem.init_weights(nhwc))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vit_base_patch16_224", "deit_base_distilled_patch16_224", "vit_base_patch16_clip_224",
                                   "vit_base_patch16_siglip_224", "vit_base_patch14_reg4_dinov2"])
 def test_presets_describe_the_timm_models_of_the_same_name(name):

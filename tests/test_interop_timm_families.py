@@ -13,81 +13,14 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import run_ort
-from test_interop_agreement import assert_agrees
-from test_interop_timm import _random_stem
+from support.export_cases import run_ort
+from support.reference import assert_agrees
+from support.timm_peers import FAMILY_ARGS as BASE, PEERS, eva as _eva, family as _family, first_block_input
+from support.timm_peers import random_stem as _random_stem
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.interop import from_timm
 
-BASE = dict(img_size=32, patch_size=8, embed_dim=16, depth=1, num_heads=2, num_classes=0)
-
-
-def _eva(**kw):
-    from timm.models.eva import Eva
-
-    return Eva(**{**BASE, **kw})
-
-
-def _family(cls_path, **kw):
-    import importlib
-
-    module, name = cls_path.rsplit(".", 1)
-    args = {**BASE, **kw}
-    if name.endswith("Encoder"):  # VLM towers have no classifier
-        del args["num_classes"]
-    return getattr(importlib.import_module(f"timm.models.{module}"), name)(**args)
-
-
-def _rms_norm():
-    from timm.layers import RmsNorm
-
-    return RmsNorm
-
-
-def _gemma4(**kw):
-    """Gemma 4 fixes no size itself: the converter reads pretrained_cfg's input_size (as registered models have)."""
-    model = _family("gemma4_vit.Gemma4VitEncoder", **kw)
-    model.pretrained_cfg = {"input_size": (3, *kw["img_size"]), "mean": (0.0,) * 3, "std": (1.0,) * 3}
-    return model
-
-
-PEERS = {  # name -> (builder, other sizes to run when the family resamples)
-    "eva_cls_reg_rope_dynamic": lambda: _eva(num_reg_tokens=2, use_rot_pos_emb=True, dynamic_img_size=True),
-    "eva_no_embed_class_pre_norm": lambda: _eva(num_reg_tokens=3, no_embed_class=True, use_pre_transformer_norm=True,
-                                                img_size=(24, 40), patch_size=(8, 4)),
-    "eva_rms_pre_norm": lambda: _eva(use_pre_transformer_norm=True, norm_layer=_rms_norm()),
-    "eva_rope_only_no_cls": lambda: _eva(class_token=False, global_pool="avg", use_abs_pos_emb=False,
-                                         use_rot_pos_emb=True, dynamic_img_size=True),
-    "beit_abs_pos": lambda: _family("beit.Beit", use_abs_pos_emb=True, use_rel_pos_bias=True),
-    "beit_shared_rel_pos_only": lambda: _family("beit.Beit", use_abs_pos_emb=False, use_shared_rel_pos_bias=True),
-    "cait": lambda: _family("cait.Cait", depth_token_only=1),
-    "convit_cls_late": lambda: _family("convit.ConVit", local_up_to_layer=1),
-    "convit_cls_first": lambda: _family("convit.ConVit", local_up_to_layer=0),
-    "relpos_cls": lambda: _family("vision_transformer_relpos.VisionTransformerRelPos", class_token=True,
-                                  global_pool="token"),
-    "relpos_no_cls": lambda: _family("vision_transformer_relpos.VisionTransformerRelPos"),
-    "qwen3_encoder_table_3x3": lambda: _family("qwen3_vit.Qwen3VitEncoder", pos_embed_grid_size=3),
-    "deepseek_encoder_rope_only": lambda: _family("deepseek_vit.DeepseekVitEncoder", global_pool="avg"),
-    "gemma4_encoder_fixed_size": lambda: _gemma4(img_size=(32, 48), position_embedding_size=8, global_pool="avg"),
-    "sam_pre_norm": lambda: _family("vision_transformer_sam.VisionTransformerSAM", pre_norm=True, neck_chans=0,
-                                    window_size=2, use_rel_pos=True, img_size=(32, 48)),
-}
 OTHER_SIZES = [(48, 48), (24, 40)]  # for families that resample: larger square and smaller non-square
-
-
-def first_block_input(model, x: np.ndarray) -> np.ndarray:
-    """The tensor model.forward_features feeds blocks[0], as (B, tokens, D) (SAM's NHWC grid row-major)."""
-    import torch
-
-    seen = []
-    hook = model.blocks[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
-    try:
-        with torch.no_grad():
-            model.forward_features(torch.from_numpy(x))
-    finally:
-        hook.remove()
-    z = seen[0]
-    return z.reshape(z.shape[0], -1, z.shape[-1]).numpy()
 
 
 def _images(shape, seed=1):
@@ -107,6 +40,7 @@ def assert_peer_everywhere(spec, weights, model, x, resampled: bool) -> None:
     assert np.all(np.abs(run_ort(onnx_model, x).astype(np.float64) - exact) <= bound)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("peer", sorted(PEERS))
 def test_family_z0_matches_the_first_block_input(peer):
     model = _random_stem(PEERS[peer]())

@@ -1,8 +1,8 @@
 """timm family checkpoints without timm (`vitstem import --format timm`) and the way back
 (`to_timm_family_state_dict`): both checked against the peer's own first-block input.
 
-Peers are the tiny random models of test_interop_timm_families; checkpoints are their state dicts
-written as safetensors (with a timm hub config.json where the family needs one).
+Peers are the tiny random models of support.timm_peers (as in test_interop_timm_families); checkpoints are
+their state dicts written as safetensors (with a timm hub config.json where the family needs one).
 """
 
 import json
@@ -12,10 +12,11 @@ import pytest
 import torch
 
 import vitstem
-from test_interop_agreement import assert_agrees
-from test_interop_timm import _random_stem
-from test_interop_timm_families import PEERS, first_block_input
+from support.reference import assert_agrees
+from support.timm_peers import PEERS, first_block_input, random_stem as _random_stem
 from vitstem.interop import from_timm, import_checkpoint, to_timm_family_state_dict
+
+pytestmark = pytest.mark.slow
 
 
 def _images(shape, seed=1):

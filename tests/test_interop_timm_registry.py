@@ -10,7 +10,9 @@ import re
 
 import pytest
 
-from timm_registry import VIT_MODULES, check_native, vit_family_names
+from support.timm_registry import VIT_MODULES, check_native, vit_family_names
+
+pytestmark = pytest.mark.slow
 
 # Refusals the spec cannot avoid: a CNN stem, NaFlex patch sequences, an image size the patch does not divide.
 CANNOT_EXPRESS = ("HybridEmbed: a CNN backbone", "variable-length, variable-aspect patch sequences",

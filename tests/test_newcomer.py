@@ -8,7 +8,7 @@ import typing
 import numpy as np
 import pytest
 import torch
-from newcomer_files import ARCH, photo, save_timm_checkpoint, tiny_hf_dir, tiny_timm_model, typed
+from support.newcomer_files import ARCH, photo, save_timm_checkpoint, tiny_hf_dir, tiny_timm_model, typed
 
 import vitstem
 from vitstem.cli import build_parser, main
@@ -36,6 +36,7 @@ def one_line_error(result, *words):
 
 
 # 1. a whole peer checkpoint where canonical weights are expected
+@pytest.mark.slow
 @pytest.mark.parametrize("line", [
     "vitstem export vit_base_patch16_224 --weights model.safetensors -o m.onnx",
     "vitstem forward vit_base_patch16_224 x.npy --weights model.safetensors -o z.npy",
@@ -47,12 +48,14 @@ def test_peer_checkpoint_gets_one_line_naming_import(user, line):
     assert len(err) < 300 and "blocks." not in err
 
 
+@pytest.mark.slow
 def test_hf_checkpoint_names_the_hf_import(user):
     one_line_error(typed("vitstem export vit_base_patch16_224 --weights vit-hf/model.safetensors -o m.onnx", user[0]),
                    "transformers checkpoint", "--format hf")
 
 
 # 2. import and from_timm agree, and import says where the preprocessing came from
+@pytest.mark.slow
 def test_import_agrees_with_from_timm_and_names_its_source(user):
     from vitstem.interop import from_timm
 
@@ -73,6 +76,7 @@ def test_import_agrees_with_from_timm_and_names_its_source(user):
 
 
 # 3. export, check and runtime agree on sizes
+@pytest.mark.slow
 def test_dynamic_size_needs_the_spec_and_the_cli_says_how(user):
     d = user[0]
     one_line_error(typed("vitstem export stem/spec.yaml --weights stem/weights.safetensors -o m.onnx "
@@ -110,6 +114,7 @@ def test_check_refuses_a_model_whose_sizes_its_spec_refuses(user, tmp_path):
 
 
 # 5. TensorFlow stays quiet unless --verbose
+@pytest.mark.slow
 def test_tensorflow_log_lines_only_with_verbose(user):
     d = user[0]
     line = "vitstem forward stem/spec.yaml x.npy --weights stem/weights.safetensors -o z.npy --backend tensorflow"
@@ -123,6 +128,7 @@ def test_tensorflow_log_lines_only_with_verbose(user):
 
 
 # 6. messages that say what the file is
+@pytest.mark.slow
 def test_messages_name_what_the_file_is(user):
     d = user[0]
     one_line_error(typed("vitstem forward stem/spec.yaml cat.jpg --weights stem/weights.safetensors -o z.npy", d),
@@ -174,6 +180,7 @@ def test_torch_autocast_matches_timm(user):
     assert (z - timm_z).abs().max().item() <= 8 * 2.0**-8 * timm_z.abs().max().item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy, ulps", [("mixed_float16", 2.0**-11), ("mixed_bfloat16", 2.0**-8)])
 def test_keras_mixed_precision_computes_in_the_policy_dtype(policy, ulps):
     import keras
@@ -218,6 +225,7 @@ def test_api_accepts_preset_names_and_is_typed(tmp_path):
     assert VitStem.forward.__doc__ and vitstem.forward.__doc__
 
 
+@pytest.mark.slow
 def test_every_command_and_option_is_described():
     import argparse
 
@@ -242,6 +250,7 @@ def test_every_command_and_option_is_described():
 
 
 # 9. reports
+@pytest.mark.slow
 def test_conform_report_explains_ulps_and_times_the_command(user, capsys):
     d = user[0]
     result = typed("vitstem conform vitstem_tiny_test --engines numpy onnxruntime --profiles fast "

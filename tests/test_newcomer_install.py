@@ -9,8 +9,11 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import vitstem
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKER = """

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from newcomer_files import photo, save_timm_checkpoint, tiny_hf_dir, tiny_timm_model, typed
+from support.newcomer_files import photo, save_timm_checkpoint, tiny_hf_dir, tiny_timm_model, typed
 from PIL import Image
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -32,6 +32,7 @@ def run_all(lines, cwd) -> list[str]:
     return outputs
 
 
+@pytest.mark.slow
 def test_timm_quick_start_verbatim(tmp_path):
     import timm.data
 
@@ -51,6 +52,7 @@ def test_timm_quick_start_verbatim(tmp_path):
     np.testing.assert_allclose(z0, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
 
 
+@pytest.mark.slow
 def test_hf_quick_start_verbatim(tmp_path):
     model, processor = tiny_hf_dir(tmp_path / "vit-hf")
     photo(tmp_path / "cat.jpg")

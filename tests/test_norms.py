@@ -14,7 +14,7 @@ from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.backends.torch.names import from_timm_names
 from vitstem.spec import check_weights
 
-from seeded import images_for
+from support.seeded import images_for
 
 IMAGE = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
 

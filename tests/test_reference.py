@@ -125,6 +125,7 @@ def test_preprocessing_from_uint8():
     np.testing.assert_array_equal(vitstem.forward(spec, weights, x), vitstem.forward(spec, weights, x.astype(np.float32)))
 
 
+@pytest.mark.slow
 def test_fast_within_bound_and_exact_is_float64_rounded_once():
     from vitstem.backends.numpy.bound import fast_error_bound
 

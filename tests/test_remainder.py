@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import vitstem
-from export_cases import images, run_ort, small_spec
-from test_interop_agreement import assert_agrees
+from support.export_cases import images, run_ort, small_spec
+from support.reference import assert_agrees
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.errors import ExportError, InputError, SpecError
 from vitstem.export import build_onnx, export_onnx
@@ -142,15 +142,16 @@ def _timm_so400m(image: int, **kwargs):
     import timm
     import torch
 
-    from test_interop_timm import _random_stem
+    from support.timm_peers import random_stem as _random_stem
 
     torch.manual_seed(0)
     return _random_stem(timm.create_model(f"vit_so400m_patch14_siglip_{image}", pretrained=False, num_classes=0,
                                           embed_dim=16, depth=1, num_heads=2, **kwargs))
 
 
+@pytest.mark.slow
 def test_timm_so400m_384_matches_timm_on_every_engine_and_in_onnx():
-    from test_interop_timm import timm_z0
+    from support.timm_peers import timm_z0
 
     model = _timm_so400m(384)
     spec, weights = from_timm(model)
@@ -186,7 +187,7 @@ def test_timm_padding_is_refused_and_harmless_padding_is_not():
 
 @pytest.mark.parametrize("interpolate,size", [(False, (384, 384)), (True, (200, 150))])
 def test_hf_vit_with_image_size_not_a_multiple_of_the_patch_matches(interpolate, size):
-    from test_interop_hf import _model, hf_z0
+    from support.hf_peers import hf_z0, tiny_model as _model
 
     model = _model("vit", image_size=384, patch_size=14)
     spec, weights = from_hf(model, interpolate_pos_encoding=interpolate)

@@ -10,7 +10,8 @@ import pytest
 
 import vitstem
 import vitstem.runtime
-from export_cases import TINY, images, run_ort, small_spec, spec_and_weights
+from support.export_cases import TINY, images, run_ort, small_spec, spec_and_weights
+from support.import_blocker import BLOCKER
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.errors import ExportError, InputError
 from vitstem.export import build_onnx, export_onnx
@@ -86,32 +87,6 @@ def test_runtime_refuses_files_that_are_not_vitstem_models(tmp_path, small_model
         vitstem.runtime.load(bare)
     with pytest.raises(ExportError, match="no such model file"):
         vitstem.runtime.load(tmp_path / "missing.onnx")
-
-
-BLOCKER = """
-import sys
-class Block:
-    BLOCKED = {"torch", "torchvision", "tensorflow", "keras", "jax", "onnx", "onnxscript", "safetensors", "yaml",
-               "timm", "transformers", "scipy", "PIL"}
-    # vitstem's own packages the edge runtime must not need (the exporter, the framework backends).
-    BLOCKED_VITSTEM = ("vitstem.export", "vitstem.backends.torch", "vitstem.backends.tensorflow", "vitstem.deploy")
-    @classmethod
-    def blocked(cls, name):
-        return name.split(".")[0] in cls.BLOCKED or any(name == p or name.startswith(p + ".") for p in cls.BLOCKED_VITSTEM)
-    def find_spec(self, name, path=None, target=None):
-        if self.blocked(name):
-            raise ImportError(f"blocked import of {name}")
-        return None
-sys.meta_path.insert(0, Block())
-import numpy as np
-import vitstem.runtime
-stem = vitstem.runtime.load(sys.argv[1])
-z = stem(np.load(sys.argv[2]))
-np.save(sys.argv[3], z)
-heavy = sorted(m for m in sys.modules if Block.blocked(m))
-assert not heavy, heavy
-print(stem.spec.name)
-"""
 
 
 def test_runtime_needs_only_numpy_and_onnxruntime(tmp_path, small_model):

@@ -15,6 +15,8 @@ from vitstem.backends.numpy import forward
 from vitstem.conformance.golden import GOLDEN_SPECS
 from vitstem.spec import init_weights, load_spec
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parents[1]
 WEB = ROOT / "web"
 GOLDEN = ROOT / "conformance_tests" / "golden" / "tiny_nhwc_uint8"  # exact profile, uint8 NHWC frames in

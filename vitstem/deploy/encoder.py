@@ -3,7 +3,7 @@
 The stem modules are swapped for pass-throughs only while the encoder is traced (the user's
 model is restored afterwards, also on error). Exported with torch.onnx's TorchScript exporter:
 it was measured faster to export than dynamo=True and its graph as fast in ONNX Runtime
-(README, "Deploying a whole model"); `exporter="dynamo"` is kept for when TorchScript goes.
+(docs/benchmarks.md, "Whole-model deploy"); `exporter="dynamo"` is kept for when TorchScript goes.
 Every exported encoder is run in ONNX Runtime at each token count the file will feed it and
 compared with the eager module: TorchScript can bake the traced token count into a graph
 (SigLIP's attention-pool head does), and "auto" then exports with dynamo instead.

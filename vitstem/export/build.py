@@ -38,7 +38,8 @@ def _conv_projection(exact: bool, layout: Layout) -> bool:
     runs the Conv in its blocked NCHWc layout and folds the Transpose into the reorder it inserts anyway.
     The constant prefix rows are joined last by a Concat (a memcpy), measured 3-5 % of the floor faster
     than padding zero rows in front and adding one full table (ORT's Pad copies row by row;
-    benchmarks/graph_variants.py, conv_cl_*). exact keeps the MatMul-free Scan: ORT has no float64 Conv.
+    benchmarks/graph_variants.py, conv_cl_*;
+    docs/design.md, "Export"). exact keeps the MatMul-free Scan: ORT has no float64 Conv.
     """
     return not exact and layout == Layout.NCHW
 

@@ -1,4 +1,4 @@
-"""Seeded test inputs shared by the test files (pytest puts tests/ on sys.path)."""
+"""Seeded test inputs shared by the test files."""
 
 import numpy as np
 

@@ -60,9 +60,6 @@ def cosine_per_token(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def assert_exact(z: np.ndarray, spec, weights, x) -> None:
     """z equals the reference's exact z0 bit for bit (the exact profile sums in one fixed order,
     vitstem.spec.exact, which the exported graph reproduces with Scan loops)."""
-    from vitstem import forward
+    from support.reference import assert_matches_reference
 
-    reference = forward(spec, weights, x, profile="exact")
-    assert z.shape == reference.shape and z.dtype == reference.dtype
-    differ = z != reference
-    assert not differ.any(), f"{differ.sum()} of {differ.size} elements differ, by up to {np.abs(z - reference).max():.3g}"
+    assert_matches_reference(z, spec, weights, x, profile="exact")
