@@ -8,6 +8,8 @@ must stay within `fast_error_bound`.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -93,13 +95,13 @@ def test_exact_steps_have_the_reference_float64_bits():
     # Before the final rounding: a different summation order would show in most elements here.
     import tensorflow as tf
 
-    from vitstem.backends.tensorflow import stem
+    from vitstem.backends.tensorflow import norms, stem
 
     spec = tiny(input={"layout": "NHWC", "preprocess": {"scale": 1 / 255, "mean": [0.485, 0.456, 0.406],
                                                          "std": [0.229, 0.224, 0.225]}}, patch_size=[4, 4])
     weights = init_weights(spec, seed=13)
     pixels = images_for(spec, hw=(16, 24), seed=14)
-    ours = stem.preprocess(spec, tf.constant(pixels), tf.float64)
+    ours = stem.preprocess(spec, tf.constant(pixels), tf.float64, "NHWC")
     x = reference.preprocess(spec, reference.to_nchw(spec, pixels), np.float64)
     assert np.array_equal(tf.transpose(ours, (0, 3, 1, 2)).numpy(), x)
     patches = reference.patchify(x, spec.patch_size)
@@ -110,7 +112,7 @@ def test_exact_steps_have_the_reference_float64_bits():
     rng = np.random.default_rng(15)
     z = rng.standard_normal((2, 5, 384)) * rng.uniform(0.1, 10, (2, 5, 1)) + rng.standard_normal((2, 5, 1))
     weight, bias = rng.standard_normal(384), rng.standard_normal(384)
-    assert np.array_equal(stem.layer_norm(tf.constant(z), tf.constant(weight), tf.constant(bias), 1e-6).numpy(),
+    assert np.array_equal(norms.layer_norm(tf.constant(z), tf.constant(weight), tf.constant(bias), 1e-6).numpy(),
                           reference.layer_norm(z, weight, bias, 1e-6))
 
 
@@ -211,14 +213,18 @@ def test_position_table_is_the_shared_constant(policy, grid):
     # fast (matmuls, also with a symbolic grid under tf.function): within float64 dot-product error.
     import tensorflow as tf
 
-    from vitstem.backends.tensorflow.position import position_table as tf_position_table
+    from vitstem.backends.tensorflow.position import fixed_table, resample_rows
     from vitstem.spec.resampling import resample_matrix
+
+    def tf_position_table(spec, pos_embed, grid, ordered=False):
+        return position_table(spec, {"pos_embed": pos_embed}, grid, fixed=fixed_table,
+                              resample=functools.partial(resample_rows, ordered=ordered))
 
     spec = tiny(resample={"policy": policy})
     weights = init_weights(spec, seed=7)
     pos_embed = tf.constant(weights["pos_embed"])
     prefix64, patches64 = position_table(spec, weights, grid)
-    exact = tf_position_table(spec, pos_embed, grid, in_order=True)
+    exact = tf_position_table(spec, pos_embed, grid, ordered=True)
     assert np.array_equal(exact[0].numpy(), prefix64) and np.array_equal(exact[1].numpy(), patches64)
 
     mh, mw = (np.abs(resample_matrix(s, g, **spec.resample.kwargs())) for s, g in zip(spec.pos_grid, grid))

@@ -26,13 +26,6 @@ REFERENCE = "reference"  # the NumPy reference in the exact profile: z0 computed
 FLOAT64_PER_FLOAT32_ERROR = 2.0**-53 / 2.0**-24
 
 
-def exact_float64(spec: Spec, weights, images) -> np.ndarray:
-    """z0 of the exact profile before its final rounding to float32 (the reference's float64 steps)."""
-    from ..backends.numpy.stem import unrounded
-
-    return unrounded(spec, weights, images, "exact")
-
-
 def _label(name: str, opset) -> str:
     return name if opset is None else f"{name}@{opset}"
 
@@ -91,12 +84,13 @@ def _run(spec: Spec, ws: Workspace, names, profiles, precisions, full, seed, pro
 
 
 def _run_cell(spec: Spec, ws: Workspace, cell: Cell, names, full, seed, report: Report) -> None:
-    from ..backends.numpy import forward
     from ..backends.numpy.bound import fast_error_bound
+    from ..backends.numpy.stem import unrounded
 
     weights = ws.weights(spec)
     images = sample_images(spec, cell.batch, cell.image_size, seed)
-    reference = forward(spec, weights, images, profile="exact")
+    exact = unrounded(spec, weights, images, "exact")  # the reference's float64 steps, rounded once below
+    reference = exact.astype(np.float32)
     bounds: dict[bool, np.ndarray] = {}  # resampled in float32 -> fast bound, computed once per cell
 
     def bound_for(resampled: bool) -> np.ndarray:
@@ -107,7 +101,7 @@ def _run_cell(spec: Spec, ws: Workspace, cell: Cell, names, full, seed, report: 
     ties = None
     if cell.profile == "exact":  # to tell float64 double-rounding near-ties from real mismatches
         # Each float64 evaluation is within e of the true z0, so two are within 2e of each other.
-        ties = (exact_float64(spec, weights, images), 2 * bound_for(False) * FLOAT64_PER_FLOAT32_ERROR)
+        ties = (exact, 2 * bound_for(False) * FLOAT64_PER_FLOAT32_ERROR)
     outputs = {}  # label -> (engine name, opset, z0, bound or None)
     for name in names:
         engine = ENGINES[name]

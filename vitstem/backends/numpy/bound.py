@@ -136,12 +136,12 @@ def fast_error_bound(spec: Spec, weights: Mapping[str, np.ndarray], images, *,
     grid = spec.patch_grid(hw)
     f64 = np.float64
     absw = {k: np.abs(v.astype(f64)) for k, v in weights.items()}
-    table = tuple(np.abs(t) for t in position_table(spec, weights, grid))
+    table = position_table(spec, weights, grid)
     # Magnitudes, routed through the reference's own functions so the shapes cannot drift.
     mag_patches = embed_patches(spec, absw, patchify(_pixel_magnitude(spec, images), spec.patch_size), f64,
                                 ordered=False)
     mag_prefix = prefix_tokens(spec, absw, images.shape[0], f64)
-    magnitude = add_position(spec, mag_prefix, mag_patches, table, f64)
+    magnitude = add_position(spec, mag_prefix, mag_patches, tuple(np.abs(t) for t in table), f64)
     n_prefix = spec.num_prefix_tokens
     # One more rounding than the fast engine makes: the exact profile's own final rounding to float32.
     e = magnitude * gamma(7)
@@ -159,12 +159,12 @@ def fast_error_bound(spec: Spec, weights: Mapping[str, np.ndarray], images, *,
         e_rows = _norm_bound(spec.patch_norm, weights, "patch_embed.norm", rows,
                              gamma(2 * spec.patch_dim + 5) * mag_patches)
         rows = normalize(spec.patch_norm, weights, "patch_embed.norm", rows)
-        e[:, n_prefix:] = e_rows * (1 + U) + gamma(3) * (np.abs(rows) + table[1])
+        e[:, n_prefix:] = e_rows * (1 + U) + gamma(3) * (np.abs(rows) + np.abs(table[1]))
     if resampled_in_float32:
         e[:, n_prefix:] += _resample_error(spec, weights, grid)
     if spec.pre_norm is None:
         return e
-    z = add_position(spec, prefix_tokens(spec, weights, x.shape[0], f64), rows, position_table(spec, weights, grid), f64)
+    z = add_position(spec, prefix_tokens(spec, weights, x.shape[0], f64), rows, table, f64)
     return _norm_bound(spec.pre_norm, weights, "norm_pre", z, e)
 
 

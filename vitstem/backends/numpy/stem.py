@@ -11,6 +11,12 @@ Profile "fast" computes in float32, in whatever order the engine likes. Profile 
 in float64 with every sum in a fixed order (`sum_in_order`: k = 0, 1, ..., K-1, left to right) and
 rounds once, at the very end, to float32: every step is an IEEE-correctly-rounded elementwise
 operation in a defined order, so every engine can reproduce the float64 bits (see spec/exact.py).
+
+The stage functions below are the contract every backend implements under the same names and
+signatures (torch and tensorflow take their tensors): to_nchw, crop, preprocess, patchify,
+embed_patches, prefix_tokens, add_position, normalize, the composition `stages` on a checked batch,
+and `forward(spec, weights, images, profile)`. The layout-aware stages take the batch's `layout`
+(NCHW after to_nchw; an engine that reads the spec's layout natively passes it instead).
 """
 
 from __future__ import annotations
@@ -24,43 +30,57 @@ from ...spec.exact import sum_in_order
 from ...spec.inputs import check_images, check_z0
 from ...spec.position import position_table
 from ...spec.remainder import cropped_size
+from ...spec.vocabulary import Layout, Profile
 from ...spec.weights import check_weights
 
-PROFILES = {"fast": np.float32, "exact": np.float64}
+
+def compute_dtype(profile) -> type:
+    """The NumPy scalar type `profile` computes in; ValueError naming the profiles otherwise."""
+    return np.dtype(Profile.parse(profile, "profile").compute_dtype).type
 
 
 def to_nchw(spec: Spec, images: np.ndarray) -> np.ndarray:
     """(B, C, H, W) view of a batch in the spec's layout."""
-    return images if spec.input.layout == "NCHW" else images.transpose(0, 3, 1, 2)
+    return images.transpose(Layout(spec.input.layout).to_nchw)
 
 
-def crop(spec: Spec, x: np.ndarray) -> np.ndarray:
-    """(B, C, H, W) cut to the whole patches (input.remainder: drop), as a strided conv reads it;
-    a no-op when H and W are multiples of the patch (the only sizes `refuse` lets through)."""
-    h, w = cropped_size(x.shape[2], x.shape[3], spec.patch_size)
-    return x if (h, w) == x.shape[2:] else x[:, :, :h, :w]
+def crop(spec: Spec, x: np.ndarray, layout: Layout = Layout.NCHW) -> np.ndarray:
+    """The batch cut to the whole patches (input.remainder: drop), as a strided conv reads it; a
+    no-op when H and W are multiples of the patch (the only sizes `refuse` lets through)."""
+    layout = Layout(layout)
+    hw = layout.image_hw(x.shape)
+    cut = cropped_size(*hw, spec.patch_size)
+    if cut == hw:
+        return x
+    index = [slice(None)] * 4
+    index[layout.spatial_axes[0]], index[layout.spatial_axes[1]] = slice(cut[0]), slice(cut[1])
+    return x[tuple(index)]
 
 
-def preprocess(spec: Spec, x: np.ndarray, dtype) -> np.ndarray:
+def preprocess(spec: Spec, x: np.ndarray, dtype, layout: Layout = Layout.NCHW) -> np.ndarray:
     """x = (pixels * scale - mean) / std per channel, or x unchanged without preprocessing."""
+    layout = Layout(layout)
     x = x.astype(dtype)
     pre = spec.input.preprocess
     if pre is None:
         return x
-    mean = np.asarray(pre.mean, dtype).reshape(1, -1, 1, 1)
-    std = np.asarray(pre.std, dtype).reshape(1, -1, 1, 1)
+    shape = layout.shape(1, -1, 1, 1)
+    mean = np.asarray(pre.mean, dtype).reshape(shape)
+    std = np.asarray(pre.std, dtype).reshape(shape)
     return (x * dtype(pre.scale) - mean) / std
 
 
-def patchify(x: np.ndarray, patch_size: tuple[int, int]) -> np.ndarray:
+def patchify(x: np.ndarray, patch_size: tuple[int, int], layout: Layout = Layout.NCHW) -> np.ndarray:
     """(B, C, H, W) -> (B, N, C*Ph*Pw): patches in row-major grid order, each flattened (C, Ph, Pw)."""
+    layout = Layout(layout)
+    x = x.transpose(layout.to_nchw)
     b, c, h, w = x.shape
     ph, pw = patch_size
     x = x.reshape(b, c, h // ph, ph, w // pw, pw)
     return x.transpose(0, 2, 4, 1, 3, 5).reshape(b, (h // ph) * (w // pw), c * ph * pw)
 
 
-def embed_patches(spec: Spec, weights: Mapping[str, np.ndarray], patches: np.ndarray, dtype,
+def embed_patches(spec: Spec, weights: Mapping[str, np.ndarray], patches: np.ndarray, dtype, *,
                   ordered: bool | None = None) -> np.ndarray:
     """x^i E (+ b): the patch projection, equal to a conv with kernel = stride = P.
 
@@ -86,9 +106,10 @@ def prefix_tokens(spec: Spec, weights: Mapping[str, np.ndarray], batch: int, dty
 
 
 def add_position(spec: Spec, prefix: np.ndarray, patches: np.ndarray, table, dtype) -> np.ndarray:
-    """[prefix; patches] + E_pos; without covers_prefix the prefix tokens get no position."""
+    """[prefix; patches] + E_pos, `table` the pair (prefix rows, patch rows) of `position_table`;
+    without covers_prefix the prefix tokens get no position."""
     prefix_rows, patch_rows = (t.astype(dtype) for t in table)
-    n = prefix_rows.shape[0]  # 0 or the number of prefix tokens
+    n = spec.pos_prefix_rows  # 0 or the number of prefix tokens
     prefix = np.concatenate([prefix[:, :n] + prefix_rows, prefix[:, n:]], axis=1)
     return np.concatenate([prefix, patches + patch_rows], axis=1)
 
@@ -126,6 +147,17 @@ def normalize(norm, weights: Mapping[str, np.ndarray], prefix: str, z: np.ndarra
     return layer_norm(z, weight, weights[f"{prefix}.bias"].astype(z.dtype), norm.eps)
 
 
+def stages(spec: Spec, weights: Mapping[str, np.ndarray], images: np.ndarray, dtype) -> np.ndarray:
+    """z0 in `dtype` before any final rounding: the stages in order, on a checked batch."""
+    x = preprocess(spec, crop(spec, to_nchw(spec, images)), dtype)
+    patches = embed_patches(spec, weights, patchify(x, spec.patch_size), dtype)
+    patches = normalize(spec.patch_norm, weights, "patch_embed.norm", patches)
+    prefix = prefix_tokens(spec, weights, x.shape[0], dtype)
+    table = position_table(spec, weights, spec.patch_grid(Layout.NCHW.image_hw(x.shape)))
+    z = add_position(spec, prefix, patches, table, dtype)
+    return normalize(spec.pre_norm, weights, "norm_pre", z)
+
+
 def forward(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
     """z0 of shape (B, prefix + N, D), float32."""
     return check_z0(unrounded(spec, weights, images, profile).astype(np.float32))
@@ -133,14 +165,7 @@ def forward(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str 
 
 def unrounded(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
     """z0 in the profile's dtype, before the final rounding to float32 (exact: the float64 steps)."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
-    dtype = PROFILES[profile]
+    dtype = compute_dtype(profile)
     weights = check_weights(weights, spec)
-    images, hw = check_images(spec, images)
-    x = preprocess(spec, crop(spec, to_nchw(spec, images)), dtype)
-    patches = embed_patches(spec, weights, patchify(x, spec.patch_size), dtype)
-    patches = normalize(spec.patch_norm, weights, "patch_embed.norm", patches)
-    prefix = prefix_tokens(spec, weights, x.shape[0], dtype)
-    z = add_position(spec, prefix, patches, position_table(spec, weights, spec.patch_grid(hw)), dtype)
-    return normalize(spec.pre_norm, weights, "norm_pre", z)
+    images, _ = check_images(spec, images)
+    return stages(spec, weights, images, dtype)

@@ -1,4 +1,4 @@
-"""`VitStemLayer`: the stem as a Keras 3 layer (TensorFlow backend) holding the canonical weights."""
+"""`VitStemLayer`: the stem's `forward` as a Keras 3 layer (TensorFlow backend) holding the canonical weights."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import tensorflow as tf
 
 from ...errors import VitstemError
 from ...spec import Spec, check_weights, init_weights, load_spec
-from ...spec.inputs import check_images, image_hw
+from ...spec.vocabulary import Profile
 from . import stem
-from .inputs import check_graph_images
 
 if keras.backend.backend() != "tensorflow":
     raise VitstemError(f"vitstem's TensorFlow backend needs Keras on the TensorFlow backend, not "
@@ -35,8 +34,7 @@ class VitStemLayer(keras.layers.Layer):
         # autocast=False: Keras would otherwise round float64 pixels to float32 before "exact" sees them.
         super().__init__(autocast=False, **kwargs)
         self.spec = load_spec(spec)
-        stem.check_profile(profile)
-        self.profile = profile
+        self.profile = Profile.parse(profile, "profile").value
         initial = init_weights(self.spec) if weights is None else check_weights(weights, self.spec)
         # Created here, not in build(): the shapes come from the spec alone.
         self.stem_variables = {
@@ -62,22 +60,11 @@ class VitStemLayer(keras.layers.Layer):
         return {name: np.array(variable.numpy(), np.float32) for name, variable in self.stem_variables.items()}
 
     def call(self, images):
-        compute = self.compute_dtype if self.compute_dtype in ("float16", "bfloat16") else None  # mixed precision
-        if tf.executing_eagerly():
-            check_images(self.spec, images)
-            return stem.z0(self.spec, self.stem_variables, images, self.profile, compute)
-        images = check_graph_images(self.spec, images)
-        if self.profile == "exact":
-            return stem.z0_eagerly(self.spec, self.stem_variables, images, self.profile,
-                                   self.compute_output_shape(tuple(images.shape)))
-        return stem.z0(self.spec, self.stem_variables, images, self.profile, compute)
+        mixed = self.compute_dtype if self.compute_dtype in ("float16", "bfloat16") else None
+        return stem.forward(self.spec, self.stem_variables, images, self.profile, mixed=mixed)
 
     def compute_output_shape(self, input_shape):
-        h, w = image_hw(self.spec, tuple(input_shape))
-        if not self.spec.dynamic_image_size:
-            h, w = self.spec.image_size
-        tokens = self.spec.num_tokens((h, w)) if h is not None and w is not None else None
-        return (input_shape[0], tokens, self.spec.embed_dim)
+        return stem.output_shape(self.spec, input_shape)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "spec": self.spec.to_dict(), "profile": self.profile}

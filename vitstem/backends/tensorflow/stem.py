@@ -1,17 +1,19 @@
-"""The stem in TensorFlow, function for function as the NumPy reference (vitstem/backends/numpy/stem.py).
+"""The stem in TensorFlow, stage for stage as the NumPy reference (same names, signatures and order; tensors).
 
-Layout native: preprocessing and patchify work on the batch in the spec's layout (no transpose on
-entry), and patches are flattened (C, Ph, Pw) as the reference's, so the canonical OIHW kernel is
-the projection as it is stored (no per-call kernel transpose). Profile "fast" computes in float32,
-the projection as one matmul. Profile "exact" is the reference's arithmetic step for step: float64,
-every sum in the reference's order (`vitstem.spec.exact.sum_in_order`: the projection over
-k = 0..K-1, LayerNorm's means over d = 0..D-1, table resampling over input taps), elementwise IEEE
-ops only, one rounding to float32 at the end: the reference's bits by construction.
-It always runs eagerly, inside a tf.function too (`z0_eagerly`): Grappler would rewrite it.
+Layout native: crop, preprocessing and patchify read the batch in the spec's layout (their `layout`
+argument; no transpose on entry), and patches are flattened (C, Ph, Pw) as the reference's, so the
+canonical OIHW kernel is the projection as it is stored (no per-call kernel transpose). Profile "fast"
+computes in float32, the projection as one matmul. Profile "exact" is the reference's arithmetic step
+for step: float64, every sum in the reference's order (`vitstem.spec.exact.sum_in_order`: the
+projection over k = 0..K-1, the norms' means over d = 0..D-1, table resampling over input taps),
+elementwise IEEE ops only, one rounding to float32 at the end: the reference's bits by construction.
+It always runs eagerly, inside a tf.function too (`stages_eagerly`): Grappler would rewrite it.
+`weights` maps canonical names to tensors or variables (`VitStemLayer` passes its variables).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Mapping
 
 import numpy as np
@@ -19,17 +21,21 @@ import tensorflow as tf
 
 from ...spec import Spec
 from ...spec.exact import sum_in_order
-from ...spec.inputs import image_hw
-from .position import position_table
+from ...spec.inputs import check_images
+from ...spec.position import position_table
+from ...spec.vocabulary import Layout, Profile
+from .inputs import check_graph_images
+from .norms import normalize
+from .position import fixed_table, resample_rows
 
-PROFILES = {"fast": tf.float32, "exact": tf.float64}
 
-
-def check_profile(profile: str) -> tf.DType:
-    """The compute dtype of `profile`; ValueError naming the choices otherwise."""
-    if profile not in PROFILES:
-        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
-    return PROFILES[profile]
+def compute_dtype(profile, mixed: str | None = None) -> tf.DType:
+    """float64 for the exact profile; else float32, or `mixed` (a Keras mixed-precision policy's
+    float16/bfloat16). ValueError naming the profiles for another profile."""
+    profile = Profile.parse(profile, "profile")
+    if profile is Profile.FAST and mixed is not None:
+        return tf.as_dtype(mixed)
+    return tf.as_dtype(profile.compute_dtype)
 
 
 def dims(x: tf.Tensor) -> list:
@@ -38,36 +44,55 @@ def dims(x: tf.Tensor) -> list:
     return [s if s is not None else dynamic[i] for i, s in enumerate(x.shape)]
 
 
-def preprocess(spec: Spec, x: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+def _hw(x: tf.Tensor, layout: Layout) -> tuple:
+    """(H, W) of a batch in `layout`: static ints where known, scalar tensors where not."""
+    shape = dims(x)
+    return shape[layout.spatial_axes[0]], shape[layout.spatial_axes[1]]
+
+
+def to_nchw(spec: Spec, images: tf.Tensor) -> tf.Tensor:
+    """(B, C, H, W) of a batch in the spec's layout: a transpose, which `stages` avoids by reading the
+    batch in its own layout (the stages' `layout` argument)."""
+    layout = Layout(spec.input.layout)
+    return images if layout is Layout.NCHW else tf.transpose(images, layout.to_nchw)
+
+
+def crop(spec: Spec, x: tf.Tensor, layout: Layout = Layout.NCHW) -> tf.Tensor:
+    """The batch cut to the whole patches (input.remainder: drop), as the reference. Under refuse the
+    input checks let only multiples of the patch through: nothing to cut."""
+    layout = Layout(layout)
+    if spec.input.remainder != "drop":
+        return x
+    full = _hw(x, layout)
+    cut = (full[0] // spec.patch_size[0] * spec.patch_size[0], full[1] // spec.patch_size[1] * spec.patch_size[1])
+    if all(isinstance(s, int) for s in full) and cut == tuple(full):
+        return x  # a static multiple of the patch: no slice op
+    index = [slice(None)] * 4
+    for axis, size in zip(layout.spatial_axes, cut):
+        index[axis] = slice(size)
+    return x[tuple(index)]
+
+
+def preprocess(spec: Spec, x: tf.Tensor, dtype: tf.DType, layout: Layout = Layout.NCHW) -> tf.Tensor:
     """x = (pixels * scale - mean) / std per channel (the layout's channel axis), or x unchanged without preprocessing."""
+    layout = Layout(layout)
     x = tf.cast(x, dtype)
     pre = spec.input.preprocess
     if pre is None:
         return x
     np_dtype = dtype.as_numpy_dtype
-    shape = (-1, 1, 1) if spec.input.layout == "NCHW" else (-1,)
+    shape = layout.shape(1, -1, 1, 1)
     mean = tf.constant(np.asarray(pre.mean, np_dtype).reshape(shape))  # rounded as the reference rounds them
     std = tf.constant(np.asarray(pre.std, np_dtype).reshape(shape))
     return (x * tf.constant(np_dtype(pre.scale)) - mean) / std
 
 
-def crop(spec: Spec, x: tf.Tensor) -> tf.Tensor:
-    """The batch cut to the whole patches (input.remainder: drop), in its layout, as the reference.
-    Under refuse the input checks let only multiples of the patch through: nothing to cut."""
-    if spec.input.remainder != "drop":
-        return x
-    full = image_hw(spec, dims(x))
-    h, w = full[0] // spec.patch_size[0] * spec.patch_size[0], full[1] // spec.patch_size[1] * spec.patch_size[1]
-    if all(isinstance(s, int) for s in full) and (h, w) == tuple(full):
-        return x  # a static multiple of the patch: no slice op
-    return x[:, :, :h, :w] if spec.input.layout == "NCHW" else x[:, :h, :w, :]
-
-
-def patchify(x: tf.Tensor, patch_size: tuple[int, int], layout: str) -> tf.Tensor:
+def patchify(x: tf.Tensor, patch_size: tuple[int, int], layout: Layout = Layout.NCHW) -> tf.Tensor:
     """(B, C, H, W) or (B, H, W, C) -> (B, N, K): patches in row-major grid order, each flattened
     (C, Ph, Pw), the reference's order (the rows of the OIHW kernel reshaped to (D, K))."""
+    layout = Layout(layout)
     ph, pw = patch_size
-    if layout == "NCHW":
+    if layout is Layout.NCHW:
         b, c, h, w = dims(x)
         x = tf.transpose(tf.reshape(x, (b, c, h // ph, ph, w // pw, pw)), (0, 2, 4, 1, 3, 5))
     else:
@@ -109,78 +134,59 @@ def prefix_tokens(spec: Spec, weights: Mapping[str, tf.Tensor], batch, dtype: tf
 
 
 def add_position(spec: Spec, prefix: tf.Tensor, patches: tf.Tensor, table, dtype: tf.DType) -> tf.Tensor:
-    """[prefix; patches] + E_pos; without covers_prefix the prefix tokens get no position."""
+    """[prefix; patches] + E_pos, `table` the pair (prefix rows, patch rows) of `position_table`;
+    without covers_prefix the prefix tokens get no position."""
     prefix_rows, patch_rows = (tf.cast(t, dtype) for t in table)
     n = spec.pos_prefix_rows  # 0 or the number of prefix tokens
     prefix = tf.concat([prefix[:, :n] + prefix_rows, prefix[:, n:]], axis=1)
     return tf.concat([prefix, patches + patch_rows], axis=1)
 
 
-def _row_mean(v: tf.Tensor) -> tf.Tensor:
-    """Mean over the last axis (kept); in float64 (exact) summed in order d = 0..D-1, as the reference's."""
-    if v.dtype == tf.float64:
-        terms = tf.unstack(tf.transpose(v, (2, 0, 1))[..., None])  # D of (B, T, 1)
-        return sum_in_order(terms) / tf.constant(len(terms), tf.float64)
-    return tf.reduce_mean(v, axis=-1, keepdims=True)
-
-
-def layer_norm(z: tf.Tensor, weight: tf.Tensor, bias: tf.Tensor, eps: float) -> tf.Tensor:
-    """LayerNorm over the last axis with the biased variance, as torch.nn.LayerNorm.
-
-    In float64 (exact) the two sums over D run in order d = 0..D-1, as the reference's.
-    """
-    centred = z - _row_mean(z)
-    var = _row_mean(centred * centred)
-    return centred / tf.sqrt(var + tf.constant(eps, z.dtype)) * weight + bias
-
-
-def rms_norm(z: tf.Tensor, weight: tf.Tensor, eps: float) -> tf.Tensor:
-    """RmsNorm over the last axis, z / sqrt(mean(z^2) + eps) * weight (timm's RmsNorm)."""
-    return z / tf.sqrt(_row_mean(z * z) + tf.constant(eps, z.dtype)) * weight
-
-
-def normalize(norm, weights: Mapping[str, tf.Tensor], prefix: str, z: tf.Tensor) -> tf.Tensor:
-    """The spec's `norm` (a Norm, or None: z unchanged) with the weights PREFIX.weight [, PREFIX.bias].
-
-    float16/bfloat16 rows (a Keras mixed-precision policy) are normalised in float32 and cast back,
-    as Keras's own normalization layers do."""
-    if norm is None:
-        return z
-    if z.dtype in (tf.float16, tf.bfloat16):
-        return tf.cast(normalize(norm, weights, prefix, tf.cast(z, tf.float32)), z.dtype)
-    weight = tf.cast(weights[f"{prefix}.weight"], z.dtype)
-    if norm.kind == "rms_norm":
-        return rms_norm(z, weight, norm.eps)
-    return layer_norm(z, weight, tf.cast(weights[f"{prefix}.bias"], z.dtype), norm.eps)
-
-
-def z0(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str = "fast",
-       compute_dtype: tf.DType | None = None) -> tf.Tensor:
-    """z0 of shape (B, prefix + N, D) from a batch in the spec's layout (checked by the caller).
-
-    float32 by default; `compute_dtype` (fast profile only: a Keras mixed-precision policy's
-    float16/bfloat16) computes and returns in that dtype, norm statistics in float32 as Keras's
-    normalization layers do.
-    """
-    dtype = check_profile(profile)
-    if compute_dtype is not None and profile == "fast":
-        dtype = tf.as_dtype(compute_dtype)
-    x = preprocess(spec, crop(spec, images), dtype)
-    shape = dims(x)
-    b, (h, w) = shape[0], image_hw(spec, shape)
-    ph, pw = spec.patch_size
-    patches = embed_patches(spec, weights, patchify(x, spec.patch_size, spec.input.layout), dtype)
+def stages(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """z0 in `dtype` before any final rounding: the stages in the reference's order on a checked batch,
+    read in the spec's layout."""
+    layout = Layout(spec.input.layout)
+    x = preprocess(spec, crop(spec, images, layout), dtype, layout)
+    (h, w), (ph, pw) = _hw(x, layout), spec.patch_size
+    patches = embed_patches(spec, weights, patchify(x, spec.patch_size, layout), dtype)
     patches = normalize(spec.patch_norm, weights, "patch_embed.norm", patches)
-    prefix = prefix_tokens(spec, weights, b, dtype)
-    table = position_table(spec, weights.get("pos_embed"), (h // ph, w // pw), in_order=dtype == tf.float64,
-                           dtype=dtype)
+    prefix = prefix_tokens(spec, weights, dims(x)[0], dtype)
+    resample = functools.partial(resample_rows, ordered=dtype == tf.float64)
+    table = position_table(spec, weights, (h // ph, w // pw), fixed=fixed_table, resample=resample)
     z = add_position(spec, prefix, patches, table, dtype)
-    z = normalize(spec.pre_norm, weights, "norm_pre", z)
-    return tf.cast(z, tf.float32 if dtype == tf.float64 else dtype)
+    return normalize(spec.pre_norm, weights, "norm_pre", z)
 
 
-def z0_eagerly(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, profile: str, shape) -> tf.Tensor:
-    """`z0` run eagerly even inside a graph (a tf.py_function, differentiable), with static shape `shape`.
+def forward(spec: Spec, weights: Mapping[str, tf.Tensor], images, profile: str = "fast", *,
+            mixed: str | None = None) -> tf.Tensor:
+    """z0 (B, prefix + N, D) from a batch in the spec's layout, float32, or `mixed` (fast profile only: a
+    Keras mixed-precision policy's float16/bfloat16; norm statistics in float32 as Keras's normalization
+    layers do). The batch is checked here: in full when eager; its static shape and run-time sizes when
+    traced, where the exact profile runs eagerly (`stages_eagerly`). `weights` are checked by the caller.
+    """
+    dtype = compute_dtype(profile, mixed)
+    if tf.executing_eagerly():
+        checked, _ = check_images(spec, images)
+        images = images if isinstance(images, tf.Tensor) else tf.convert_to_tensor(checked)
+    else:
+        images = check_graph_images(spec, images)
+        if dtype == tf.float64:
+            return stages_eagerly(spec, weights, images, output_shape(spec, images.shape))
+    z = stages(spec, weights, images, dtype)
+    return tf.cast(z, tf.float32) if dtype == tf.float64 else z
+
+
+def output_shape(spec: Spec, input_shape) -> tuple:
+    """z0's static shape for a batch's static shape (None where unknown)."""
+    h, w = (tuple(input_shape)[axis] for axis in Layout(spec.input.layout).spatial_axes)
+    if not spec.dynamic_image_size:
+        h, w = spec.image_size
+    tokens = spec.num_tokens((h, w)) if h is not None and w is not None else None
+    return (input_shape[0], tokens, spec.embed_dim)
+
+
+def stages_eagerly(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, shape) -> tf.Tensor:
+    """The exact z0 run eagerly even inside a graph (a tf.py_function, differentiable), static shape `shape`.
 
     The exact profile needs this: Grappler rewrites its graph into other roundings (measured on TF
     2.21: the ordered sums become one AddN, accumulated in place in any order; x / sqrt(v) becomes
@@ -190,7 +196,7 @@ def z0_eagerly(spec: Spec, weights: Mapping[str, tf.Tensor], images: tf.Tensor, 
     names = list(weights)
 
     def run(images, *values):
-        return z0(spec, dict(zip(names, values)), images, profile)
+        return tf.cast(stages(spec, dict(zip(names, values)), images, tf.float64), tf.float32)
 
     out = tf.py_function(run, [images, *(weights[name] for name in names)], tf.float32)
     out.set_shape(shape)

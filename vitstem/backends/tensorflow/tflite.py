@@ -25,11 +25,9 @@ import tensorflow as tf
 from ...errors import ExportError
 from ...spec import Spec, check_weights, load_spec
 from ...spec.digest import weights_digest
-from ...spec.inputs import image_hw
+from ...spec.vocabulary import Layout, Precision, Profile
 from . import stem
-from .inputs import check_graph_images
 
-PRECISIONS = ("fp32", "fp16", "int8")
 PREFIX = "vitstem."
 ACTIVATION_OPSETS = {"int16": tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8,
                      "int8": tf.lite.OpsSet.TFLITE_BUILTINS_INT8}
@@ -47,12 +45,6 @@ def _quiet_absl():
     finally:
         log.setLevel(level)
 
-def _input_shape(spec: Spec, batch: int, image_size) -> list:
-    h, w = image_size
-    c = spec.in_channels
-    return [batch, c, h, w] if spec.input.layout == "NCHW" else [batch, h, w, c]
-
-
 def convert(spec, weights: Mapping[str, np.ndarray], *, precision: str = "fp32", profile: str = "fast",
             batch: int = 1, image_size=None, representative: np.ndarray | None = None, activations: str = "int16") -> bytes:
     """The .tflite bytes of `spec`'s stem for `batch` images of `image_size` (default the spec's),
@@ -62,9 +54,9 @@ def convert(spec, weights: Mapping[str, np.ndarray], *, precision: str = "fp32",
     dynamic batch after resize_tensor_input (e.g. tiny_no_cls_sincos at batch 3)."""
     spec = load_spec(spec)
     weights = check_weights(weights, spec)
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision {precision!r}: LiteRT export takes one of {', '.join(PRECISIONS)}")
-    if profile != "fast":
+    if precision not in Precision.choices():
+        raise ExportError(f"precision {precision!r}: LiteRT export takes one of {', '.join(Precision.choices())}")
+    if profile != Profile.FAST:
         raise ExportError(f"profile {profile!r}: the exact profile runs eagerly (tf.py_function) and LiteRT has "
                           "no float64 arithmetic, so only profile 'fast' converts to LiteRT")
     if activations not in ACTIVATION_OPSETS:
@@ -79,12 +71,13 @@ def convert(spec, weights: Mapping[str, np.ndarray], *, precision: str = "fp32",
     constants = {name: tf.constant(value) for name, value in weights.items()}
     dtype = tf.uint8 if spec.input.preprocess is not None else tf.float32
 
+    layout = Layout(spec.input.layout)
     z0_of = _split_pre_norm(spec, constants, batch, size, dtype) if precision == "int8" else (
-        lambda images: stem.z0(spec, constants, images, profile))
+        lambda images: stem.forward(spec, constants, images, profile))
 
-    @tf.function(input_signature=[tf.TensorSpec(_input_shape(spec, batch, size), dtype, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec(layout.shape(batch, spec.in_channels, *size), dtype, name="images")])
     def z0(images):
-        return {"z0": z0_of(check_graph_images(spec, images))}
+        return {"z0": z0_of(images)}
 
     with _quiet_absl():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([z0.get_concrete_function()])
@@ -93,7 +86,7 @@ def convert(spec, weights: Mapping[str, np.ndarray], *, precision: str = "fp32",
         converter.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
         images = np.asarray(representative)
-        if tuple(image_hw(spec, images.shape)) != size:
+        if layout.image_hw(images.shape) != size:
             raise ExportError(f"representative images have shape {images.shape}; the model takes {size[0]}x{size[1]}")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [ACTIVATION_OPSETS[activations]]
@@ -122,14 +115,14 @@ def _split_pre_norm(spec: Spec, constants, batch: int, size, dtype):
     max|z0| = 0.24). The patch rows are normalised in the graph on their own, the prefix joins after."""
     n = spec.num_prefix_tokens
     if spec.pre_norm is None or n == 0:
-        return lambda images: stem.z0(spec, constants, images, "fast")
+        return lambda images: stem.forward(spec, constants, images, "fast")
     bare = spec.replace(pre_norm=None)
-    blank = tf.zeros(_input_shape(spec, 1, size), dtype)
-    prefix = stem.normalize(spec.pre_norm, constants, "norm_pre", stem.z0(bare, constants, blank, "fast")[:, :n])
+    blank = tf.zeros(Layout(spec.input.layout).shape(1, spec.in_channels, *size), dtype)
+    prefix = stem.normalize(spec.pre_norm, constants, "norm_pre", stem.forward(bare, constants, blank, "fast")[:, :n])
     prefix = tf.constant(np.repeat(prefix.numpy(), batch, axis=0))
 
     def z0(images):
-        patches = stem.z0(bare, constants, images, "fast")[:, n:]
+        patches = stem.forward(bare, constants, images, "fast")[:, n:]
         return tf.concat([prefix, stem.normalize(spec.pre_norm, constants, "norm_pre", patches)], axis=1)
 
     return z0
