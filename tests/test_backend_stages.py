@@ -12,7 +12,7 @@ import pytest
 import vitstem
 from vitstem.backends.numpy import stem as reference
 from vitstem.spec.position import position_table
-from seeded import images_for
+from support.seeded import images_for
 
 STAGES = ("to_nchw", "crop", "preprocess", "patchify", "embed_patches", "prefix_tokens", "add_position",
           "normalize", "stages", "forward")

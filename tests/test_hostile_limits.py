@@ -167,7 +167,7 @@ def test_inputs_that_are_not_regular_files_are_refused_without_reading(tmp_path,
     elif target == "dir":
         target = tmp_path
     code = ("import vitstem, sys\n"
-            "from vitstem.spec.cli import load_npy\n"
+            "from vitstem.npy_files import load_npy\n"
             "for call in (lambda: vitstem.load_weights(sys.argv[1], 'vitstem_tiny_test'), lambda: load_npy(sys.argv[1])):\n"
             "    try: call()\n"
             "    except vitstem.VitstemError as e: print(type(e).__name__, e)\n")

@@ -63,12 +63,12 @@ class Layout(_Word):
         """A rank-4 shape in this layout (entries may be symbols such as "batch")."""
         return (batch, channels, height, width) if self is Layout.NCHW else (batch, height, width, channels)
 
-    def image_hw(self, shape) -> tuple[int, int]:
-        """(H, W) of a rank-4 shape in this layout."""
-        return int(shape[self.spatial_axes[0]]), int(shape[self.spatial_axes[1]])
+    def image_hw(self, shape) -> tuple:
+        """(H, W) of a rank-4 shape in this layout, as the shape holds them (ints, or None/symbols when traced)."""
+        return shape[self.spatial_axes[0]], shape[self.spatial_axes[1]]
 
-    def channels(self, shape) -> int:
-        return int(shape[self.channel_axis])
+    def channels(self, shape):
+        return shape[self.channel_axis]
 
 
 class Profile(_Word):
@@ -166,9 +166,9 @@ class Geometry:
         layout = Layout(layout or spec.input.layout)
         if input_shape is None:
             input_shape = layout.shape(1, spec.in_channels, *spec.image_size)
-        hw = layout.image_hw(input_shape)
+        hw = tuple(int(s) for s in layout.image_hw(input_shape))
         grid = spec.patch_grid(hw)
         ph, pw = spec.patch_size
-        return cls(layout=layout, batch=int(input_shape[0]), channels=layout.channels(input_shape), image_hw=hw,
+        return cls(layout=layout, batch=int(input_shape[0]), channels=int(layout.channels(input_shape)), image_hw=hw,
                    used_hw=(grid[0] * ph, grid[1] * pw), patch_size=(ph, pw), grid=grid,
                    prefix_rows=spec.num_prefix_tokens, embed_dim=spec.embed_dim)
