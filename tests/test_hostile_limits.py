@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_inputs import ENGINES, SPECS, runners, valid_batch  # noqa: F401  (runners is a fixture)
-from test_hostile_spec import fuzz
+from support.engine_runners import ENGINES, SPECS, runners, valid_batch  # noqa: F401  (runners is a fixture)
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.spec import inputs, load_spec, npy_file
