@@ -14,6 +14,8 @@ from support.keras_hub_peers import peer_z0 as _peer_z0
 from support.reference import assert_agrees
 from vitstem.interop import from_keras_hub, to_keras_hub
 
+pytestmark = pytest.mark.slow
+
 
 def _without_name(spec):
     doc = spec.to_dict()
