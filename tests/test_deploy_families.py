@@ -38,6 +38,7 @@ def rel_err(got, want) -> float:
     return float(np.abs(got.astype(np.float64) - want).max() / max(1.0, np.abs(want).max()))
 
 
+@pytest.mark.slow
 def test_siglip_attention_pool_head_at_two_other_sizes(tmp_path):
     model = siglip()
     # TorchScript alone bakes the 16 traced tokens into the head's reshapes: caught, not written
@@ -55,6 +56,7 @@ def test_siglip_attention_pool_head_at_two_other_sizes(tmp_path):
             assert rel_err(got[name], want[name].numpy()) <= 1e-4, (hw, name)
 
 
+@pytest.mark.slow
 def test_eva_with_rope_deploys_at_its_native_size(tmp_path):
     model = eva()
     assert model.rope is not None

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_spec import fuzz
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.interop import import_checkpoint, to_hf_state_dict
@@ -113,6 +113,7 @@ def _configs(fmt, file, field, value):
     return {"processor": _with(PROCESSOR, field, value)}
 
 
+@pytest.mark.slow
 @fuzz(150)
 @given(case=st.sampled_from(FIELDS).flatmap(lambda f: st.tuples(st.just(f), _garbage(f[3]))))
 def test_a_badly_typed_field_is_one_line_naming_the_file_and_the_field(case, tmp_path_factory):
@@ -176,6 +177,7 @@ def test_fields_the_tensors_also_state_must_agree(tmp_path, fmt, file, field, va
     assert str(info.value).startswith(f"{checkpoint.with_name(file)}: {words}"), str(info.value)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file, field, value", [("config.json", "image_size", "224"),
                                                 ("config.json", "hidden_size", -5),
                                                 ("preprocessor_config.json", "image_mean", "x"),
@@ -205,6 +207,7 @@ def test_a_processor_object_is_read_by_the_same_rule():
         processor_preprocess(Processor(), 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
 def test_a_config_that_is_not_a_regular_file_is_refused_unread(tmp_path, target):
     """--config /dev/zero would never end and a FIFO would block: refused from stat, one line, exit 2."""

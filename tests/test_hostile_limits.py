@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_hostile_inputs import ENGINES, SPECS, runners, valid_batch  # noqa: F401  (runners is a fixture)
-from test_hostile_spec import fuzz
+from support.engine_runners import ENGINES, SPECS, runners, valid_batch  # noqa: F401  (runners is a fixture)
+from support.fuzz import fuzz
 
 import vitstem
 from vitstem.spec import inputs, load_spec, npy_file
@@ -158,6 +158,7 @@ def test_loaded_weights_are_owned_writable_copies(tmp_path):
     np.testing.assert_array_equal(vitstem.load_weights(path, SPEC)["cls_token"] + 1, weights["cls_token"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["/dev/zero", "/dev/null", "fifo", "dir"])
 def test_inputs_that_are_not_regular_files_are_refused_without_reading(tmp_path, target):
     """/dev/zero never ends and a FIFO blocks: both are refused from stat, before opening."""
@@ -321,6 +322,7 @@ def test_hostile_npz_members_are_refused_naming_the_member(tmp_path, monkeypatch
 
 
 # -- one dtype rule on every engine ------------------------------------------------------------------
+@pytest.mark.slow
 @fuzz(8)
 @given(key=st.sampled_from(sorted(SPECS)), order=st.sampled_from([">", "<"]),
        kind=st.sampled_from(["f2", "f4", "f8", "u1"]), seed=st.integers(0, 2**16))

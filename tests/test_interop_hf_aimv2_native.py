@@ -10,8 +10,7 @@ import pytest
 import torch
 
 import vitstem
-from test_interop_agreement import assert_agrees
-from test_interop_hf_families import assert_backends_and_onnx
+from support.reference import assert_agrees, assert_backends_and_onnx
 from vitstem.interop import from_hf, import_checkpoint
 
 

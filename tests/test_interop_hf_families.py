@@ -14,9 +14,7 @@ import numpy as np
 import pytest
 
 import vitstem
-from support.export_cases import run_ort
-from support.reference import assert_agrees
-from vitstem.backends.numpy.bound import fast_error_bound
+from support.reference import assert_agrees, assert_backends_and_onnx
 from vitstem.interop import from_hf, import_checkpoint, to_hf_state_dict
 
 pytestmark = pytest.mark.slow
@@ -104,22 +102,6 @@ def peer_z0(model, x: np.ndarray, **forward_kwargs) -> np.ndarray:
 
 def images(hw, batch=2, seed=1):
     return np.random.default_rng(seed).standard_normal((batch, 3, *hw)).astype(np.float32)
-
-
-def assert_backends_and_onnx(spec, weights, x, resampled: bool) -> None:
-    """Exact z0 bit-identical on every backend and in ONNX; fast ONNX within the bound."""
-    from vitstem.export import build_onnx
-
-    exact = vitstem.forward(spec, weights, x, profile="exact")
-    for backend in ("torch", "tensorflow"):
-        ours = vitstem.forward(spec, weights, x, backend=backend, profile="exact")
-        assert np.array_equal(ours, exact), f"{backend} exact differs in {(ours != exact).sum()} elements"
-    size = [tuple(x.shape[2:])] if spec.dynamic_image_size else "fixed"
-    onnx_exact = run_ort(build_onnx(spec, weights, profile="exact", image_size=size), x)
-    assert np.array_equal(onnx_exact, exact), f"ONNX exact differs in {(onnx_exact != exact).sum()} elements"
-    onnx_fast = run_ort(build_onnx(spec, weights, image_size=size), x)
-    bound = fast_error_bound(spec, weights, x, resampled_in_float32=resampled)
-    assert np.all(np.abs(onnx_fast - exact) <= bound)
 
 
 CASES = [(family, NATIVE) for family in PEERS] + [  # no table: one other size shows "any size works"

@@ -9,23 +9,9 @@ import numpy as np
 import pytest
 
 import vitstem
+from support.keras_hub_peers import vit_backbone as _backbone
 from support.reference import assert_agrees
 from vitstem.interop import from_keras_hub, to_keras_hub
-
-
-def _backbone(seed=0, **kwargs):
-    import keras
-    import keras_hub
-
-    keras.utils.set_random_seed(seed)
-    args = dict(image_shape=(32, 32, 3), patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32)
-    args.update(kwargs)
-    backbone = keras_hub.models.ViTBackbone(**args)
-    layer = backbone.get_layer("vit_patching_and_embedding")
-    rng = np.random.default_rng(seed)
-    for variable in layer.weights:  # O(1) values everywhere (the class token starts near zero)
-        variable.assign(rng.standard_normal(variable.shape).astype(np.float32) * 0.5)
-    return backbone
 
 
 def keras_z0(layer, x: np.ndarray) -> np.ndarray:

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 import vitstem
-from test_interop_agreement import assert_agrees
-from test_interop_keras_hub import _backbone as vit_backbone
-from test_interop_keras_hub_families import CASES, _build, _peer_z0
+from support.keras_hub_peers import CASES, vit_backbone
+from support.keras_hub_peers import build as _build
+from support.keras_hub_peers import peer_z0 as _peer_z0
+from support.reference import assert_agrees
 from vitstem.interop import from_keras_hub, to_keras_hub
+
+pytestmark = pytest.mark.slow
 
 
 def _without_name(spec):

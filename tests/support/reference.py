@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import vitstem
+from support.export_cases import run_ort
 from vitstem.backends.numpy.bound import fast_error_bound
 from vitstem.conformance.verdicts import Comparison, compare
 from vitstem.spec import load_spec
@@ -52,3 +53,19 @@ def assert_agrees(spec, weights, images, peer_z0, *, resampled_in_float32: bool 
         assert np.all(excess <= 0), f"peer vs {backend} fast exceeds twice the bound by {excess.max():.3g}"
         diffs[backend] = float(np.abs(peer - ours).max())
     return diffs
+
+
+def assert_backends_and_onnx(spec, weights, x, resampled: bool) -> None:
+    """Exact z0 bit-identical on every backend and in ONNX; fast ONNX within the bound."""
+    from vitstem.export import build_onnx
+
+    exact = vitstem.forward(spec, weights, x, profile="exact")
+    for backend in ("torch", "tensorflow"):
+        ours = vitstem.forward(spec, weights, x, backend=backend, profile="exact")
+        assert np.array_equal(ours, exact), f"{backend} exact differs in {(ours != exact).sum()} elements"
+    size = [tuple(x.shape[2:])] if spec.dynamic_image_size else "fixed"
+    onnx_exact = run_ort(build_onnx(spec, weights, profile="exact", image_size=size), x)
+    assert np.array_equal(onnx_exact, exact), f"ONNX exact differs in {(onnx_exact != exact).sum()} elements"
+    onnx_fast = run_ort(build_onnx(spec, weights, image_size=size), x)
+    bound = fast_error_bound(spec, weights, x, resampled_in_float32=resampled)
+    assert np.all(np.abs(onnx_fast - exact) <= bound)

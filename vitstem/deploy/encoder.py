@@ -16,8 +16,9 @@ import io
 import warnings
 
 from ..errors import ExportError
+from ..spec.vocabulary import OUTPUT_NAME
 
-ENCODER_INPUT = "z0"
+ENCODER_INPUT = OUTPUT_NAME  # the stem's output is what the encoder takes
 
 
 def _pass_through_class():

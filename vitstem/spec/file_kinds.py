@@ -40,6 +40,22 @@ def first_bytes(path: str | os.PathLike, count: int = 8) -> bytes:
         return b""
 
 
+def non_regular_kind(path: str | os.PathLike) -> str | None:
+    """'a directory', 'a FIFO', 'a character device', ... for a path that exists but is not a regular file
+    (reading one would fail, block or never end); None for a regular file or nothing there."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((what for is_kind, what in kinds if is_kind(mode)), "not a regular file")
+
+
 def sniff(path: str | os.PathLike) -> str | None:
     """'a PNG image', 'a Python pickle', ... for a file whose first bytes say so; None otherwise."""
     head = first_bytes(path)

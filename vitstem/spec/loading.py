@@ -7,6 +7,7 @@ path with a directory part) to load that file. An os.PathLike is always a file p
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,6 +19,8 @@ from .model import InputFormat, Norm, PositionEmbedding, Prefix, Preprocess, Res
 from .policies import NAMED_POLICIES, POLICY_FIELDS
 from .rules import pair, semantic_problems
 from .vocabulary import Layout
+
+MAX_SPEC_BYTES = 16 << 20  # a spec is a few hundred bytes; config files have the same cap
 
 
 def _build(d: dict) -> Spec:
@@ -57,8 +60,17 @@ def _norm(d: dict | None) -> Norm | None:
 
 
 def _read_document(path: Path) -> Any:
+    from .npy_file import open_regular
+
     try:
-        text = path.read_text("utf-8")
+        with open_regular(path) as f:  # a device or FIFO is refused unread (/dev/zero never ends)
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(min(size, MAX_SPEC_BYTES) + 1)  # a buffer of the file's size, not of the cap
+            if len(raw) > size:  # more than stat said (a /proc file, one being written): read on up to the cap
+                raw += f.read(MAX_SPEC_BYTES + 1 - len(raw))
+        if len(raw) > MAX_SPEC_BYTES:
+            raise SpecError(f"spec file {path} is over the {MAX_SPEC_BYTES}-byte limit")
+        text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8").read()  # as Path.read_text decodes
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"cannot read spec file {path}: {exc}") from None
     # ValueError: an integer over Python's 4300-digit limit; RecursionError: absurdly deep nesting.
@@ -75,7 +87,6 @@ def _read_document(path: Path) -> Any:
         raise SpecError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
 
 
-
 def _document(source: "str | os.PathLike") -> Any:
     """The document a preset name or a file path stands for (see the module docstring)."""
     from .presets import PRESETS
@@ -88,6 +99,11 @@ def _document(source: "str | os.PathLike") -> Any:
     except OSError as exc:  # e.g. a name too long for the file system
         raise SpecError(f"cannot read spec file {path}: {exc.strerror or exc}") from None
     if not is_file:
+        from .file_kinds import non_regular_kind
+
+        kind = non_regular_kind(path)
+        if kind is not None:
+            raise SpecError(f"spec file {path} is {kind}, not a regular file")
         raise SpecError(f"{str(source)!r} is neither a spec file nor a preset (see `vitstem spec list`)")
     return _read_document(path)
 

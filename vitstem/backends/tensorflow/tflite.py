@@ -25,7 +25,7 @@ import tensorflow as tf
 from ...errors import ExportError
 from ...spec import Spec, check_weights, load_spec
 from ...spec.digest import weights_digest
-from ...spec.vocabulary import Layout, Precision, Profile
+from ...spec.vocabulary import INPUT_NAME, OUTPUT_NAME, Layout, Precision, Profile
 from . import stem
 
 PREFIX = "vitstem."
@@ -75,9 +75,9 @@ def convert(spec, weights: Mapping[str, np.ndarray], *, precision: str = "fp32",
     z0_of = _split_pre_norm(spec, constants, batch, size, dtype) if precision == "int8" else (
         lambda images: stem.forward(spec, constants, images, profile))
 
-    @tf.function(input_signature=[tf.TensorSpec(layout.shape(batch, spec.in_channels, *size), dtype, name="images")])
+    @tf.function(input_signature=[tf.TensorSpec(layout.shape(batch, spec.in_channels, *size), dtype, name=INPUT_NAME)])
     def z0(images):
-        return {"z0": z0_of(images)}
+        return {OUTPUT_NAME: z0_of(images)}
 
     with _quiet_absl():
         converter = tf.lite.TFLiteConverter.from_concrete_functions([z0.get_concrete_function()])
