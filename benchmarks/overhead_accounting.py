@@ -36,7 +36,10 @@ GRAPHS = [("vitstem fp32, dynamic batch", "floor fp32", {}),
           ("vitstem fp32, static batch", "floor fp32", {"batch": "B"}),
           ("vitstem fp16", "floor fp16", {"precision": "fp16"}),
           ("vitstem int8", "floor int8", {"precision": "int8"}),
-          ("vitstem uint8 NHWC, preprocessing in graph", "floor fp32", {"preprocess_in_graph": True})]
+          ("vitstem uint8 NHWC, preprocessing in graph", "floor fp32", {"preprocess_in_graph": True}),
+          # the MatMul path (patchify Transpose, Pad, MatMul, Add) that NCHW float input could take instead
+          # of Conv + channels-last reorder: the per-node tables show which single-threaded pass costs less
+          ("vitstem fp32, NHWC float input (MatMul path)", "floor fp32", {"layout": "NHWC"})]
 
 
 def cpu_model() -> str:
@@ -105,8 +108,13 @@ def build_cases(spec_name: str, batch: int) -> list[dict]:
                   feed={"x": floor_input(rows, k, kind)}, traffic=None) for kind in ("fp32", "fp16", "int8")]
     for name, floor, kwargs in GRAPHS:
         kwargs = {key: batch if value == "B" else value for key, value in kwargs.items()}
+        graph_spec = spec
+        if "layout" in kwargs:
+            data = json.loads(spec.to_json())
+            data["input"]["layout"] = kwargs.pop("layout")
+            graph_spec = vitstem.load_spec(data)
         try:
-            model = model_bytes(build_onnx(spec, weights, **kwargs))
+            model = model_bytes(build_onnx(graph_spec, weights, **kwargs))
         except VitstemError as exc:  # e.g. no preprocessing to put in the graph
             print(f"{name}: not exported ({exc})", file=sys.stderr)
             continue
@@ -232,7 +240,8 @@ METHOD = """\
 CHANGES = """\
 ## What changed in the graphs, and why
 
-Judged by per-node shares (ORT profiler, 1 thread) while the host was loaded, and checked bit-identical
+Judged by per-node shares (ORT profiler, 1 thread) and by callgrind instruction counts of single-threaded
+runs while the host was loaded (wall-clock figures were not trustworthy then), and checked bit-identical
 against the previous graphs (same outputs to the last bit; no exact-profile graph changed):
 
 - **uint8 NHWC frames (preprocessing in the graph)**: the graph used to cast the whole frame to float32
@@ -263,11 +272,17 @@ LIMITS = """\
 - **Channels-last reorder** (`ReorderOutput`, NCHWc -> NHWC, after the Conv of NCHW graphs): a full pass over
   z0's patch rows, single-threaded in ORT, so with two threads its share doubles while the product halves.
   A MatMul graph pays the same bytes earlier, as the patchify Transpose of the image (also single-threaded).
+- **Per batch choice, not made yet**: the row "NHWC float input (MatMul path)" measures the graph NCHW input
+  would get without the Conv (patchify Transpose + Pad in place of the reorder + Concat). If it beats the
+  Conv graph at batch 8 with two threads on the idle run, static-batch exports of that size should take it;
+  for NCHW input its Transpose moves 16-float runs instead of 48, so that row is a lower bound for NCHW.
 - **Table Add**: one read-modify-write of z0 (multi-threaded). Folding it into the product needs a Gemm with
   C = table (a copy of C into the output first in MLAS: the same pass) or ORT's Conv+Sum fusion (needs the
   table as an NCHWc tensor at run time: a copy per call).
 - **Prefix rows** (`Concat`): a memcpy of z0. Padding zero rows before the product (MatMul graphs) puts them in
   the product's output instead, at the price of a Pad of the patches.
+- Whole-model files (`vitstem deploy`): `benchmarks/whole_model.py` times them against torch.onnx's export;
+  the stem is the same graph as here, and the encoder's blocks dwarf it, so they are not repeated here.
 - fp16 on an x86 host without fp16 arithmetic: ORT inserts Casts around every float16 node it cannot run and
   computes in float32 (the fp16 floor does the same), so fp16 adds cast passes on both sides.
 """
