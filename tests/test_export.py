@@ -86,8 +86,11 @@ def test_vit_b16_graph_is_the_minimal_one():
     # prefix rows (cls + its position row); the rest are 1-D shape constants.
     big = sorted(tuple(i.dims) for i in model.graph.initializer if len(i.dims) > 1)
     assert big == [(1, 1, 768), (196, 768), (768, 3, 16, 16)]
-    nhwc = build_onnx(spec, weights, preprocess_in_graph=True)  # uint8 frames: no channel transpose needed
-    assert [n.op_type for n in nhwc.graph.node] == ["Cast", "Reshape", "Transpose", "Reshape", "Pad", "MatMul", "Add"]
+    # uint8 frames: no channel transpose needed; patchified and padded as bytes, cast just before the MatMul
+    nhwc = build_onnx(spec, weights, preprocess_in_graph=True)
+    assert [n.op_type for n in nhwc.graph.node] == ["Reshape", "Transpose", "Reshape", "Pad", "Cast", "MatMul", "Add"]
+    # the prefix rows' batch size is read from the rows they join, not from the images
+    assert next(n for n in model.graph.node if n.op_type == "Shape").input[0] == "position/Add"
     assert model.producer_name == "vitstem" and model.ir_version == 8 and model.opset_import[0].version == DEFAULT_OPSET
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True, data_prop=True)
     dims = [d.dim_param or d.dim_value for d in inferred.graph.output[0].type.tensor_type.shape.dim]
@@ -251,6 +254,10 @@ def test_int8_within_documented_bound(name):
 
     weight = next(i for i in model.graph.initializer if i.name.endswith("_quantized"))
     assert weight.data_type == onnx.TensorProto.UINT8, weight.name
+    # the images are quantized once, and their dequantized copy feeds the projection only (a Shape reading
+    # it made ORT keep a second, full float32 DequantizeLinear of the images)
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    assert not [n.name for n in model.graph.node if n.op_type == "Shape" and n.input[0] in dequantized]
     z = run_ort(model, x)
     assert np.abs(z - exact).max() <= INT8_RELATIVE * np.abs(exact).max()
     cosine = cosine_per_token(z, exact).min()

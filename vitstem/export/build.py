@@ -2,7 +2,8 @@
 
     fast, NCHW:  images -> [Cast] -> Conv -> Transpose -> Reshape -> + patch table -> [Concat prefix rows]
                  -> [pre_norm] -> [Cast]
-    fast, NHWC:  images -> [Cast] -> patchify -> [Pad] -> MatMul -> + table -> [pre_norm] -> [Cast]
+    fast, NHWC:  images -> patchify -> [Pad] -> [Cast] -> MatMul -> + table -> [pre_norm] -> [Cast]
+                 (uint8 frames are patchified and padded as bytes; a float input is cast first)
     exact:       images -> Cast -> preprocess -> patchify -> Scan (sum over k) -> + b -> [Pad] -> + table
                  -> [pre_norm, means as Scans] -> Cast
     patch_norm:  ... projection -> + b -> patch_norm -> + patch table -> [Concat prefix rows] -> [pre_norm] ...
@@ -111,7 +112,7 @@ def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOpti
     z = normalize(g, z, spec.patch_norm, weights, "patch_embed.norm", dtype, ordered=exact, stage="patch_norm")
     z = G.add_position(g, z, _table(g, spec, weights, opts, grid, None, dtype, with_prefix=False))
     if spec.num_prefix_tokens:
-        z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype))
+        z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype), INPUT_NAME if exact else z)
     return z
 
 
@@ -126,7 +127,10 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     x = INPUT_NAME
     if spec.input.remainder == "drop" and _needs_crop(spec, opts, exact, layout):
         x = G.crop(g, x, layout, spec.patch_size, opts.fixed_size)
-    if in_dtype != dtype.name:
+    # fast MatMul path on a narrower input (uint8 frames): patchify and pad in that dtype, cast last
+    conv = _conv_projection(exact, layout)
+    late_cast = not exact and not conv and spec.patch_norm is None and np.dtype(in_dtype).itemsize < dtype.itemsize
+    if in_dtype != dtype.name and not late_cast:
         x = G.cast(g, "input", x, dtype.name)
     if exact and pre is not None:
         x = G.preprocess(g, x, layout, pre.scale, pre.mean, pre.std, dtype)
@@ -141,16 +145,17 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     if spec.patch_norm is not None:
         z = _normalised_patches(g, spec, weights, opts, x, grid, layout, order, kernel,
                                 bias.astype(dtype) if has_bias else None, dtype)
-    elif _conv_projection(exact, layout):
+    elif conv:
         z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
                            spec.patch_size)
         z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype, with_prefix=False))
         if spec.num_prefix_tokens:
-            z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype))
+            z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype), z)
     else:
         patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size,
                              grid or spec.patch_grid(opts.fixed_size), order)
-        z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, ordered=exact)
+        z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, ordered=exact,
+                    cast_to=dtype.name if late_cast else None)
         z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
 
     z = normalize(g, z, spec.pre_norm, weights, "norm_pre", dtype, ordered=exact, stage="pre_norm")

@@ -123,16 +123,19 @@ def pad_prefix(g: GraphBuilder, x: str, rows: int) -> str:
 
 
 def embed(g: GraphBuilder, patches: str, kernel: np.ndarray, bias: np.ndarray | None, prefix: int,
-          ordered: bool = False) -> str:
+          ordered: bool = False, cast_to: str | None = None) -> str:
     """(B, N, K) @ (K, D) [+ b] with `prefix` zero rows in front: (B, P + N, D).
 
     Padding before the MatMul puts the prefix rows in the MatMul's own output buffer (one copy of
     the patches fewer; measured faster in ONNX Runtime CPU); a separate bias must be added before
     padding, so the prefix rows stay 0. `ordered` (exact profile): a Scan summing over k in order
-    instead of a MatMul.
+    instead of a MatMul. `cast_to`: cast the (padded) patches to this dtype just before the MatMul, so
+    that a narrower input (uint8 frames) is patchified and padded in its own dtype.
     """
     if prefix and bias is None:
         patches = pad_prefix(g, patches, prefix)
+    if cast_to is not None:
+        patches = cast(g, "embed", patches, cast_to)
     if ordered:
         z = ordered_matmul(g, "embed", patches, kernel)
     else:
@@ -144,13 +147,14 @@ def embed(g: GraphBuilder, patches: str, kernel: np.ndarray, bias: np.ndarray | 
     return z
 
 
-def prepend_rows(g: GraphBuilder, z: str, rows: np.ndarray) -> str:
+def prepend_rows(g: GraphBuilder, z: str, rows: np.ndarray, batch_of: str = INPUT_NAME) -> str:
     """Concat([rows for every image, z], axis=1): the constant prefix rows (tokens + their position
-    rows) in front of the patch rows. The batch size comes from the graph input's first axis."""
+    rows) in front of the patch rows. The batch size is the first axis of `batch_of`: fast graphs
+    pass z, since int8's quantizer would otherwise keep a dequantized copy of the images for it."""
     if g.opset >= 15:  # Shape's start/end arrived in opset 15
-        batch = g.op("prefix", "Shape", [INPUT_NAME], start=0, end=1)
+        batch = g.op("prefix", "Shape", [batch_of], start=0, end=1)
     else:
-        batch = g.op("prefix", "Gather", [g.op("prefix", "Shape", [INPUT_NAME]), g.ints("prefix", "batch_axis", [0])])
+        batch = g.op("prefix", "Gather", [g.op("prefix", "Shape", [batch_of]), g.ints("prefix", "batch_axis", [0])])
     shape = g.op("prefix", "Concat", [batch, g.ints("prefix", "ones", [1, 1])], axis=0)
     rows = g.op("prefix", "Expand", [g.const("prefix", "rows", rows[None]), shape])
     return g.op("prefix", "Concat", [rows, z], axis=1)
