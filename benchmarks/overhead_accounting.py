@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import collections
 import datetime
+import contextlib
 import json
 import os
 import platform
@@ -39,7 +40,23 @@ GRAPHS = [("vitstem fp32, dynamic batch", "floor fp32", {}),
           ("vitstem uint8 NHWC, preprocessing in graph", "floor fp32", {"preprocess_in_graph": True}),
           # the MatMul path (patchify Transpose, Pad, MatMul, Add) that NCHW float input could take instead
           # of Conv + channels-last reorder: the per-node tables show which single-threaded pass costs less
-          ("vitstem fp32, NHWC float input (MatMul path)", "floor fp32", {"layout": "NHWC"})]
+          ("vitstem fp32, NHWC float input (MatMul path)", "floor fp32", {"layout": "NHWC"}),
+          # the same NCHW input as the first row, through the MatMul path instead of the Conv (benchmark only)
+          ("vitstem fp32, NCHW input, MatMul path", "floor fp32", {"conv": False})]
+
+
+@contextlib.contextmanager
+def conv_projection(choice: bool | None):
+    """Force the exporter's choice between Conv and patchify + MatMul for NCHW fast graphs (None: its own)."""
+    from vitstem.export import build
+
+    own = build._conv_projection
+    if choice is not None:
+        build._conv_projection = lambda opts, layout: choice and own(opts, layout)
+    try:
+        yield
+    finally:
+        build._conv_projection = own
 
 
 def cpu_model() -> str:
@@ -114,7 +131,8 @@ def build_cases(spec_name: str, batch: int) -> list[dict]:
             data["input"]["layout"] = kwargs.pop("layout")
             graph_spec = vitstem.load_spec(data)
         try:
-            model = model_bytes(build_onnx(graph_spec, weights, **kwargs))
+            with conv_projection(kwargs.pop("conv", None)):
+                model = model_bytes(build_onnx(graph_spec, weights, **kwargs))
         except VitstemError as exc:  # e.g. no preprocessing to put in the graph
             print(f"{name}: not exported ({exc})", file=sys.stderr)
             continue
@@ -272,10 +290,13 @@ LIMITS = """\
 - **Channels-last reorder** (`ReorderOutput`, NCHWc -> NHWC, after the Conv of NCHW graphs): a full pass over
   z0's patch rows, single-threaded in ORT, so with two threads its share doubles while the product halves.
   A MatMul graph pays the same bytes earlier, as the patchify Transpose of the image (also single-threaded).
-- **Per batch choice, not made yet**: the row "NHWC float input (MatMul path)" measures the graph NCHW input
-  would get without the Conv (patchify Transpose + Pad in place of the reorder + Concat). If it beats the
-  Conv graph at batch 8 with two threads on the idle run, static-batch exports of that size should take it;
-  for NCHW input its Transpose moves 16-float runs instead of 48, so that row is a lower bound for NCHW.
+- **Per batch choice**: the row "NCHW input, MatMul path" is the same NCHW float input through patchify
+  (Transpose) + Pad + MatMul instead of the Conv and its reorder; "NHWC float input (MatMul path)" is the
+  graph NHWC input takes (its Transpose moves 48-float runs, NCHW's 16-float ones). Static batches above 1
+  take the MatMul path (`vitstem/export/build.py`, `_conv_projection`): it won at batch 8 on both hosts
+  measured (an Intel Xeon, docs/benchmarks.md, and this table's host). Batch 1 and dynamic batches keep the
+  Conv, which won at batch 1 on the Xeon; where this table shows the MatMul row ahead at batch 1 too, that is
+  this host's NCHWc Conv, and the default stays until more hosts agree.
 - **Table Add**: one read-modify-write of z0 (multi-threaded). Folding it into the product needs a Gemm with
   C = table (a copy of C into the output first in MLAS: the same pass) or ORT's Conv+Sum fusion (needs the
   table as an NCHWc tensor at run time: a copy per call).

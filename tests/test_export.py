@@ -86,6 +86,10 @@ def test_vit_b16_graph_is_the_minimal_one():
     # prefix rows (cls + its position row); the rest are 1-D shape constants.
     big = sorted(tuple(i.dims) for i in model.graph.initializer if len(i.dims) > 1)
     assert big == [(1, 1, 768), (196, 768), (768, 3, 16, 16)]
+    # a static batch of 1 keeps the Conv; above 1 the patchify + MatMul path (its reorder is not single-threaded)
+    assert build_onnx(spec, weights, batch=1).graph.node[0].op_type == "Conv"
+    batch8 = build_onnx(spec, weights, batch=8)
+    assert "Conv" not in {n.op_type for n in batch8.graph.node} and "MatMul" in {n.op_type for n in batch8.graph.node}
     # uint8 frames: no channel transpose needed; patchified and padded as bytes, cast just before the MatMul
     nhwc = build_onnx(spec, weights, preprocess_in_graph=True)
     assert [n.op_type for n in nhwc.graph.node] == ["Reshape", "Transpose", "Reshape", "Pad", "Cast", "MatMul", "Add"]

@@ -48,7 +48,8 @@ def test_summary_ratios_are_the_medians(report):
     rows = table_rows(md, "## Summary")
     assert [r[0] for r in rows] == ["vitstem fp32, dynamic batch", "vitstem fp32, static batch", "vitstem fp16",
                                     "vitstem int8", "vitstem uint8 NHWC, preprocessing in graph",
-                                    "vitstem fp32, NHWC float input (MatMul path)"]
+                                    "vitstem fp32, NHWC float input (MatMul path)",
+                                    "vitstem fp32, NCHW input, MatMul path"]
     for row in rows:
         case = cases[row[0]]
         floor = cases[case["floor"]]

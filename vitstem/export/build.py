@@ -32,7 +32,7 @@ from .norms import normalize
 from .options import ExportOptions
 
 
-def _conv_projection(exact: bool, layout: Layout) -> bool:
+def _conv_projection(opts: ExportOptions, layout: Layout) -> bool:
     """Whether the patch projection is a strided Conv (fast profile, NCHW input) rather than patchify + MatMul.
 
     Conv -> Transpose(0, 2, 3, 1) -> Reshape -> Add(patch table) -> Concat(prefix rows): ORT (level all)
@@ -41,8 +41,11 @@ def _conv_projection(exact: bool, layout: Layout) -> bool:
     than padding zero rows in front and adding one full table (ORT's Pad copies row by row;
     benchmarks/graph_variants.py, conv_cl_*;
     docs/design.md, "Export"). exact keeps the MatMul-free Scan: ORT has no float64 Conv.
+    A static batch above 1 takes patchify + MatMul instead: the Conv's channels-last reorder is single-threaded,
+    and at batch 8 the MatMul path measured faster on both hosts measured (Intel Xeon: docs/benchmarks.md,
+    "The exported graph"; AMD EPYC: docs/performance.md, row "NCHW input, MatMul path").
     """
-    return not exact and layout == Layout.NCHW
+    return opts.profile == Profile.FAST and layout == Layout.NCHW and opts.batch in (None, 1)
 
 
 def _io_infos(spec: Spec, opts: ExportOptions) -> list:
@@ -88,7 +91,7 @@ def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bi
 def _needs_crop(spec: Spec, opts: ExportOptions, exact: bool, layout: Layout) -> bool:
     """Whether the input must be sliced to whole patches first: the patchify Reshape needs it when
     a size may leave a remainder; the fast NCHW Conv (stride = patch) skips those pixels itself."""
-    if _conv_projection(exact, layout):
+    if _conv_projection(opts, layout):
         return False
     sizes = opts.sizes or ()
     return opts.dynamic_size or any(hw != cropped_size(*hw, spec.patch_size) for hw in sizes)
@@ -100,7 +103,7 @@ def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOpti
     bias (folded preprocessing included) is added before it instead of riding in the table, and the
     constant prefix rows are joined after the table Add."""
     exact = opts.profile == Profile.EXACT
-    if _conv_projection(exact, layout):
+    if _conv_projection(opts, layout):
         z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
                            spec.patch_size)
         if bias is not None:
@@ -128,7 +131,7 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     if spec.input.remainder == "drop" and _needs_crop(spec, opts, exact, layout):
         x = G.crop(g, x, layout, spec.patch_size, opts.fixed_size)
     # fast MatMul path on a narrower input (uint8 frames): patchify and pad in that dtype, cast last
-    conv = _conv_projection(exact, layout)
+    conv = _conv_projection(opts, layout)
     late_cast = not exact and not conv and spec.patch_norm is None and np.dtype(in_dtype).itemsize < dtype.itemsize
     if in_dtype != dtype.name and not late_cast:
         x = G.cast(g, "input", x, dtype.name)
