@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vitstem.spec.vocabulary import Layout
+
 HERE = Path(__file__).resolve().parent
 ONNX_TYPES = {"float32": 1, "uint8": 2, "float16": 10}
 # (name, its floor, build_onnx arguments; "B" = the batch measured)
@@ -40,7 +42,7 @@ GRAPHS = [("vitstem fp32, dynamic batch", "floor fp32", {}),
           ("vitstem uint8 NHWC, preprocessing in graph", "floor fp32", {"preprocess_in_graph": True}),
           # the MatMul path (patchify Transpose, Pad, MatMul, Add) that NCHW float input could take instead
           # of Conv + channels-last reorder: the per-node tables show which single-threaded pass costs less
-          ("vitstem fp32, NHWC float input (MatMul path)", "floor fp32", {"layout": "NHWC"}),
+          ("vitstem fp32, NHWC float input (MatMul path)", "floor fp32", {"layout": Layout.NHWC.value}),
           # the same NCHW input as the first row, through the MatMul path instead of the Conv (benchmark only)
           ("vitstem fp32, NCHW input, MatMul path", "floor fp32", {"conv": False})]
 

@@ -13,6 +13,9 @@ from vitstem.errors import ExportError
 from vitstem.export import build_onnx, export_onnx
 from vitstem.export.options import DEFAULT_OPSET, MIN_OPSET, newest_opset
 from vitstem.spec import preset_names
+from vitstem.spec.vocabulary import FP16_MIN_COSINE as FP16_COSINE
+from vitstem.spec.vocabulary import FP16_RELATIVE, INT8_RELATIVE
+from vitstem.spec.vocabulary import INT8_MIN_COSINE as INT8_COSINE
 
 
 def assert_within_bound(z, spec, weights, x, **bound_kwargs):
@@ -220,11 +223,14 @@ def test_preprocess_in_graph_takes_uint8_frames(name):
 # fp16: unit roundoff u16 = 2^-11 ~ 4.9e-4 on the kernel, the table and the output, with float32
 # accumulation in ORT's CPU kernels: |z16 - z| <= 8 u16 max|z| = 4e-3 max|z| is the documented bound
 # (measured <= 1.2e-3 max|z|), and every token's cosine similarity with z is >= 0.999.
-FP16_RELATIVE, FP16_COSINE = 4e-3, 0.999
 # int8 (QDQ, per-channel int8 kernel, uint8 activations, MinMax calibration): |z8 - z| <= 0.1 max|z|
 # and per-token cosine >= 0.99 (measured worst: 0.057 max|z| and 0.988... on the tiny N(0,1)-input spec,
 # 0.04 max|z| and 0.9997 on the presets, whose pixels quantize losslessly).
-INT8_RELATIVE, INT8_COSINE = 0.1, 0.98
+# (The bounds live in vitstem.spec.vocabulary; this pins the documented values.)
+
+
+def test_the_documented_fp16_and_int8_bounds():
+    assert (FP16_RELATIVE, FP16_COSINE, INT8_RELATIVE, INT8_COSINE) == (4e-3, 0.999, 0.1, 0.98)
 
 
 @pytest.mark.slow
@@ -270,6 +276,23 @@ def test_int8_within_documented_bound(name):
         assert cosine >= 0.999
     calibrated = build_onnx(spec, weights, precision="int8", calibration=images(spec, batch=4, seed=3))
     assert cosine_per_token(run_ort(calibrated, x), exact).min() >= INT8_COSINE
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_int8_exports_at_a_static_batch(batch):
+    """Calibration and the post-quantization check feed a static-batch graph runs of exactly its batch
+    (8 synthetic images, 5 of the user's: neither a multiple of 3)."""
+    from support.export_cases import cosine_per_token
+
+    spec, weights = spec_and_weights(TINY)
+    x = images(spec, batch=batch, seed=9)
+    exact = vitstem.forward(spec, weights, x, profile="exact")
+    for calibration in (None, images(spec, batch=5, seed=3)):
+        model = build_onnx(spec, weights, precision="int8", batch=batch, calibration=calibration)
+        assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == batch
+        z = run_ort(model, x)
+        assert np.abs(z - exact).max() <= INT8_RELATIVE * np.abs(exact).max()
+        assert cosine_per_token(z, exact).min() >= INT8_COSINE
 
 
 @pytest.mark.parametrize("kwargs, message", [

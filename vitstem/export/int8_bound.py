@@ -25,21 +25,25 @@ def int8_error(z: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
     return float(np.abs(z - ref).max() / scale), float(np.nan_to_num(cosine, nan=-1.0).min())
 
 
-def check_int8(model, spec, weights, batches: list[tuple[str, np.ndarray]], layout: Layout) -> None:
+def check_int8(model, spec, weights, batches: list[tuple[str, np.ndarray]], layout: Layout,
+               batch: int | None = None) -> None:
     """ExportError if the quantized `model` misses the int8 bound on any (name, images) batch
     (images in the graph's input format and `layout`). With user calibration images, they must meet the
     whole bound and the synthetic images the cosine (a calibration range that collapsed, e.g. images all
-    one value, fails it); otherwise the synthetic images must meet the whole bound."""
+    one value, fails it); otherwise the synthetic images must meet the whole bound. `batch`: the graph's
+    static batch (None: dynamic), the images are fed in runs of that many."""
     user_calibration = any(name == "calibration" for name, _ in batches)
     import onnxruntime as ort
 
     from ..backends.numpy import forward
+    from .quantize import static_chunks
 
     so = ort.SessionOptions()
     so.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
     for name, images in batches:
-        z = session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+        runs = [images] if batch is None else static_chunks(images, batch)
+        z = np.concatenate([session.run([OUTPUT_NAME], {INPUT_NAME: run})[0] for run in runs])[:len(images)]
         x = images
         if layout != spec.input.layout:  # uint8 NHWC camera frames for an NCHW spec
             x = images.transpose(Layout(layout).to_nchw)

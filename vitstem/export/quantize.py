@@ -36,18 +36,27 @@ def synthetic_images(spec: Spec, opts: ExportOptions, layout: Layout, dtype: str
     return rng.standard_normal(shape).astype(dtype)
 
 
+def static_chunks(images: np.ndarray, batch: int) -> list[np.ndarray]:
+    """`images` in runs of exactly `batch` (what a static-batch graph takes), the last padded by repeating
+    its final image: repeats change neither a MinMax calibration range nor the rows the caller keeps."""
+    count = -(-len(images) // batch)
+    padded = np.concatenate([images, np.repeat(images[-1:], count * batch - len(images), axis=0)])
+    return [padded[i * batch:(i + 1) * batch] for i in range(count)]
+
+
 def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv"), const_weights_only: bool = False,
-                  exclude=()):
-    """The QDQ-quantized ModelProto, calibrated (MinMax) on `calibration`, one image per batch.
-    const_weights_only: leave MatMuls of two activations (attention's scores and mixing) in float;
-    exclude: names of nodes left in float."""
+                  exclude=(), batch: int | None = None):
+    """The QDQ-quantized ModelProto, calibrated (MinMax) on `calibration`, one image per run (or runs of
+    `batch`, the graph's static batch). const_weights_only: leave MatMuls of two activations (attention's
+    scores and mixing) in float; exclude: names of nodes left in float."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self._batches = iter([{INPUT_NAME: image[None]} for image in calibration])
+            runs = [image[None] for image in calibration] if batch is None else static_chunks(calibration, batch)
+            self._batches = iter([{INPUT_NAME: run} for run in runs])
 
         def get_next(self):
             return next(self._batches, None)
