@@ -10,14 +10,12 @@ import numpy as np
 import pytest
 
 import vitstem
+from support.seeded import tiny_case
 from support.reference import assert_agrees
 
 
 def _tiny():
-    spec = vitstem.load_spec("vitstem_tiny_test")
-    weights = vitstem.init_weights(spec, seed=3)
-    images = np.random.default_rng(0).standard_normal(spec.input_shape(2)).astype(np.float32)
-    return spec, weights, images
+    return tiny_case(weight_seed=3, image_seed=0)
 
 
 def test_agreement_accepts_a_faithful_float32_engine():

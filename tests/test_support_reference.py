@@ -5,15 +5,13 @@ import numpy as np
 import pytest
 
 import vitstem
+from support.seeded import tiny_case
 from support.reference import assert_matches_reference
 from vitstem.backends.numpy.bound import fast_error_bound
 
 
 def _tiny():
-    spec = vitstem.load_spec("vitstem_tiny_test")
-    weights = vitstem.init_weights(spec, seed=5)
-    images = np.random.default_rng(2).standard_normal(spec.input_shape(2)).astype(np.float32)
-    return spec, weights, images
+    return tiny_case(weight_seed=5, image_seed=2)
 
 
 def test_exact_passes_the_reference_bits_and_fails_one_ulp():
