@@ -40,14 +40,14 @@ class ConfigFields:
     def read(cls, path: Path | None, required: bool = False, name: str | None = None) -> "ConfigFields":
         """The JSON object in `path`; empty when it is absent and not `required`; SpecError otherwise."""
         from ..outputs import shown
-        from ..spec.npy_file import open_regular
+        from ..spec.npy_file import open_regular, read_capped
         from ..spec.strict_text import loads_json
 
         if path is None or (not required and not path.exists()):
             return cls({}, name or "config")
         try:
             with open_regular(path) as f:  # a device or FIFO is refused unread (/dev/zero never ends)
-                text = f.read(MAX_CONFIG_BYTES + 1)
+                text = read_capped(f, MAX_CONFIG_BYTES)
             if len(text) > MAX_CONFIG_BYTES:
                 raise SpecError(f"{shown(path)}: over the {MAX_CONFIG_BYTES}-byte limit for a config file")
             data = loads_json(text.decode("utf-8"))

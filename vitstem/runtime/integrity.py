@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from ..errors import ExportError
+from ..spec.npy_file import read_capped
 
 DIGEST_KEY = "digest"  # under the vitstem. prefix
 ONNX_DIGEST_KEY = "onnx_digest"
@@ -79,7 +80,7 @@ def read_bounded(path: str | os.PathLike, limit: int = MAX_MODEL_BYTES, what: st
                 raise ExportError(f"{path}: not a regular file")
             if st.st_size > limit:
                 raise ExportError(f"{path}: {st.st_size} bytes, over the {limit}-byte limit for a {what}")
-            data = f.read(limit + 1)
+            data = read_capped(f, limit)
     except IsADirectoryError:
         raise ExportError(f"Is a directory: {path}") from None
     except FileNotFoundError:

@@ -60,14 +60,11 @@ def _norm(d: dict | None) -> Norm | None:
 
 
 def _read_document(path: Path) -> Any:
-    from .npy_file import open_regular
+    from .npy_file import open_regular, read_capped
 
     try:
         with open_regular(path) as f:  # a device or FIFO is refused unread (/dev/zero never ends)
-            size = os.fstat(f.fileno()).st_size
-            raw = f.read(min(size, MAX_SPEC_BYTES) + 1)  # a buffer of the file's size, not of the cap
-            if len(raw) > size:  # more than stat said (a /proc file, one being written): read on up to the cap
-                raw += f.read(MAX_SPEC_BYTES + 1 - len(raw))
+            raw = read_capped(f, MAX_SPEC_BYTES)
         if len(raw) > MAX_SPEC_BYTES:
             raise SpecError(f"spec file {path} is over the {MAX_SPEC_BYTES}-byte limit")
         text = io.TextIOWrapper(io.BytesIO(raw), encoding="utf-8").read()  # as Path.read_text decodes

@@ -80,6 +80,16 @@ def open_regular(path: str | os.PathLike) -> BinaryIO:
     return open(path, "rb")
 
 
+def read_capped(f: BinaryIO, limit: int) -> bytes:
+    """At most `limit` + 1 bytes of an open file (more than `limit` means: too big), read into a buffer of the
+    file's size rather than of the cap; past fstat's size only for files that say less than they hold (/proc)."""
+    size = os.fstat(f.fileno()).st_size
+    data = f.read(min(size, limit) + 1)
+    if len(data) > size:
+        data += f.read(limit + 1 - len(data))
+    return data
+
+
 def load_npy_file(path: str | os.PathLike) -> np.ndarray:
     """The array in a .npy file; NotNpy or OSError otherwise."""
     with open_regular(path) as f:
