@@ -7,6 +7,7 @@ Every comparison runs the file in ONNX Runtime and the peer's own forward on the
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -84,6 +85,20 @@ def test_listed_sizes_frames_and_fixed_batch(tmp_path):
         runtime(pixels((16, 16)).transpose(0, 2, 3, 1).copy())
     with pytest.raises(InputError, match="exported for batch 2"):
         runtime(pixels((32, 32), batch=3).transpose(0, 2, 3, 1).copy())
+
+
+def test_the_encoder_token_axis_is_static_when_every_size_gives_one_count(tmp_path):
+    # A static token axis lets ONNX Runtime plan memory ahead; it must still be right at each listed size.
+    model = hf_vit("vit", num_hidden_layers=1)  # patch 8, 32x32 native: 16 patches + cls = 17 tokens
+    for image_size, tokens in (("fixed", 17), ([(32, 32), (16, 64)], 17), ([(32, 32), (48, 32)], "tokens"),
+                               ("dynamic", "tokens")):
+        path = export_model(model, tmp_path / "t.onnx", image_size=image_size, preprocess=PIXELS)
+        out = next(o for o in onnx.load(path).graph.output if o.name == "last_hidden_state")
+        assert [d.dim_value or d.dim_param for d in out.type.tensor_type.shape.dim] == ["batch", tokens, 32]
+        runtime = vitstem.runtime.load(path)
+        for hw in ([(32, 32), (16, 64)] if image_size == [(32, 32), (16, 64)] else [(32, 32)]):
+            p = pixels(hw)
+            assert_close(runtime(p.astype(np.float32)), peer_outputs(model, normalised(p), hf_interpolate=True))
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])

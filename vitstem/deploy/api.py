@@ -21,7 +21,7 @@ from ..spec.exported import read_metadata
 from ..spec.vocabulary import Precision, graph_input
 from .encoder import encoder_module, export_encoder, stem_removed
 from .families import family_of, peer_version, with_preprocess
-from .join import PREFIX, checked, join
+from .join import PREFIX, check_serialized, checked, join
 
 @contextlib.contextmanager
 def _eval_mode(model):
@@ -41,9 +41,14 @@ def _check_size_option(model, spec, image_size):
                           "(timm: create the model with dynamic_img_size=True to accept other sizes)")
 
 
-def build_model(model, *, image_size="fixed", precision="fp32", preprocess_in_graph=False, batch="dynamic",
-                opset=None, preprocess="auto", calibration=None, exporter="auto"):
+def build_model(model, **options):
     """The whole-model ModelProto `export_model` writes (same arguments, no path), checked."""
+    return checked(_whole(model, **options))
+
+
+def _whole(model, *, image_size="fixed", precision="fp32", preprocess_in_graph=False, batch="dynamic",
+           opset=None, preprocess="auto", calibration=None, exporter="auto"):
+    """The joined (and for int8 quantized) ModelProto, not yet checked."""
     import torch
 
     from ..export.api import build_onnx
@@ -61,19 +66,18 @@ def build_model(model, *, image_size="fixed", precision="fp32", preprocess_in_gr
                                preprocess_in_graph=preprocess_in_graph)
         stem = build_onnx(spec, weights, opset=opset, precision=stem_precision, batch=batch, image_size=image_size,
                           preprocess_in_graph=preprocess_in_graph)
-        tokens = spec.num_tokens(opts.sizes[0] if opts.sizes else spec.image_size)
         half = precision == Precision.FP16
         peer = copy.deepcopy(model).half() if half else model  # the user's model is left as it was
         with stem_removed(family.stem_parts(peer, spec)):
             encoder = encoder_module(peer, family, spec, torch.float16 if half else None)
             probe = torch.zeros(1, spec.num_prefix_tokens + 1, spec.embed_dim, dtype=torch.float16 if half else None)
             names = [name for name, _ in family.forward(peer, probe, spec)]
-            proto, digest = export_encoder(encoder, names, spec, opts.opset, tokens, exporter, sizes=opts.sizes)
+            proto, digest = export_encoder(encoder, names, spec, opts.opset, exporter, sizes=opts.sizes)
     info = {"peer": family.peer, "class": type(model).__name__, "version": peer_version(family), "digest": digest}
     whole = join(stem, proto, info)
     if precision == Precision.INT8:
         whole = _int8(whole, spec, opts, calibration)
-    return checked(whole)
+    return whole
 
 
 def _int8(whole, spec, opts, calibration):
@@ -120,7 +124,7 @@ def export_model(model, path: str | os.PathLike, *, image_size="fixed", precisio
 
     path = Path(path)
     target(path)  # refused before the (slow) export, not after
-    whole = build_model(model, image_size=image_size, precision=precision, preprocess_in_graph=preprocess_in_graph,
-                        batch=batch, opset=opset, preprocess=preprocess, calibration=calibration, exporter=exporter)
-    atomic_write_bytes(path, resealed_bytes(whole))
+    whole = _whole(model, image_size=image_size, precision=precision, preprocess_in_graph=preprocess_in_graph,
+                   batch=batch, opset=opset, preprocess=preprocess, calibration=calibration, exporter=exporter)
+    atomic_write_bytes(path, check_serialized(resealed_bytes(whole)))
     return path

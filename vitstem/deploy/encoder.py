@@ -121,18 +121,18 @@ def encoder_module(peer, family, spec, dtype=None):
     return Encoder().eval()
 
 
-def probe_outputs(encoder, spec) -> tuple[list, dict]:
-    """(output count, {output index: {axis: symbol}}) from two cheap eager runs on a few tokens (the
-    prefix plus one or two patch rows): axis 0 is the batch; an axis whose length follows the token
-    count is `tokens`."""
+def probe_outputs(encoder, spec, static_tokens: bool = False) -> list[dict]:
+    """{axis: symbol} per output from two cheap eager runs on a few tokens (the prefix plus one or two
+    patch rows): axis 0 is the batch; an axis whose length follows the token count is `tokens`
+    (left out with `static_tokens`: the graph then has that axis's length)."""
     import torch
 
     d, prefix = spec.embed_dim, spec.num_prefix_tokens
     with torch.no_grad():
         a = encoder(torch.zeros(1, prefix + 1, d))
         b = encoder(torch.zeros(2, prefix + 2, d))
-    return [{i: ("batch" if i == 0 else "tokens") for i, (m, n) in enumerate(zip(x.shape, y.shape)) if m != n}
-            for x, y in zip(a, b)]
+    return [{i: ("batch" if i == 0 else "tokens") for i, (m, n) in enumerate(zip(x.shape, y.shape))
+             if m != n and (i == 0 or not static_tokens)} for x, y in zip(a, b)]
 
 
 def token_counts(spec, sizes) -> list[int]:
@@ -144,7 +144,7 @@ def token_counts(spec, sizes) -> list[int]:
     return list(dict.fromkeys(spec.num_tokens(hw) for hw in sizes))
 
 
-def mismatch(proto, encoder, spec, counts, tolerance: float) -> str | None:
+def mismatch(data: bytes, encoder, spec, counts, tolerance: float) -> str | None:
     """None when the exported encoder, run by ONNX Runtime on seeded N(0, 1) z0 (batch 2) at each
     token count, matches the eager module within tolerance * max(1, max|ref|); else what went wrong."""
     import numpy as np
@@ -153,7 +153,9 @@ def mismatch(proto, encoder, spec, counts, tolerance: float) -> str | None:
 
     quiet = ort.SessionOptions()
     quiet.log_severity_level = 4  # the failure is returned, not logged
-    session = ort.InferenceSession(proto.SerializeToString(), quiet, providers=["CPUExecutionProvider"])
+    # The graph's own semantics are checked: ORT's fusions would only add session time here.
+    quiet.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    session = ort.InferenceSession(data, quiet, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     for n in counts:
         z0 = rng.standard_normal((2, n, spec.embed_dim)).astype(np.float32)
@@ -169,38 +171,44 @@ def mismatch(proto, encoder, spec, counts, tolerance: float) -> str | None:
     return None
 
 
-def export_encoder(encoder, names, spec, opset: int, tokens: int, exporter: str = "auto", *, sizes=()):
+def export_encoder(encoder, names, spec, opset: int, exporter: str = "auto", *, sizes):
     """(ModelProto, 'sha256:<hex>' of its bytes as exported): input `z0` (batch, tokens, D) float32,
     outputs `names`, checked at the token counts of `sizes` (export options' sizes; None: any size)
-    within the deploy tolerance of its precision. exporter "auto": TorchScript, and dynamo when
-    TorchScript cannot export an operator (e.g. aten::rms_norm of timm's RmsNorm encoders) or its
-    graph fails that check."""
-    from .verification import TOLERANCE
-
-    counts = token_counts(spec, sizes) if sizes != () else [tokens]
-    tolerance = TOLERANCE["fp32" if encoder.compute_dtype is None else "fp16"]
-    if exporter == "auto":
-        try:
-            proto, digest = _exported(encoder, names, spec, opset, tokens, "torchscript")
-            if mismatch(proto, encoder, spec, counts, tolerance) is None:
-                return proto, digest
-        except ExportError:
-            pass
-        exporter = "dynamo"
-    proto, digest = _exported(encoder, names, spec, opset, tokens, exporter)
-    problem = mismatch(proto, encoder, spec, counts, tolerance)
-    if problem is not None:
-        raise ExportError(f"the encoder exported by torch.onnx ({exporter}) does not work at every size: {problem}")
-    return proto, digest
-
-
-def _exported(encoder, names, spec, opset: int, tokens: int, exporter: str):
+    within the deploy tolerance of its precision. The token axis is static when every size gives
+    the same count (a fixed size): ONNX Runtime then knows every shape and plans memory ahead, as in
+    a whole-model export at one size. exporter "auto": TorchScript, and dynamo when TorchScript
+    cannot export an operator (e.g. aten::rms_norm of timm's RmsNorm encoders) or its graph fails
+    that check."""
     import hashlib
 
     import onnx
+
+    from .verification import TOLERANCE
+
+    counts = token_counts(spec, sizes)  # traced at the first: the native grid's or the first size's
+    static = sizes is not None and len(set(counts)) == 1
+    tolerance = TOLERANCE["fp32" if encoder.compute_dtype is None else "fp16"]
+    if exporter == "auto":
+        try:
+            data = _exported(encoder, names, spec, opset, counts[0], "torchscript", static)
+            if mismatch(data, encoder, spec, counts, tolerance) is None:
+                return onnx.load_model_from_string(data), "sha256:" + hashlib.sha256(data).hexdigest()
+        except ExportError:
+            pass
+        exporter = "dynamo"
+    data = _exported(encoder, names, spec, opset, counts[0], exporter, static)
+    problem = mismatch(data, encoder, spec, counts, tolerance)
+    if problem is not None:
+        raise ExportError(f"the encoder exported by torch.onnx ({exporter}) does not work at every size: {problem}")
+    return onnx.load_model_from_string(data), "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _exported(encoder, names, spec, opset: int, tokens: int, exporter: str, static_tokens: bool) -> bytes:
+    """The encoder's ONNX bytes as torch.onnx wrote them (traced at `tokens`)."""
     import torch
 
-    axes = dict(zip(names, probe_outputs(encoder, spec)))
+    axes = dict(zip(names, probe_outputs(encoder, spec, static_tokens)))
+    z0_axes = {0: "batch"} if static_tokens else {0: "batch", 1: "tokens"}
     example = torch.zeros(1, tokens, spec.embed_dim)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -210,9 +218,9 @@ def _exported(encoder, names, spec, opset: int, tokens: int, exporter: str):
                 with static_attention_scale():
                     torch.onnx.export(encoder, (example,), buffer, dynamo=False, opset_version=opset,
                                       input_names=[ENCODER_INPUT], output_names=list(names),
-                                      dynamic_axes={ENCODER_INPUT: {0: "batch", 1: "tokens"}, **axes})
+                                      dynamic_axes={ENCODER_INPUT: z0_axes, **axes})
             elif exporter == "dynamo":
-                dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("tokens")}
+                dims = {axis: torch.export.Dim(name) for axis, name in z0_axes.items()}
                 # traced at batch 2: dynamo specialises a dimension of size 1
                 program = torch.onnx.export(encoder, (example.expand(2, -1, -1),), dynamo=True, opset_version=opset,
                                             input_names=[ENCODER_INPUT], output_names=list(names),
@@ -225,5 +233,4 @@ def _exported(encoder, names, spec, opset: int, tokens: int, exporter: str):
         except Exception as exc:  # torch.onnx raises many types; name the model and the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ExportError(f"torch.onnx.export ({exporter}) could not export the encoder: {first}") from None
-    data = buffer.getvalue()
-    return onnx.load_model_from_string(data), "sha256:" + hashlib.sha256(data).hexdigest()
+    return buffer.getvalue()

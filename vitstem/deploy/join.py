@@ -164,16 +164,25 @@ def _all_nodes(graph):
 
 
 def checked(model):
-    """`model` after onnx's checker; ExportError over protobuf's 2 GiB limit or when the checker refuses it."""
-    import onnx
-
+    """`model` after onnx's checker (`check_serialized`)."""
     if model.ByteSize() > PROTOBUF_LIMIT:
         raise ExportError(f"the whole model would be {model.ByteSize()} bytes, over protobuf's 2 GiB limit")
+    check_serialized(model.SerializeToString())
+    return model
+
+
+def check_serialized(data: bytes) -> bytes:
+    """`data`, a whole model's bytes, after onnx's full checker; ExportError over protobuf's 2 GiB limit
+    or when the checker refuses it. Checking the bytes that will be written spares a serialisation."""
+    import onnx
+
+    if len(data) > PROTOBUF_LIMIT:
+        raise ExportError(f"the whole model would be {len(data)} bytes, over protobuf's 2 GiB limit")
     try:
-        onnx.checker.check_model(model, full_check=True)
+        onnx.checker.check_model(data, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ExportError(f"the joined model fails the onnx checker: {str(exc).strip().splitlines()[0]}") from None
-    return model
+    return data
 
 
 def compose(stem_path, encoder_path, output, *, encoder_input: str | None = None) -> Path:
@@ -192,6 +201,6 @@ def compose(stem_path, encoder_path, output, *, encoder_input: str | None = None
     info = {"peer": "onnx", "class": encoder.graph.name or Path(encoder_path).stem,
             "digest": "sha256:" + hashlib.sha256(Path(encoder_path).read_bytes()).hexdigest(),
             "version": f"{encoder.producer_name} {encoder.producer_version}".strip() or "unknown"}
-    model = checked(join(stem, encoder, info, encoder_input=encoder_input, source=str(encoder_path)))
-    atomic_write_bytes(output, resealed_bytes(model))
+    model = join(stem, encoder, info, encoder_input=encoder_input, source=str(encoder_path))
+    atomic_write_bytes(output, check_serialized(resealed_bytes(model)))
     return output
