@@ -98,6 +98,24 @@ def test_gradients_reach_the_table_through_the_resampling(torch):
     assert module.patch_embed.proj.weight.grad.abs().sum() > 0
 
 
+def test_preprocessing_constants_built_once_still_carry_gradients_after_inference_mode(torch):
+    """The cached (scale, mean, std) are normal tensors even when first built under inference_mode:
+    d x' / d pixels = scale / std per channel, hand-derived."""
+    from vitstem.backends.torch import stem
+
+    pre = {"scale": 0.5, "mean": [0.1, 0.2, 0.3], "std": [0.25, 0.5, 2.0]}
+    spec = TINY.replace(input={**TINY.to_dict()["input"], "preprocess": pre})
+    pixels = torch.rand(2, 3, 12, 16)
+    with torch.inference_mode():
+        first = stem.preprocess(spec, pixels, torch.float32)
+    tracked = pixels.clone().requires_grad_()
+    again = stem.preprocess(spec, tracked, torch.float32)
+    again.sum().backward()
+    assert torch.equal(first, again.detach())
+    expected = torch.tensor([0.5 / 0.25, 0.5 / 0.5, 0.5 / 2.0]).reshape(1, 3, 1, 1).expand(2, 3, 12, 16)
+    assert torch.equal(tracked.grad, expected)
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda t: [[[[0.0]]]], "images must be a torch.Tensor, got list"),
     (lambda t: t.zeros(3, 12, 16), "expected rank 4"),
