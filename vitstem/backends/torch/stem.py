@@ -140,10 +140,18 @@ def add_position(spec: Spec, prefix: torch.Tensor, patches: torch.Tensor, table,
         prefix = prefix + prefix_rows
     if tracing():
         return torch.cat([prefix, patches + patch_rows], dim=1)
-    # In place on the fresh concat (autograd keeps nothing of it): one (B, T, D) buffer fewer to
-    # allocate and fault in, which measured ~15 % of this tail at batch 8.
-    z = torch.cat([prefix, patches], dim=1)
-    z[:, prefix.shape[1]:].add_(patch_rows)
+    if torch.is_grad_enabled() and (patches.requires_grad or patch_rows.requires_grad):
+        # In place on the fresh concat (autograd keeps nothing of it): one (B, T, D) buffer fewer.
+        z = torch.cat([prefix, patches], dim=1)
+        z[:, prefix.shape[1]:].add_(patch_rows)
+        return z
+    # Without autograd (which refuses out=), z is written in one pass: the patch rows' sum straight
+    # into its slice of the output, read from the conv's (B, D, N) layout. A concat then an add read
+    # and wrote z twice: ~10 % slower at batch 1, ~25 % at batch 8 (measured, AMD EPYC).
+    p = prefix.shape[1]
+    z = patches.new_empty((patches.shape[0], p + patches.shape[1], patches.shape[2]))
+    z[:, :p] = prefix
+    torch.add(patches, patch_rows, out=z[:, p:])
     return z
 
 
