@@ -4,7 +4,12 @@ Measures, in one process, with the model built once (random weights, seed 0, no 
 - export time of each (interleaved: vitstem, dynamo, vitstem, dynamo; the first call also pays
   torch.onnx's lazy imports, so the second of each is the comparable figure);
 - ONNX Runtime latency of both files, batch 1 (--batch 1 8 for more), same threads, interleaved rounds, medians;
-- max |output - PyTorch| of both.
+- max |output - PyTorch| of both;
+- with --profile, ORT's profiler on both files: kernel time per op type, summed over a run (the
+  whole-model accounting: where the encoder's time goes in each file, and what the stem costs).
+
+Before the timed exports both exporters run once on a tiny timm model, so neither pays torch.onnx's
+lazy imports inside the timing.
 
     .venv/bin/python benchmarks/whole_model.py --threads 2 --runs 30 --json benchmarks/results/whole_model.json
 """
@@ -49,6 +54,49 @@ def session(path, threads):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def op_type_profile(path, feeds, threads, runs=15) -> dict:
+    """{op type: median over runs of the summed kernel µs of that type} from ORT's profiler, plus
+    "_nodes" (all kernels) per run."""
+    import collections
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.log_severity_level = 3
+    so.enable_profiling = True
+    so.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="vitstem-prof-")) / "p")
+    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    for _ in range(runs):
+        s.run(None, feeds)
+    events = json.loads(Path(s.end_profiling()).read_text())
+    per_run, run = [], None
+    for e in events:
+        if e.get("cat") == "Session" and e["name"] == "model_run":
+            per_run.append(run or collections.Counter())
+            run = None
+        elif e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            run = run or collections.Counter()
+            run[e["args"]["op_name"]] += e["dur"]
+    per_run = per_run[len(per_run) // 5:]  # the first fifth warms up
+    ops = sorted({k for r in per_run for k in r})
+    out = {k: statistics.median(r[k] for r in per_run) for k in ops}
+    out["_nodes"] = statistics.median(sum(r.values()) for r in per_run)
+    return out
+
+
+def warm_up_exporters() -> None:
+    """Both export paths once on a tiny timm ViT: torch.onnx's lazy imports are paid here, not in the timing."""
+    import timm
+    import torch
+
+    from vitstem.deploy import export_model
+
+    tiny = timm.create_model("vit_tiny_patch16_224", pretrained=False, depth=1, img_size=32).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        export_model(tiny, Path(tmp) / "v.onnx")
+        export_dynamo(tiny, torch.randn(1, 3, 32, 32), Path(tmp) / "d.onnx")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -56,6 +104,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1])
     parser.add_argument("--export-rounds", type=int, default=2)
     parser.add_argument("--arch", default="vit_base_patch16_224")
+    parser.add_argument("--profile", action="store_true", help="per-op-type kernel time of both files (ORT profiler)")
     parser.add_argument("--json")
     args = parser.parse_args()
 
@@ -65,6 +114,7 @@ def main() -> None:
 
     from vitstem.deploy import export_model
 
+    warm_up_exporters()
     torch.manual_seed(0)
     model = timm.create_model(args.arch, pretrained=False).eval()
     tmp = Path(tempfile.mkdtemp(prefix="vitstem-whole-"))
@@ -105,7 +155,12 @@ def main() -> None:
                 sessions[k].run(None, feeds[k])
                 times[k].append(time.perf_counter() - t)
         med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-        result["latency_ms"][f"b{batch}"] = {**med, "ratio_vitstem_to_dynamo": med["vitstem"] / med["dynamo"]}
+        paired = statistics.median(a / b for a, b in zip(times["vitstem"], times["dynamo"]))
+        result["latency_ms"][f"b{batch}"] = {**med, "ratio_vitstem_to_dynamo": med["vitstem"] / med["dynamo"],
+                                             "median_of_paired_ratios": paired}
+        if args.profile:
+            result.setdefault("kernel_us_by_op_type", {})[f"b{batch}"] = {
+                k: op_type_profile(paths[k], feeds[k], args.threads) for k in paths}
         print(f"batch {batch}:", result["latency_ms"][f"b{batch}"], flush=True)
     result["load_avg_1min_at_end"] = os.getloadavg()[0]
     print(json.dumps(result, indent=2))
