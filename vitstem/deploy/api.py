@@ -3,7 +3,7 @@
     stem     the converter's spec + weights, exported by vitstem's own exporter (vitstem.export):
              the position table is resampled as the peer does, in ONNX, at any size
     encoder  the peer's own forward from z0 on (families.py), traced by torch.onnx with a dynamic
-             token count (encoder.py)
+             token count (encoder.py); with rope at other sizes it also takes the patch grid (rope.py)
     join     one graph, one opset, the stem's metadata plus vitstem.encoder (join.py)
 """
 
@@ -22,6 +22,7 @@ from ..spec.vocabulary import Precision, graph_input
 from .encoder import encoder_module, export_encoder, stem_removed
 from .families import family_of, peer_version, with_preprocess
 from .join import PREFIX, check_serialized, checked, join
+from .rope import GRID_INPUT, GridShape
 
 @contextlib.contextmanager
 def _eval_mode(model):
@@ -68,13 +69,14 @@ def _whole(model, *, image_size="fixed", precision="fp32", preprocess_in_graph=F
                           preprocess_in_graph=preprocess_in_graph)
         half = precision == Precision.FP16
         peer = copy.deepcopy(model).half() if half else model  # the user's model is left as it was
-        with stem_removed(family.stem_parts(peer, spec)):
-            encoder = encoder_module(peer, family, spec, torch.float16 if half else None)
+        grid = GridShape() if family.needs_grid(model, image_size != "fixed") else None
+        with stem_removed(family.stem_parts(peer, spec, grid)):
+            encoder = encoder_module(peer, family, spec, torch.float16 if half else None, grid)
             probe = torch.zeros(1, spec.num_prefix_tokens + 1, spec.embed_dim, dtype=torch.float16 if half else None)
             names = [name for name, _ in family.forward(peer, probe, spec)]
             proto, digest = export_encoder(encoder, names, spec, opts.opset, exporter, sizes=opts.sizes)
     info = {"peer": family.peer, "class": type(model).__name__, "version": peer_version(family), "digest": digest}
-    whole = join(stem, proto, info)
+    whole = join(stem, proto, info, grid_input=GRID_INPUT if grid else None)
     if precision == Precision.INT8:
         whole = _int8(whole, spec, opts, calibration)
     return whole

@@ -5,8 +5,9 @@ model is restored afterwards, also on error). Exported with torch.onnx's TorchSc
 it was measured faster to export than dynamo=True and its graph as fast in ONNX Runtime
 (docs/benchmarks.md, "Whole-model deploy"); `exporter="dynamo"` is kept for when TorchScript goes.
 Every exported encoder is run in ONNX Runtime at each token count the file will feed it and
-compared with the eager module: TorchScript can bake the traced token count into a graph
-(SigLIP's attention-pool head does), and "auto" then exports with dynamo instead.
+compared with the eager module (encoder_check.py): TorchScript can bake the traced token count into
+a graph (SigLIP's attention-pool head does), and "auto" then exports with dynamo instead. An encoder
+with rope at other sizes also takes the patch grid (rope.py) and is exported with dynamo.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import io
 import warnings
 
 from ..errors import ExportError
-from ..spec.vocabulary import OUTPUT_NAME
-
-ENCODER_INPUT = OUTPUT_NAME  # the stem's output is what the encoder takes
+from .encoder_check import ENCODER_INPUT, check_grids, mismatch
+from .rope import GRID_INPUT, grid_inputs, name_token_axis
 
 
 def _pass_through_class():
@@ -101,13 +101,15 @@ def static_attention_scale():
         functional.scaled_dot_product_attention = original
 
 
-def encoder_module(peer, family, spec, dtype=None):
+def encoder_module(peer, family, spec, dtype=None, grid=None):
     """An nn.Module: z0 (B, T, D) -> the peer's outputs as a tuple; call it inside `stem_removed`.
-    With dtype float16 (`peer` then a half copy of the model) z0 is cast in and the outputs out."""
+    With dtype float16 (`peer` then a half copy of the model) z0 is cast in and the outputs out.
+    With `grid` (the rope.GridShape the stem parts read) it takes a second input whose shape is the grid."""
     import torch
 
     class Encoder(torch.nn.Module):
         compute_dtype = dtype
+        takes_grid = False
 
         def __init__(self):
             super().__init__()
@@ -118,113 +120,98 @@ def encoder_module(peer, family, spec, dtype=None):
             outs = tuple(v for _, v in family.forward(self.peer, x, spec))
             return outs if dtype is None else tuple(o.float() for o in outs)
 
-    return Encoder().eval()
+    class GridEncoder(Encoder):
+        takes_grid = True
+
+        def forward(self, z0, grid_zeros):
+            grid.hw = (grid_zeros.shape[0], grid_zeros.shape[1])
+            return super().forward(z0)
+
+    return (Encoder if grid is None else GridEncoder)().eval()
 
 
 def probe_outputs(encoder, spec, static_tokens: bool = False) -> list[dict]:
-    """{axis: symbol} per output from two cheap eager runs on a few tokens (the prefix plus one or two
-    patch rows): axis 0 is the batch; an axis whose length follows the token count is `tokens`
+    """{axis: symbol} per output from two cheap eager runs on a few tokens (the prefix plus a 1x1 and a
+    1x2 patch grid): axis 0 is the batch; an axis whose length follows the token count is `tokens`
     (left out with `static_tokens`: the graph then has that axis's length)."""
     import torch
 
     d, prefix = spec.embed_dim, spec.num_prefix_tokens
     with torch.no_grad():
-        a = encoder(torch.zeros(1, prefix + 1, d))
-        b = encoder(torch.zeros(2, prefix + 2, d))
+        a = encoder(torch.zeros(1, prefix + 1, d), *grid_inputs(encoder, (1, 1)))
+        b = encoder(torch.zeros(2, prefix + 2, d), *grid_inputs(encoder, (1, 2)))
     return [{i: ("batch" if i == 0 else "tokens") for i, (m, n) in enumerate(zip(x.shape, y.shape))
              if m != n and (i == 0 or not static_tokens)} for x, y in zip(a, b)]
-
-
-def token_counts(spec, sizes) -> list[int]:
-    """The token counts the whole file feeds its encoder: each listed size's, or (any size, `sizes`
-    None) the native grid's and a larger non-square grid's."""
-    if sizes is None:
-        (gh, gw) = spec.patch_grid()
-        return [spec.num_prefix_tokens + gh * gw, spec.num_prefix_tokens + (gh + 2) * (gw + 1)]
-    return list(dict.fromkeys(spec.num_tokens(hw) for hw in sizes))
-
-
-def mismatch(data: bytes, encoder, spec, counts, tolerance: float) -> str | None:
-    """None when the exported encoder, run by ONNX Runtime on seeded N(0, 1) z0 (batch 2) at each
-    token count, matches the eager module within tolerance * max(1, max|ref|); else what went wrong."""
-    import numpy as np
-    import onnxruntime as ort
-    import torch
-
-    quiet = ort.SessionOptions()
-    quiet.log_severity_level = 4  # the failure is returned, not logged
-    # The graph's own semantics are checked: ORT's fusions would only add session time here.
-    quiet.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(data, quiet, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    for n in counts:
-        z0 = rng.standard_normal((2, n, spec.embed_dim)).astype(np.float32)
-        try:
-            got = session.run(None, {ENCODER_INPUT: z0})
-        except Exception as exc:  # onnxruntime's errors carry no common type
-            return f"it fails at {n} tokens in ONNX Runtime ({str(exc).strip().splitlines()[0][:200]})"
-        with torch.no_grad():
-            want = [o.numpy() for o in encoder(torch.from_numpy(z0))]
-        for g, w in zip(got, want):
-            if g.shape != w.shape or not np.abs(g - w).max() <= tolerance * max(1.0, float(np.abs(w).max())):
-                return f"at {n} tokens it differs from the peer's forward (shape {g.shape} vs {w.shape})"
-    return None
 
 
 def export_encoder(encoder, names, spec, opset: int, exporter: str = "auto", *, sizes):
     """(ModelProto, 'sha256:<hex>' of its bytes as exported): input `z0` (batch, tokens, D) float32,
     outputs `names`, checked at the token counts of `sizes` (export options' sizes; None: any size)
-    within the deploy tolerance of its precision. The token axis is static when every size gives
-    the same count (a fixed size): ONNX Runtime then knows every shape and plans memory ahead, as in
-    a whole-model export at one size. exporter "auto": TorchScript, and dynamo when TorchScript
-    cannot export an operator (e.g. aten::rms_norm of timm's RmsNorm encoders) or its graph fails
-    that check."""
+    within the deploy tolerance of its precision; an encoder that takes the grid also has input `grid`
+    (gh, gw). The token axis is static when every size gives the same count (the same grid, for a
+    grid-taking encoder): ONNX Runtime then knows every shape and plans memory ahead, as in a whole-model
+    export at one size. exporter "auto": TorchScript, and dynamo when TorchScript cannot export an
+    operator (e.g. aten::rms_norm of timm's RmsNorm encoders) or its graph fails that check; dynamo
+    alone for a grid-taking encoder (TorchScript bakes the traced grid into rope's Concat, and ONNX
+    Runtime refuses the graph)."""
     import hashlib
 
     import onnx
 
     from .verification import TOLERANCE
 
-    counts = token_counts(spec, sizes)  # traced at the first: the native grid's or the first size's
-    static = sizes is not None and len(set(counts)) == 1
+    grids = check_grids(spec, sizes, encoder.takes_grid)  # traced at the first: the native or first size's
+    static = sizes is not None and len(grids) == 1
     tolerance = TOLERANCE["fp32" if encoder.compute_dtype is None else "fp16"]
+    if exporter == "auto" and encoder.takes_grid:
+        exporter = "dynamo"
     if exporter == "auto":
         try:
-            data = _exported(encoder, names, spec, opset, counts[0], "torchscript", static)
-            if mismatch(data, encoder, spec, counts, tolerance) is None:
+            data = _exported(encoder, names, spec, opset, grids[0], "torchscript", static)
+            if mismatch(data, encoder, spec, grids, tolerance) is None:
                 return onnx.load_model_from_string(data), "sha256:" + hashlib.sha256(data).hexdigest()
         except ExportError:
             pass
         exporter = "dynamo"
-    data = _exported(encoder, names, spec, opset, counts[0], exporter, static)
-    problem = mismatch(data, encoder, spec, counts, tolerance)
+    data = _exported(encoder, names, spec, opset, grids[0], exporter, static)
+    problem = mismatch(data, encoder, spec, grids, tolerance)
     if problem is not None:
         raise ExportError(f"the encoder exported by torch.onnx ({exporter}) does not work at every size: {problem}")
     return onnx.load_model_from_string(data), "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _exported(encoder, names, spec, opset: int, tokens: int, exporter: str, static_tokens: bool) -> bytes:
-    """The encoder's ONNX bytes as torch.onnx wrote them (traced at `tokens`)."""
+def _exported(encoder, names, spec, opset: int, grid_hw, exporter: str, static_tokens: bool) -> bytes:
+    """The encoder's ONNX bytes as torch.onnx wrote them (traced at the grid `grid_hw`'s token count);
+    dynamo's symbol for a token axis derived from the grid is renamed `tokens`."""
     import torch
 
     axes = dict(zip(names, probe_outputs(encoder, spec, static_tokens)))
     z0_axes = {0: "batch"} if static_tokens else {0: "batch", 1: "tokens"}
-    example = torch.zeros(1, tokens, spec.embed_dim)
+    example = torch.zeros(1, spec.num_prefix_tokens + grid_hw[0] * grid_hw[1], spec.embed_dim)
+    grid = grid_inputs(encoder, grid_hw)
+    inputs = [ENCODER_INPUT] + ([GRID_INPUT] if grid else [])
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         try:
             if exporter == "torchscript":
+                grid_axes = {GRID_INPUT: {0: "gh", 1: "gw"}} if grid and not static_tokens else {}
                 with static_attention_scale():
-                    torch.onnx.export(encoder, (example,), buffer, dynamo=False, opset_version=opset,
-                                      input_names=[ENCODER_INPUT], output_names=list(names),
-                                      dynamic_axes={ENCODER_INPUT: z0_axes, **axes})
+                    torch.onnx.export(encoder, (example, *grid), buffer, dynamo=False, opset_version=opset,
+                                      input_names=inputs, output_names=list(names),
+                                      dynamic_axes={ENCODER_INPUT: z0_axes, **grid_axes, **axes})
             elif exporter == "dynamo":
-                dims = {axis: torch.export.Dim(name) for axis, name in z0_axes.items()}
+                dim = torch.export.Dim
+                dims = {axis: dim(name) for axis, name in z0_axes.items()}
+                if grid and not static_tokens:  # tokens = prefix + gh * gw: torch.export derives it
+                    dims[1] = dim.AUTO
+                shapes = (dims,) if not grid else (dims, None if static_tokens else {0: dim("gh"), 1: dim("gw")})
                 # traced at batch 2: dynamo specialises a dimension of size 1
-                program = torch.onnx.export(encoder, (example.expand(2, -1, -1),), dynamo=True, opset_version=opset,
-                                            input_names=[ENCODER_INPUT], output_names=list(names),
-                                            dynamic_shapes=(dims,), verbose=False)
+                program = torch.onnx.export(encoder, (example.expand(2, -1, -1), *grid), dynamo=True,
+                                            opset_version=opset, input_names=inputs, output_names=list(names),
+                                            dynamic_shapes=shapes, verbose=False)
+                if grid and not static_tokens:
+                    name_token_axis(program.model_proto, ENCODER_INPUT)
                 buffer.write(program.model_proto.SerializeToString())
             else:
                 raise ExportError(f"exporter must be 'auto', 'torchscript' or 'dynamo', got {exporter!r}")

@@ -6,7 +6,9 @@ whatever that forward does after its embeddings (blocks, final norm, pooling, he
 model the converter accepts, without re-typing the peer's code. A family says three things:
 
 - `convert(model, dynamic)`: (spec, weights), via vitstem.interop;
-- `stem_parts(model, spec)`: the (owner module, attribute) pairs that compute z0 inside the peer;
+- `needs_grid(model, dynamic)`: whether its encoder also takes the patch grid (rope at other sizes, rope.py);
+- `stem_parts(model, spec, grid)`: the (owner module, attribute) pairs that compute z0 inside the peer
+  (`grid`: the rope.GridShape the encoder's forward sets, or None);
 - `forward(model, x, spec)`: the peer's forward on normalised images, as (name, tensor) pairs in
   the order the peer returns them (what the exported file's outputs are named after).
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..errors import ExportError
+from .rope import needs_grid, rope_pos_embed
 
 # Names transformers gives a LayerNorm applied to z0 before the encoder (CLIP's pre_layrnorm);
 # it belongs to the stem when the converter put it into the spec as pre_norm.
@@ -29,6 +32,7 @@ HF_PRE_NORM_NAMES = ("pre_layrnorm", "pre_layernorm", "layernorm_pre", "ln_pre")
 class Family:
     peer: str  # the library: "timm" or "transformers"
     convert: Callable
+    needs_grid: Callable
     stem_parts: Callable
     forward: Callable
 
@@ -36,25 +40,27 @@ class Family:
 def _timm_convert(model, dynamic: bool):
     from ..interop import from_timm
 
-    if dynamic and getattr(model, "rope", None) is not None:
-        gh, gw = model.patch_embed.grid_size
-        raise ExportError(f"{type(model).__name__} has a rotary position embedding (rope): its attention rotates q and k "
-                          "by angles computed from the patch grid, and the encoder takes z0 (batch, tokens, D), whose "
-                          f"token count does not tell the grid; deploy it with image_size='fixed' (the native {gh}x{gw} "
-                          "grid's rope, a constant in the file)")
     return from_timm(model)
 
 
-def _timm_stem_parts(model, spec):
+def _timm_stem_parts(model, spec, grid=None):
     # VisionTransformer.forward_features: patch_embed -> _pos_embed -> patch_drop -> norm_pre -> blocks ...
-    # Eva's is the same, with _pos_embed returning (tokens, rope at the grid): rope is kept as computed
-    # at the native size (a fixed-size deploy; other sizes are refused in _timm_convert).
+    # Eva's is the same, with _pos_embed returning (tokens, rope at the grid): at other sizes rope is computed
+    # from the encoder's grid input (rope.py); at the fixed size it is kept as computed at the native grid.
     if not callable(getattr(type(model), "_pos_embed", None)):
         raise ExportError(f"timm {type(model).__name__} computes its tokens inside forward_features (no _pos_embed), so "
                           "export_model cannot take its stem out (it can for VisionTransformer and Eva models); export its "
                           "encoder yourself and join it with vitstem compose")
+    missing = [a for a in ("patch_drop", "norm_pre") if not hasattr(model, a)]
+    if missing:  # Qwen3VitEncoder, DeepseekVitEncoder: forward_features unpacks B, H, W from patch_embed's output
+        raise ExportError(f"timm {type(model).__name__}: its forward_features is not VisionTransformer's or Eva's "
+                          f"(patch_embed -> _pos_embed -> patch_drop -> norm_pre; it has no {' or '.join(missing)}) and "
+                          "reads the patch grid from patch_embed's (B, H, W, D) output, which z0 (batch, tokens, D) is "
+                          "not; export its encoder yourself and join it with vitstem compose")
     import torch
 
+    if grid is not None:
+        return [(model, "patch_embed"), rope_pos_embed(model, grid), (model, "patch_drop"), (model, "norm_pre")]
     param = next(model.parameters())
     image = torch.zeros(1, spec.in_channels, *spec.image_size, dtype=param.dtype)
     with torch.no_grad():
@@ -92,7 +98,7 @@ def _hf_embeddings(model):
     raise ExportError(f"{type(model).__name__}: no `embeddings` module, so the stem cannot be taken out of it")
 
 
-def _hf_stem_parts(model, spec):
+def _hf_stem_parts(model, spec, grid=None):
     owner, attr = _hf_embeddings(model)
     parts = [(owner, attr)]
     if spec.pre_norm is not None:
@@ -117,8 +123,8 @@ def _hf_forward(model, x, spec):
 
 
 FAMILIES = {
-    "timm": Family("timm", _timm_convert, _timm_stem_parts, _timm_forward),
-    "transformers": Family("transformers", _hf_convert, _hf_stem_parts, _hf_forward),
+    "timm": Family("timm", _timm_convert, needs_grid, _timm_stem_parts, _timm_forward),
+    "transformers": Family("transformers", _hf_convert, lambda model, dynamic: False, _hf_stem_parts, _hf_forward),
 }
 
 

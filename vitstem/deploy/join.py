@@ -5,7 +5,8 @@ The stem's output z0 feeds the encoder's input; every other encoder name gets th
 their names and order and become the model's outputs. Before joining, the encoder is held to
 what the stem produces: rank 3 (batch, tokens, D), the stem's z0 dtype, D equal, a static token
 axis only if every image size the stem accepts gives that many tokens, a static batch only if the
-stem's batch is that one.
+stem's batch is that one. An encoder with rope at other sizes (export_model's, rope.py) also takes
+the patch grid: the join makes it from the images' shape, so the whole model still takes images alone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..export import metadata
 from ..spec import load_spec
 from ..spec.exported import parse_options, read_metadata
 from ..spec.vocabulary import INPUT_NAME, OUTPUT_NAME
+from .rope import check_grid_input, grid_source
 
 PREFIX = "encoder/"
 PROTOBUF_LIMIT = 2**31 - 1
@@ -45,8 +47,8 @@ def stem_facts(stem, source="stem") -> tuple:
     return spec, parse_options(meta["export_options"], source), meta
 
 
-def _encoder_input(encoder, name, source):
-    initializers = {i.name for i in encoder.graph.initializer}
+def _encoder_input(encoder, name, source, grid_input=None):
+    initializers = {i.name for i in encoder.graph.initializer} | {grid_input}
     inputs = [v for v in encoder.graph.input if v.name not in initializers]
     if name is None:
         if len(inputs) != 1:
@@ -117,31 +119,38 @@ def _same_opset(stem, encoder):
     return stem, encoder
 
 
-def join(stem, encoder, info: dict, *, encoder_input: str | None = None, source="encoder"):
+def join(stem, encoder, info: dict, *, encoder_input: str | None = None, grid_input: str | None = None,
+         source="encoder"):
     """The joined ModelProto, with the stem's metadata plus vitstem.encoder (`info`: peer, class, version,
-    and optionally digest, of the encoder as exported; default: the digest of its graph)."""
+    and optionally digest, of the encoder as exported; default: the digest of its graph). `grid_input`:
+    the encoder's input whose shape is the patch grid (rope.py), fed from the images' shape."""
     import onnx
     from onnx import compose
 
     spec, options, meta = stem_facts(stem, "stem")
     z0 = next(o for o in stem.graph.output if o.name == OUTPUT_NAME)
-    value = _encoder_input(encoder, encoder_input, source)
+    value = _encoder_input(encoder, encoder_input, source, grid_input)
     check_encoder_input(value, spec, options, z0.type.tensor_type.elem_type, source)
+    grid_nodes, grid_initializers, feeds = [], [], {value.name: OUTPUT_NAME}
+    if grid_input is not None:
+        check_grid_input(encoder, grid_input, source)
+        grid_nodes, grid_initializers, feeds[grid_input] = grid_source(spec, options)
     digest = info.get("digest") or metadata.graph_digest(encoder.graph)
     stem, encoder = _same_opset(stem, encoder)
     outputs = [o.name for o in encoder.graph.output]
-    stem_names = {n for node in stem.graph.node for n in node.output} | {i.name for i in stem.graph.initializer} | {INPUT_NAME}
-    clash = [o for o in outputs if o in stem_names or o.startswith(PREFIX)]
-    if clash or value.name in outputs:
-        raise ExportError(f"{source}: encoder output name(s) {', '.join(clash or [value.name])} clash with the stem's "
+    stem_names = ({n for node in list(stem.graph.node) + grid_nodes for n in node.output}
+                  | {i.name for i in stem.graph.initializer} | {INPUT_NAME})
+    clash = [o for o in outputs if o in stem_names or o.startswith(PREFIX) or o in feeds]
+    if clash:
+        raise ExportError(f"{source}: encoder output name(s) {', '.join(clash)} clash with the stem's "
                           f"names; rename them")
     graph = compose.add_prefix_graph(encoder.graph, PREFIX, rename_inputs=False, rename_outputs=False)
     for node in _all_nodes(graph):
-        node.input[:] = [OUTPUT_NAME if n == value.name else n for n in node.input]
+        node.input[:] = [feeds.get(n, n) for n in node.input]
     initializers = {i.name for i in graph.initializer}
     joined = onnx.helper.make_graph(
-        list(stem.graph.node) + list(graph.node), stem.graph.name, list(stem.graph.input), list(graph.output),
-        list(stem.graph.initializer) + list(graph.initializer),
+        list(stem.graph.node) + grid_nodes + list(graph.node), stem.graph.name, list(stem.graph.input),
+        list(graph.output), list(stem.graph.initializer) + grid_initializers + list(graph.initializer),
         value_info=[v for v in graph.value_info if v.name not in initializers])
     opsets = {o.domain or "": o.version for o in list(stem.opset_import) + list(encoder.opset_import)}
     model = onnx.helper.make_model(joined, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
