@@ -21,14 +21,20 @@ import numpy as np
 
 from ..errors import SpecError, WeightsError
 from ..spec import Spec
+from ..spec.safetensors_file import SafetensorsTensors
 from ..spec.vocabulary import Layout
 from .assemble import as_float32, assemble, checked_preprocess, square_side
+from .checkpoint_shapes import stripped
 
 TABLE_KEYS = ("pos_embedding", "Transformer/posembed_input/pos_embedding", "Transformer/pos_embedding")
 
 
-def flatten_params(tree: Mapping, prefix: str = "") -> dict[str, object]:
-    """Nested dicts (flax params) -> {"a/b/c": array}; a leading "params/" level is dropped."""
+def flatten_params(tree: Mapping, prefix: str = "") -> Mapping[str, object]:
+    """Nested dicts (flax params) -> {"a/b/c": array}; a leading "params/" level is dropped. A safetensors
+    file's tensors are flat already: renamed, still unread (only the stem's are read)."""
+    if isinstance(tree, SafetensorsTensors):
+        names = list(tree)
+        return stripped(tree, "params/" if names and all(k.startswith("params/") for k in names) else "")
     flat = {}
     for key, value in tree.items():
         path = f"{prefix}{key}"

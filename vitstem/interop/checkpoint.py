@@ -19,6 +19,7 @@ vitstem.spec.safetensors_file and vitstem.spec.npy_file).
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -82,17 +83,19 @@ def import_checkpoint(path: str | os.PathLike, fmt: str, *, image_size=None, gri
             raise SpecError("big_vision import: give --image-size (the grid alone does not say the patch)")
         explain["preprocess_source"] = "--mean/--std/--scale" if given is not None else \
             "none: big_vision checkpoints carry no preprocessing; pass --mean/--std/--scale to take pixels"
-        return from_big_vision(path if path.suffix == ".npz" else checkpoint_tensors(path),
-                               image_size=image_size, preprocess=given, name=name or path.stem)
-    tensors = checkpoint_tensors(path)
-    config_path = Path(config) if config is not None else path.with_name("config.json")
-    cfg = ConfigFields.read(config_path, required=config is not None)
-    if fmt == "timm":
-        facts = timm_checkpoint_facts(tensors, cfg, arch)
-    else:
-        processor = ConfigFields.read(path.with_name("preprocessor_config.json")) if preprocess == AUTO else None
-        facts = _hf_explained(hf_checkpoint_facts(tensors, cfg, processor), processor)
-        patch_norm_eps = facts["patch_norm_eps"]
+        if path.suffix == ".npz":
+            return from_big_vision(path, image_size=image_size, preprocess=given, name=name or path.stem)
+        with closing(checkpoint_tensors(path)) as tensors:
+            return from_big_vision(tensors, image_size=image_size, preprocess=given, name=name or path.stem)
+    with closing(checkpoint_tensors(path)) as tensors:  # closed once the facts hold every tensor the import reads
+        config_path = Path(config) if config is not None else path.with_name("config.json")
+        cfg = ConfigFields.read(config_path, required=config is not None)
+        if fmt == "timm":
+            facts = timm_checkpoint_facts(tensors, cfg, arch)
+        else:
+            processor = ConfigFields.read(path.with_name("preprocessor_config.json")) if preprocess == AUTO else None
+            facts = _hf_explained(hf_checkpoint_facts(tensors, cfg, processor), processor)
+            patch_norm_eps = facts["patch_norm_eps"]
     w = facts["weights"]
     kernel = w["patch_embed.weight"]
     if kernel.ndim != 4:

@@ -60,6 +60,31 @@ def table_grid(rows: int, prefix: int, patch: tuple[int, int], *, grid=None, ima
                        "fits; give the grid (--grid GH GW) or the image size")
 
 
+class Renamed(Mapping):
+    """`tensors` under other names (`names`: new -> old); a value is looked up in `tensors` only when asked
+    for, so a mapping that reads tensors on demand (vitstem.spec.safetensors_file) stays unread."""
+
+    def __init__(self, tensors: Mapping, names: dict[str, str]):
+        self._tensors, self._names = tensors, names
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names
+
+    def __getitem__(self, name: str):
+        return self._tensors[self._names[name]]
+
+
+def stripped(tensors: Mapping, prefix: str) -> Renamed:
+    """The tensors whose names start with `prefix`, under their names without it (nothing read)."""
+    return Renamed(tensors, {k[len(prefix):]: k for k in tensors if k.startswith(prefix)})
+
+
 def find_prefix(tensors: Mapping, suffix: str, fmt: str) -> str:
     hits = [k[: -len(suffix)] for k in tensors if k.endswith(suffix)]
     if len(hits) != 1:

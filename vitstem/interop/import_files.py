@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import SpecError
 from ..spec import Spec, read_safetensors, save_weights
+from ..spec.safetensors_file import SafetensorsTensors
 
 
 def model_file(directory: Path) -> Path:
@@ -24,9 +25,10 @@ def model_file(directory: Path) -> Path:
     raise SpecError(f"{directory} has no model.safetensors")
 
 
-def checkpoint_tensors(path: Path) -> dict[str, np.ndarray]:
-    """The tensors of a safetensors checkpoint as read-only views: only those the import touches are read."""
-    tensors, _ = read_safetensors(path)
+def checkpoint_tensors(path: Path) -> SafetensorsTensors:
+    """The tensors of a safetensors checkpoint, each read when the import first looks it up (read-only;
+    BF16 widened to float32, exactly); close it when done."""
+    tensors, _ = read_safetensors(path, widen_bf16=True)
     return tensors
 
 

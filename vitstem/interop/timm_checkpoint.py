@@ -7,7 +7,7 @@ from typing import Mapping
 
 from ..backends.torch.names import from_timm_names  # the shared name table (no torch import)
 from ..errors import SpecError
-from .checkpoint_shapes import find_prefix, pair
+from .checkpoint_shapes import find_prefix, pair, stripped
 from .config_fields import ConfigFields
 from .timm import pretrained_cfg_preprocess
 from .timm_family_state import family_checkpoint_facts
@@ -22,8 +22,7 @@ def timm_checkpoint_facts(tensors: Mapping, config: ConfigFields, arch: str | No
     if any(k.startswith(f"{prefix}patch_embed.backbone.") for k in tensors):
         raise SpecError("this timm model's patch_embed has a CNN backbone, which the spec cannot express")
     architecture = config.text("architecture")
-    state, family = family_checkpoint_facts({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)},
-                                            architecture or "")
+    state, family = family_checkpoint_facts(stripped(tensors, prefix), architecture or "")
     cfg = config.section("pretrained_cfg") or ConfigFields({}, config.source, "pretrained_cfg.")
     source = "config.json beside the checkpoint (pretrained_cfg)"
     if not cfg and arch is not None:

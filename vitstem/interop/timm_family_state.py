@@ -20,7 +20,7 @@ from typing import Mapping
 
 import numpy as np
 
-from ..backends.torch.names import TIMM_NAMES
+from ..backends.torch.names import CANONICAL_NAMES, TIMM_NAMES
 from ..errors import SpecError
 from ..spec import Spec, check_weights, load_spec
 from .timm import timm_expressible, to_timm_state_dict
@@ -30,10 +30,11 @@ _GPSA = re.compile(r"blocks\.\d+\.attn\.gating_param$")
 
 def family_checkpoint_facts(state: Mapping[str, np.ndarray], architecture: str) -> tuple[dict, dict]:
     """(the stem tensors of `state` (prefix stripped) as z0 sees them, extra import facts);
-    `architecture`: config.json's, "" when unknown."""
-    state = dict(state)
+    `architecture`: config.json's, "" when unknown. Only the stem's tensors are looked up (read)."""
+    names = list(state)
     facts: dict = {}
-    if any(k.startswith("blocks_token_only.") for k in state) or any(_GPSA.search(k) for k in state):
+    state = {k: state[k] for k in names if k in CANONICAL_NAMES}
+    if any(k.startswith("blocks_token_only.") for k in names) or any(_GPSA.search(k) for k in names):
         state.pop("cls_token", None)  # Cait / ConVit: joins after the first block(s)
     pos = state.get("pos_embed")
     if pos is not None and pos.ndim == 4:  # SAM: (1, gh, gw, D) grid

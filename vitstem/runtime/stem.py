@@ -10,7 +10,7 @@ import numpy as np
 
 from ..errors import ExportError, InputError, SpecError
 from ..spec.exported import check_io, expected_io, parse_options, read_metadata
-from ..spec.inputs import check_images, check_z0
+from ..spec.inputs import cast_images, check_images, check_z0
 from ..spec.loading import load_spec
 from ..spec.model import Spec
 from ..spec.vocabulary import INPUT_NAME, OUTPUT_NAME, Geometry, Layout, Precision, Profile, graph_input
@@ -86,14 +86,10 @@ class Stem:
             raise InputError(f"images have values beyond float16's range (max |x| = {float(np.abs(x).max()):.6g} > "
                              "65504), which this fp16 model computes in")
         if x.dtype != dtype:
-            converted = x.astype(dtype)
+            converted = cast_images(x, dtype, f"this model's {dtype.__name__} input")
             if self.options.get("profile") == Profile.EXACT and not np.array_equal(converted, x):
                 raise InputError(f"images have dtype {x.dtype} with values float32 cannot hold exactly; the exact "
                                  "profile takes float32 inputs (round them first to accept the rounding)")
-            if converted.dtype.kind == "f" and not np.isfinite(converted).all():
-                limit = float(np.finfo(converted.dtype).max)
-                raise InputError(f"images have values beyond {dtype.__name__}'s range (|x| > {limit:.6g}; max |x| = "
-                                 f"{float(np.abs(x).max()):.6g}), which this model's {dtype.__name__} input turns into inf")
             x = converted
         return np.ascontiguousarray(x)
 

@@ -40,13 +40,28 @@ def faithful_array(x: np.ndarray, what: str = "images") -> np.ndarray:
     if x.dtype.kind in "biufc" and not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))
     if x.dtype.kind == "f" and x.dtype.itemsize > 8:
-        wide = x.astype(np.float64)
+        with np.errstate(over="ignore"):  # values beyond float64 become inf, and are named below
+            wide = x.astype(np.float64)
         lost = int(x.size - np.count_nonzero((wide == x) | (np.isnan(wide) & np.isnan(x))))
         if lost:
             raise InputError(f"{what}: dtype {x.dtype} (long double) with {lost} values float64 cannot hold "
                              "exactly; vitstem computes in float32/float64: convert them to float64 first")
         x = wide
     return x
+
+
+def cast_images(x: np.ndarray, dtype, into: str) -> np.ndarray:
+    """The checked (finite) batch `x` in `dtype`; InputError, and no NumPy overflow warning, when a value
+    lies beyond a narrower float dtype's range (the cast would make it inf). `into` names what the
+    batch is cast for ("this model's float32 input")."""
+    dtype = np.dtype(dtype)
+    with np.errstate(over="ignore"):
+        converted = x.astype(dtype)
+    if dtype.kind == "f" and x.dtype.kind == "f" and dtype.itemsize < x.dtype.itemsize \
+            and not np.isfinite(converted).all():
+        raise InputError(f"images have values beyond {dtype.name}'s range (|x| > {float(np.finfo(dtype).max):.6g}; "
+                         f"max |x| = {float(np.abs(x).max()):.6g}), which {into} turns into inf")
+    return converted
 
 
 def check_size(spec: Spec, shape: tuple[int, ...], hw: tuple[int, int]) -> None:

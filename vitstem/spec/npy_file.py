@@ -58,26 +58,35 @@ def read_npy(f: BinaryIO, size: int, budget: int = MAX_ARRAY_BYTES) -> np.ndarra
         raise NotNpy(f"shape {shape} of {dtype} is {nbytes} bytes, over the {MAX_ARRAY_BYTES}-byte limit for arrays "
                      "read from one file")
     array = np.empty(count, dtype)
-    view, done = memoryview(array.view(np.uint8).reshape(-1)), 0
-    while done < nbytes:
-        got = f.readinto(view[done:done + _CHUNK])
-        if not got:
-            raise NotNpy(f"its header declares shape {shape} of {dtype} ({nbytes} bytes); only {done} bytes follow")
-        done += got
+    done = read_into(f, array)
+    if done < nbytes:
+        raise NotNpy(f"its header declares shape {shape} of {dtype} ({nbytes} bytes); only {done} bytes follow")
     if f.read(1):
         raise NotNpy(f"bytes follow the {nbytes} bytes of shape {shape} (a forged header?)")
     return array.reshape(shape, order="F" if fortran else "C")
 
 
-def open_regular(path: str | os.PathLike) -> BinaryIO:
+def read_into(f: BinaryIO, array: np.ndarray) -> int:
+    """Fill the contiguous `array` with the next bytes of `f`, in chunks; the count read (less at the end of the file)."""
+    view, done = memoryview(array.reshape(-1).view(np.uint8)), 0
+    while done < view.nbytes:
+        got = f.readinto(view[done:done + _CHUNK])
+        if not got:
+            break
+        done += got
+    return done
+
+
+def open_regular(path: str | os.PathLike, buffering: int = -1) -> BinaryIO:
     """`path` opened for reading; OSError (FileNotFoundError, IsADirectoryError, ...) otherwise, also for
-    a device, FIFO or socket (checked before opening: a FIFO would block, /dev/zero never ends)."""
+    a device, FIFO or socket (checked before opening: a FIFO would block, /dev/zero never ends).
+    `buffering=0`: every read asks the file itself (no copy of it kept in a buffer)."""
     mode = os.stat(path).st_mode
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(21, "Is a directory", str(path))
     if not stat.S_ISREG(mode):
         raise OSError("not a regular file (a device, FIFO or socket)")
-    return open(path, "rb")
+    return open(path, "rb", buffering=buffering)
 
 
 def read_capped(f: BinaryIO, limit: int) -> bytes:

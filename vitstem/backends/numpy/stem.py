@@ -27,7 +27,7 @@ import numpy as np
 
 from ...spec import Spec
 from ...spec.exact import sum_in_order
-from ...spec.inputs import check_images, check_z0
+from ...spec.inputs import cast_images, check_images, check_z0
 from ...spec.position import position_table
 from ...spec.remainder import cropped_size
 from ...spec.vocabulary import Layout, Profile
@@ -60,7 +60,7 @@ def crop(spec: Spec, x: np.ndarray, layout: Layout = Layout.NCHW) -> np.ndarray:
 def preprocess(spec: Spec, x: np.ndarray, dtype, layout: Layout = Layout.NCHW) -> np.ndarray:
     """x = (pixels * scale - mean) / std per channel, or x unchanged without preprocessing."""
     layout = Layout(layout)
-    x = x.astype(dtype)
+    x = cast_images(x, dtype, f"the {np.dtype(dtype).name} compute")
     pre = spec.input.preprocess
     if pre is None:
         return x
@@ -160,7 +160,9 @@ def stages(spec: Spec, weights: Mapping[str, np.ndarray], images: np.ndarray, dt
 
 def forward(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
     """z0 of shape (B, prefix + N, D), float32."""
-    return check_z0(unrounded(spec, weights, images, profile).astype(np.float32))
+    z = unrounded(spec, weights, images, profile)
+    with np.errstate(over="ignore"):  # exact's final rounding: an overflow is refused by check_z0, not warned
+        return check_z0(z.astype(np.float32))
 
 
 def unrounded(spec: Spec, weights: Mapping[str, np.ndarray], images, profile: str = "fast") -> np.ndarray:
