@@ -134,7 +134,7 @@ def test_the_users_model_is_left_as_it_was():
 def test_refusals_name_the_problem(tmp_path):
     with pytest.raises(ExportError, match="only takes 32x32 images in its own forward.*dynamic_img_size=True"):
         build_model(timm_vit(depth=1), image_size="dynamic")
-    with pytest.raises(ExportError, match="PyTorch model from timm or transformers, got ndarray"):
+    with pytest.raises(ExportError, match="PyTorch model from timm or transformers or a keras-hub backbone, got ndarray"):
         build_model(np.zeros(3))
     with pytest.raises(ExportError, match="comes from 'torch'"):
         build_model(torch.nn.Linear(2, 2))

@@ -32,8 +32,9 @@ COMMAND_MODULES = (
 
 # top-level module -> the extra that installs it (pyproject.toml [project.optional-dependencies])
 MISSING_EXTRAS = {"onnx": "onnx", "onnxruntime": "edge", "torch": "torch", "tensorflow": "tf", "keras": "tf",
-                  "timm": "interop", "transformers": "interop", "keras_hub": "interop", "matplotlib": "report",
-                  "PIL": "edge", "onnxscript": "all", "openvino": "edge-engines", "ai_edge_litert": "edge-engines"}
+                  "timm": "interop", "transformers": "interop", "keras_hub": "interop", "tf2onnx": "interop",
+                  "matplotlib": "report", "PIL": "edge", "onnxscript": "all", "openvino": "edge-engines",
+                  "ai_edge_litert": "edge-engines"}
 
 
 def checksum(array: np.ndarray) -> str:

@@ -4,7 +4,8 @@
     vitstem.deploy.verify(model, "model.onnx", sizes=[(224, 224), (160, 288)])
     vitstem.deploy.compose("stem.onnx", "encoder.onnx", "model.onnx")
 
-Imports torch and onnx only when a function is used (`import vitstem` never loads them).
+`model`: a timm or transformers model, or a keras-hub backbone (keras_hub.py). Imports torch, onnx (and for
+keras-hub TensorFlow) only when a function is used (`import vitstem` never loads them).
 """
 
 __all__ = ["build_model", "compose", "export_model", "verify"]

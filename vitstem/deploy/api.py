@@ -1,9 +1,10 @@
-"""`export_model`: a peer ViT (timm, transformers) -> one ONNX file of the whole model.
+"""`export_model`: a peer ViT (timm, transformers, keras-hub) -> one ONNX file of the whole model.
 
     stem     the converter's spec + weights, exported by vitstem's own exporter (vitstem.export):
              the position table is resampled as the peer does, in ONNX, at any size
     encoder  the peer's own forward from z0 on (families.py), traced by torch.onnx with a dynamic
-             token count (encoder.py); with rope at other sizes it also takes the patch grid (rope.py)
+             token count (encoder.py); with rope at other sizes it also takes the patch grid (rope.py);
+             keras-hub: its functional graph from z0 on, exported by keras's own ONNX exporter (keras_hub.py)
     join     one graph, one opset, the stem's metadata plus vitstem.encoder (join.py)
 """
 
@@ -26,11 +27,15 @@ from .rope import GRID_INPUT, GridShape
 
 @contextlib.contextmanager
 def _eval_mode(model):
-    """The peer in eval mode (dropouts off, as deployed) for the block; its training flag restored after."""
+    """A torch peer in eval mode (dropouts off, as deployed) and no autograd for the block; its training flag
+    restored after."""
+    import torch
+
     was = model.training
     model.eval()
     try:
-        yield
+        with torch.no_grad():
+            yield
     finally:
         model.train(was)
 
@@ -39,7 +44,8 @@ def _check_size_option(model, spec, image_size):
     if image_size != "fixed" and not spec.dynamic_image_size:
         raise ExportError(f"image_size {image_size!r}: this {type(model).__name__} only takes "
                           f"{spec.image_size[0]}x{spec.image_size[1]} images in its own forward; use image_size='fixed' "
-                          "(timm: create the model with dynamic_img_size=True to accept other sizes)")
+                          "(timm: create the model with dynamic_img_size=True to accept other sizes; keras-hub "
+                          "backbones run at the image_shape they are built with)")
 
 
 def build_model(model, **options):
@@ -50,36 +56,51 @@ def build_model(model, **options):
 def _whole(model, *, image_size="fixed", precision="fp32", preprocess_in_graph=False, batch="dynamic",
            opset=None, preprocess="auto", calibration=None, exporter="auto"):
     """The joined (and for int8 quantized) ModelProto, not yet checked."""
-    import torch
-
     from ..export.api import build_onnx
     from ..export.options import resolve_options
+    from . import keras_hub
 
     if precision not in Precision.choices():
         raise ExportError(f"precision must be one of {', '.join(Precision.choices())}, got {precision!r}")
-    family = family_of(model)
-    with _eval_mode(model), torch.no_grad():
-        spec, weights = family.convert(model, image_size != "fixed")
-        spec = with_preprocess(spec, preprocess)
+    keras = keras_hub.is_keras(model)
+    if keras:
+        keras_hub.check_exportable(model, precision)
+    family = None if keras else family_of(model)
+    with contextlib.nullcontext() if keras else _eval_mode(model):
+        if keras:
+            spec, weights = keras_hub.convert(model, preprocess)
+        else:
+            spec, weights = family.convert(model, image_size != "fixed")
+            spec = with_preprocess(spec, preprocess)
         _check_size_option(model, spec, image_size)
         stem_precision = Precision.FP32.value if precision == Precision.INT8 else precision
         opts = resolve_options(spec, opset=opset, precision=stem_precision, batch=batch, image_size=image_size,
                                preprocess_in_graph=preprocess_in_graph)
         stem = build_onnx(spec, weights, opset=opset, precision=stem_precision, batch=batch, image_size=image_size,
                           preprocess_in_graph=preprocess_in_graph)
-        half = precision == Precision.FP16
-        peer = copy.deepcopy(model).half() if half else model  # the user's model is left as it was
-        grid = GridShape() if family.needs_grid(model, image_size != "fixed") else None
-        with stem_removed(family.stem_parts(peer, spec, grid)):
-            encoder = encoder_module(peer, family, spec, torch.float16 if half else None, grid)
-            probe = torch.zeros(1, spec.num_prefix_tokens + 1, spec.embed_dim, dtype=torch.float16 if half else None)
-            names = [name for name, _ in family.forward(peer, probe, spec)]
-            proto, digest = export_encoder(encoder, names, spec, opts.opset, exporter, sizes=opts.sizes)
-    info = {"peer": family.peer, "class": type(model).__name__, "version": peer_version(family), "digest": digest}
-    whole = join(stem, proto, info, grid_input=GRID_INPUT if grid else None)
+        proto, info, grid_input = ((*keras_hub.export_encoder(model, spec, opts.opset), None) if keras
+                                   else _torch_encoder(model, family, spec, opts, precision, exporter, image_size))
+    whole = join(stem, proto, info, grid_input=grid_input)
     if precision == Precision.INT8:
         whole = _int8(whole, spec, opts, calibration)
     return whole
+
+
+def _torch_encoder(model, family, spec, opts, precision, exporter, image_size):
+    """(ModelProto, info, grid input name or None) of a torch peer's encoder: its own forward from z0 on,
+    traced by torch.onnx; rope models at other sizes also take the patch grid (rope.py)."""
+    import torch
+
+    half = precision == Precision.FP16
+    peer = copy.deepcopy(model).half() if half else model  # the user's model is left as it was
+    grid = GridShape() if family.needs_grid(model, image_size != "fixed") else None
+    with torch.no_grad(), stem_removed(family.stem_parts(peer, spec, grid)):
+        encoder = encoder_module(peer, family, spec, torch.float16 if half else None, grid)
+        probe = torch.zeros(1, spec.num_prefix_tokens + 1, spec.embed_dim, dtype=torch.float16 if half else None)
+        names = [name for name, _ in family.forward(peer, probe, spec)]
+        proto, digest = export_encoder(encoder, names, spec, opts.opset, exporter, sizes=opts.sizes)
+    info = {"peer": family.peer, "class": type(model).__name__, "version": peer_version(family), "digest": digest}
+    return proto, info, GRID_INPUT if grid else None
 
 
 def _int8(whole, spec, opts, calibration):
@@ -111,14 +132,14 @@ def _int8(whole, spec, opts, calibration):
 def export_model(model, path: str | os.PathLike, *, image_size="fixed", precision: str = "fp32",
                  preprocess_in_graph: bool = False, batch="dynamic", opset: int | None = None,
                  preprocess="auto", calibration=None, exporter: str = "auto") -> Path:
-    """Write a timm or transformers ViT as one ONNX file: input `images` (the spec's layout; uint8 NHWC
+    """Write a timm, transformers or keras-hub ViT as one ONNX file: input `images` (the spec's layout; uint8 NHWC
     frames with preprocess_in_graph), outputs named and ordered as the peer's forward returns them.
 
     image_size: "fixed", a list of (H, W), or "dynamic" (any multiple of the patch), as `vitstem export`.
     precision: fp32, fp16 (stem and encoder in half, float32 in and out), int8 (static QDQ, calibrated
     on `calibration` images or seeded synthetic pixels). preprocess: "auto" (timm: the pretrained_cfg's
     mean/std over pixels / 255; transformers: none, the input is the processor's output), None, a mapping
-    {scale, mean, std}, or a transformers image processor. Returns the path written.
+    {scale, mean, std}, or a transformers image processor (keras-hub: an ImageConverter). Returns the path written.
     """
     from ..export.api import resealed_bytes
     from ..files import atomic_write_bytes

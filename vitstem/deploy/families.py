@@ -133,7 +133,8 @@ def family_of(model) -> Family:
     import torch
 
     if not isinstance(model, torch.nn.Module):
-        raise ExportError(f"export_model takes a PyTorch model from timm or transformers, got {type(model).__name__}; "
+        raise ExportError(f"export_model takes a PyTorch model from timm or transformers or a keras-hub backbone, got "
+                          f"{type(model).__name__}; "
                           "for other frameworks export the encoder yourself and use vitstem compose")
     root = type(model).__module__.split(".")[0]
     if root not in FAMILIES:

@@ -1,14 +1,16 @@
-"""`verify`: the exported file in ONNX Runtime vs the peer's own forward, on the same images, per size.
+"""`verify`: the exported file in ONNX Runtime vs the peer's own forward (torch, or keras-hub's call), on the
+same images, per size.
 
 The images are seeded uint8 pixels (or N(0, 1) floats when the spec takes normalised inputs). The
 file gets them in its input format (pixels in the spec's layout, or uint8 NHWC frames with
 preprocessing in the graph); the peer gets them normalised as its own pipeline does (pixels *
-scale, minus mean, over std, in float32, NCHW). Each output is compared by name: max |diff|,
-max |reference|, and the bound `TOLERANCE[precision] * max(1, max |reference|)`.
+scale, minus mean, over std, in float32, NCHW; keras-hub: in the spec's layout). Each output is
+compared by name: max |diff|, max |reference|, and the bound `TOLERANCE[precision] * max(1, max |reference|)`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -49,16 +51,40 @@ def _as_file_input(pixels, runtime):
     return np.ascontiguousarray(x if runtime.preprocess_in_graph else x.astype(np.float32))
 
 
+@contextlib.contextmanager
+def _peer_reference(model, spec):
+    """Within the block, (pixels, normalised) NCHW numpy -> {output name: array}: the peer's own forward
+    (a torch peer in eval mode, its training flag restored after; keras-hub: keras_hub.reference)."""
+    from . import keras_hub
+
+    if keras_hub.is_keras(model):
+        yield keras_hub.reference(model, spec)
+        return
+    import torch
+
+    from .families import family_of
+
+    family = family_of(model)
+
+    def forward(pixels, normalised):
+        with torch.no_grad():
+            out = family.forward(model, torch.from_numpy(np.ascontiguousarray(normalised)), spec)
+        return {name: value.float().numpy() for name, value in out}
+
+    was = model.training
+    model.eval()
+    try:
+        yield forward
+    finally:
+        model.train(was)
+
+
 def verify(model, path: str | os.PathLike, sizes=None, *, batch: int = 2, seed: int = 0,
            threads: int | None = None) -> list[dict]:
     """One row per (size, output): size, output, max_abs, max_ref, rel (max_abs / max(1, max_ref)), bound,
     passed. `sizes`: (H, W) pairs or ints (square); default: `default_sizes`."""
-    import torch
-
     from ..runtime import Model, load
-    from .families import family_of
 
-    family = family_of(model)
     runtime = load(path, threads=threads)
     if not isinstance(runtime, Model):
         raise ExportError(f"{path}: a stem, not a whole model; verify a file from vitstem deploy / export_model")
@@ -68,18 +94,15 @@ def verify(model, path: str | os.PathLike, sizes=None, *, batch: int = 2, seed: 
     sizes = default_sizes(spec, runtime.options) if sizes is None else [
         (int(s), int(s)) if np.isscalar(s) else (int(s[0]), int(s[1])) for s in sizes]
     rows = []
-    was = model.training
-    model.eval()
-    try:
+    with _peer_reference(model, spec) as forward:
         for hw in sizes:
             pixels, normalised = _images(spec, hw, batch, seed)
             got = runtime(_as_file_input(pixels, runtime))
-            with torch.no_grad():
-                want = dict(family.forward(model, torch.from_numpy(np.ascontiguousarray(normalised)), spec))
+            want = forward(pixels, normalised)
             for name in runtime.output_names:
                 if name not in want:
                     raise ExportError(f"{path}: output {name} is not among the peer's outputs ({', '.join(want)})")
-                ref = want[name].float().numpy()
+                ref = want[name]
                 if ref.shape != got[name].shape:
                     raise ExportError(f"{path}: output {name} has shape {got[name].shape} at {hw[0]}x{hw[1]}; "
                                       f"the peer returns {ref.shape}")
@@ -88,8 +111,6 @@ def verify(model, path: str | os.PathLike, sizes=None, *, batch: int = 2, seed: 
                 bound = TOLERANCE[precision] * max(1.0, max_ref)
                 rows.append({"size": list(hw), "output": name, "max_abs": max_abs, "max_ref": max_ref,
                              "rel": max_abs / max(1.0, max_ref), "bound": bound, "passed": max_abs <= bound})
-    finally:
-        model.train(was)
     return rows
 
 

@@ -16,7 +16,7 @@ whole-model joiner read files through this module; vitstem.export.metadata write
                             above (vitstem.runtime.integrity; checked by the runtime without onnx)
 
 A whole model (a stem joined to an encoder) adds vitstem.encoder, a JSON object: peer (the library the
-encoder came from: "timm", "transformers", or "onnx" for `vitstem compose`), class (the peer's model
+encoder came from: "timm", "transformers", "keras_hub", or "onnx" for `vitstem compose`), class (the peer's model
 class or the encoder graph's name), version (the peer's version or the encoder file's producer), digest
 ('sha256:<hex>' of the encoder's ONNX bytes before it was joined), input (the encoder input z0 feeds),
 outputs (the whole model's output names, in the peer's order). vitstem.graph_digest then covers the
