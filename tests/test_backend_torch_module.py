@@ -116,6 +116,22 @@ def test_preprocessing_constants_built_once_still_carry_gradients_after_inferenc
     assert torch.equal(tracked.grad, expected)
 
 
+def test_shape_checks_done_once_per_shape_still_refuse_every_bad_batch(torch):
+    """The value-free checks are remembered per (spec, shape, dtype); refusals are not remembered."""
+    from vitstem.backends.torch import VitStem
+    from vitstem.errors import InputError
+
+    module = VitStem(TINY)
+    good = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 3, 12, 16)).astype(np.float32))
+    first = module(good)
+    for _ in range(2):
+        assert torch.equal(module(good), first)
+        with pytest.raises(InputError, match="4 channels at the NCHW channel axis"):
+            module(torch.zeros(2, 4, 12, 16))
+        with pytest.raises(InputError, match="dtype int32"):
+            module(torch.zeros(2, 3, 12, 16, dtype=torch.int32))
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda t: [[[[0.0]]]], "images must be a torch.Tensor, got list"),
     (lambda t: t.zeros(3, 12, 16), "expected rank 4"),

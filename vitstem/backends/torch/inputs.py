@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 
@@ -27,7 +29,17 @@ def check_image_tensor(spec: Spec, images, finite: bool = True) -> tuple[int, in
         raise InputError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if tracing():
         return image_hw(spec, images.shape)
-    return check_images(spec, _as_array(images), finite=finite)[1]
+    if not finite:
+        return _checked_shape(spec, tuple(images.shape), images.dtype)
+    return check_images(spec, _as_array(images), finite=True)[1]
+
+
+@functools.lru_cache(maxsize=256)
+def _checked_shape(spec: Spec, shape: tuple, dtype: torch.dtype) -> tuple[int, int]:
+    """(H, W) after every check that reads no values: those depend on the shape and dtype alone, so each
+    (spec, shape, dtype) is checked once, on a zero-strided array (they took ~30 us per call, 2 % of a
+    batch-1 ViT-B/16 stem). An InputError is not cached: a bad shape is refused every time."""
+    return check_images(spec, np.broadcast_to(_as_array(torch.zeros((), dtype=dtype)), shape), finite=False)[1]
 
 
 def check_output_finite(spec: Spec, images: torch.Tensor, z: torch.Tensor) -> None:
