@@ -149,7 +149,10 @@ def add_position(spec: Spec, prefix: torch.Tensor, patches: torch.Tensor, table,
     # into its slice of the output, read from the conv's (B, D, N) layout. A concat then an add read
     # and wrote z twice: ~10 % slower at batch 1, ~25 % at batch 8 (measured, AMD EPYC).
     p = prefix.shape[1]
-    z = patches.new_empty((patches.shape[0], p + patches.shape[1], patches.shape[2]))
+    # The dtype the concat would promote to: under autocast the conv's patches are bfloat16/float16
+    # while the prefix and the table stay float32, and z0 comes out float32 as timm's does.
+    dtype = torch.promote_types(torch.promote_types(prefix.dtype, patches.dtype), patch_rows.dtype)
+    z = patches.new_empty((patches.shape[0], p + patches.shape[1], patches.shape[2]), dtype=dtype)
     z[:, :p] = prefix
     torch.add(patches, patch_rows, out=z[:, p:])
     return z
