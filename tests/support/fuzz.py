@@ -90,3 +90,43 @@ def images_for(spec, seed: int, grid=None, batch: int = 2):
     if spec.input.preprocess is not None:
         return rng.integers(0, 256, shape, dtype=np.uint8)
     return rng.standard_normal(shape).astype(np.float32)
+
+
+# -- image files ---------------------------------------------------------------------------------
+@st.composite
+def image_files(draw, hw=(6, 8)):
+    """A writer `case(directory) -> (path, expected)`: an image file at size `hw` in a drawn mode, frame count
+    and EXIF orientation; `expected` is its exact 8-bit RGB pixels, or None when `vitstem run` must refuse it
+    (samples wider than 8 bits, float, CMYK/LAB, several frames, a rotated orientation)."""
+    from PIL import Image
+
+    mode, suffix = draw(st.sampled_from([("RGB", ".png"), ("L", ".png"), ("P", ".png"), ("RGBA", ".png"),
+                                         ("LA", ".png"), ("1", ".png"), ("I;16", ".png"), ("F", ".tif"),
+                                         ("I", ".tif"), ("CMYK", ".tif"), ("LAB", ".tif"), ("RGB", ".tif")]))
+    frames = draw(st.sampled_from([1, 1, 2])) if suffix == ".tif" else 1
+    orientation = draw(st.sampled_from([None, 1, 3, 6, 8])) if suffix == ".tif" else None
+    seed = draw(st.integers(0, 2**16))
+
+    def case(directory):
+        rng = np.random.default_rng(seed)
+        base = Image.fromarray(rng.integers(0, 256, (*hw, 3), dtype=np.uint8))
+        if mode == "I;16":
+            image = Image.fromarray(rng.integers(256, 65536, hw).astype(np.uint16))
+        elif mode in ("F", "I"):
+            image = Image.fromarray(rng.integers(0, 1000, hw).astype(np.float32 if mode == "F" else np.int32))
+        else:
+            image = base.convert(mode)
+        path = directory / f"x{suffix}"
+        kwargs = {}
+        if orientation is not None:
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            kwargs["exif"] = exif
+        if frames > 1:
+            kwargs.update(save_all=True, append_images=[image.copy() for _ in range(frames - 1)])
+        image.save(path, **kwargs)
+        faithful = mode in ("RGB", "L", "P", "RGBA", "LA", "1") and frames == 1 and orientation in (None, 1)
+        return path, (np.asarray(Image.open(path).convert("RGB")) if faithful else None)
+
+    return case
+
