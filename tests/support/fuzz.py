@@ -130,3 +130,34 @@ def image_files(draw, hw=(6, 8)):
 
     return case
 
+
+
+# -- specs at the validator's edges -------------------------------------------------------------
+EDGE_FLOATS = st.one_of(st.floats(1e-38, 1e-30), st.floats(1e-6, 1e6), st.floats(1e30, 3.4e38),
+                        st.sampled_from([1e-45, 1.2e-38, 3.4e38, 1.0]))
+
+
+@st.composite
+def edge_docs(draw):
+    """A `valid_docs` document with its numbers pushed to where the validator draws its lines (temperatures,
+    preprocessing and eps from subnormal to float32's maximum, sin-cos widths below 4, big grids and
+    register counts): many are refused, and whatever is accepted must run (issue 12)."""
+    doc = draw(valid_docs(max_side=4))
+    pe = doc["position_embedding"]
+    if pe["kind"] == "sincos2d":
+        pe["temperature"] = draw(st.one_of(st.just(pe["temperature"]), EDGE_FLOATS))
+        doc["embed_dim"] = draw(st.one_of(st.just(doc["embed_dim"]), st.integers(1, 12)))
+    elif pe["kind"] == "learned" and draw(st.booleans()):
+        pe["grid"] = [draw(st.integers(1, 40)), draw(st.integers(1, 40))]
+    if doc["input"]["preprocess"] and draw(st.booleans()):
+        c = doc["in_channels"]
+        doc["input"]["preprocess"] = {"scale": draw(EDGE_FLOATS), "std": [draw(EDGE_FLOATS) for _ in range(c)],
+                                      "mean": [draw(st.one_of(EDGE_FLOATS, EDGE_FLOATS.map(lambda v: -v)))
+                                               for _ in range(c)]}
+    for key in ("pre_norm", "patch_norm"):
+        if doc.get(key) is not None and draw(st.booleans()):
+            doc[key] = {**doc[key], "eps": draw(EDGE_FLOATS)}
+    if doc["resample"]["policy"] == "custom":
+        doc["resample"]["cubic_coeff_a"] = draw(st.floats(-1, 0))
+    doc["prefix"]["register_tokens"] = draw(st.one_of(st.just(doc["prefix"]["register_tokens"]), st.integers(0, 50)))
+    return doc
