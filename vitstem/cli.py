@@ -34,7 +34,9 @@ COMMAND_MODULES = (
 MISSING_EXTRAS = {"onnx": "onnx", "onnxruntime": "edge", "torch": "torch", "tensorflow": "tf", "keras": "tf",
                   "timm": "interop", "transformers": "interop", "keras_hub": "interop", "tf2onnx": "interop",
                   "matplotlib": "report", "PIL": "edge", "onnxscript": "all", "openvino": "edge-engines",
-                  "ai_edge_litert": "edge-engines"}
+                  "ai_edge_litert": "edge-engines",
+                  "safetensors": "", "yaml": ""}  # "": a core dependency (a broken install: reinstall vitstem)
+CORE_PACKAGES = {"yaml": "pyyaml"}  # module -> the package that installs it, where they differ
 
 
 def checksum(array: np.ndarray) -> str:
@@ -63,23 +65,35 @@ def main(argv: list[str] | None = None) -> int:
     from .native_stderr import native_stderr_silenced
 
     try:
-        with native_stderr_silenced(getattr(args, "verbose", None) is False):  # commands with --verbose
+        # numpy's overflow warnings would add lines before the one error line: every result is checked for
+        # finiteness explicitly (InputError / ExportError), so the warnings say nothing the error does not
+        with native_stderr_silenced(getattr(args, "verbose", None) is False), np.errstate(all="ignore"):
             return int(args.run(args) or 0)
     except VitstemError as exc:
-        print(f"vitstem: error: {exc}", file=sys.stderr)
+        error(exc)
         return 2
     except ModuleNotFoundError as exc:  # an optional extra this command needs is not installed
         extra = MISSING_EXTRAS.get((exc.name or "").split(".")[0])
         if extra is None:
             raise
-        print(f"vitstem: error: this command needs {exc.name.split('.')[0]}, which is not installed: "
-              f"pip install 'vitstem[{extra}]' (see Install in the README)", file=sys.stderr)
+        module = exc.name.split(".")[0]
+        error(f"this command needs {module}, which is not installed: "
+              + (f"pip install 'vitstem[{extra}]'" if extra else f"a core dependency of vitstem: pip install {CORE_PACKAGES.get(module, module)} "
+                 "or reinstall vitstem") + " (see Install in the README)")
         return 2
     except OSError as exc:  # a path the user gave: missing, a directory, too long, read-only, disk full...
         if exc.filename is None:  # not about a file: a bug, keep the traceback
             raise
-        print(f"vitstem: error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        error(f"{exc.strerror or exc}: {exc.filename}")
         return 2
+
+
+def error(message) -> None:
+    """The one `vitstem: error: ...` line; control characters (a newline in a path) are escaped to keep it one."""
+    text = str(message)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    print(f"vitstem: error: {text}", file=sys.stderr)
 
 
 def write_json(data, path: str | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from .conformance.engines import ENGINES
 from .conformance.runner import run
@@ -14,8 +13,9 @@ def demo(output="demo-output", *, full: bool = False, preset: str = DEFAULT_PRES
 
     Returns the exit status: 0 when the verdict is pass. Engines that are not installed show as "not run".
     """
-    out = Path(output)
-    out.mkdir(parents=True, exist_ok=True)
+    from .outputs import output_directory
+
+    out = output_directory(output)
     spec = load_spec(preset)
     weights = init_weights(spec, seed)
     weights_path = save_weights(weights, out / "weights.safetensors", spec)

@@ -1,6 +1,8 @@
 """The one rule for every file vitstem writes (each command, each Python API that takes a path).
 
-- The target's directory must exist (never created implicitly): OutputError otherwise.
+- The target's directory must exist (never created implicitly): OutputError otherwise. A command that
+  writes a directory of files (`import -o DIR`, `golden -o DIR`, `demo -o DIR`) creates DIR itself,
+  never its parents (`output_directory`).
 - An existing target must be a regular file, or a symlink to one (then the file it points to is
   replaced, the link kept). Directories ("Is a directory: PATH"), device nodes, FIFOs and sockets,
   and symlinks to them, are refused: nothing but a regular file is ever replaced.
@@ -70,6 +72,20 @@ def check_distinct(outputs, inputs=()) -> None:
                 raise OutputError(f"outputs {shown(other)} and {shown(path)} are the same file; "
                                   "refusing to write one over the other")
         seen.append((path, "an output"))
+
+
+def output_directory(path, files=(), inputs=()) -> Path:
+    """The directory a command writes `files` (names inside it) into, created if missing (its parent must
+    exist: never created); OutputError if it is something else or one of those files is an input."""
+    out = Path(path)
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise OutputError(f"{shown(out)}: not a directory")
+    elif not out.parent.is_dir():
+        raise OutputError(f"cannot write into {shown(out)}: directory {shown(out.parent)} does not exist")
+    check_distinct([out / name for name in files], inputs)
+    out.mkdir(exist_ok=True)
+    return out
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from vitstem.cli_numbers import positive_int
+from vitstem.cli_numbers import non_negative_int, positive_int
 
 
 def _bench(args) -> int:
@@ -16,6 +16,11 @@ def _bench(args) -> int:
     from vitstem.spec import init_weights, load_spec, load_weights
     from .suite import format_report, run_benchmark, run_cases
 
+    if args.json not in (None, "-") and not args.in_process:  # refused before minutes of timing, not after
+        from vitstem.outputs import check_distinct, target
+
+        check_distinct([args.json], [args.weights])
+        target(args.json)
     spec = load_spec(args.spec)
     weights = load_weights(args.weights, spec) if args.weights else init_weights(spec, seed=0)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
@@ -51,7 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=positive_int, nargs="+", default=[1, 2],
                    help="intra-op thread counts, each measured in a fresh process (default: 1 2)")
     p.add_argument("--runs", type=positive_int, default=30, help="timed rounds (default: 30)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed rounds first (default: 5)")
+    p.add_argument("--warmup", type=non_negative_int, default=5, help="untimed rounds first (default: 5)")
     p.add_argument("--only", nargs="+", choices=names, metavar="NAME",
                    help=f"time only these candidates (and the floor): {', '.join(names)}")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",

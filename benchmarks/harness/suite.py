@@ -152,8 +152,27 @@ def _child(spec: Spec, weights_path: str, batches, threads: int, runs: int, warm
                "--warmup", str(warmup), "--wait-quiet", str(wait_quiet_s), "--json", str(out), "--in-process"]
         if only:
             cmd += ["--only", *only]
-        subprocess.run(cmd, check=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        _run_child(cmd)
         return json.loads(out.read_text())
+
+
+def _run_child(cmd) -> None:
+    """Run a benchmark child, passing its progress through; its one-line user error (exit 2, e.g. a missing
+    extra) becomes this process's VitstemError instead of a CalledProcessError traceback."""
+    from vitstem.errors import VitstemError
+
+    prefix, error = "vitstem: error: ", None
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}) as child:
+        for line in child.stderr:
+            if line.startswith(prefix):
+                error = line[len(prefix):].rstrip("\n")
+            else:
+                sys.stderr.write(line)
+    if child.returncode == 2 and error is not None:
+        raise VitstemError(error)
+    if child.returncode != 0:
+        raise subprocess.CalledProcessError(child.returncode, cmd)
 
 
 def run_benchmark(spec: Spec, weights: Mapping[str, np.ndarray], batches: Sequence[int], threads: Sequence[int],

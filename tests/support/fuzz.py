@@ -90,3 +90,74 @@ def images_for(spec, seed: int, grid=None, batch: int = 2):
     if spec.input.preprocess is not None:
         return rng.integers(0, 256, shape, dtype=np.uint8)
     return rng.standard_normal(shape).astype(np.float32)
+
+
+# -- image files ---------------------------------------------------------------------------------
+@st.composite
+def image_files(draw, hw=(6, 8)):
+    """A writer `case(directory) -> (path, expected)`: an image file at size `hw` in a drawn mode, frame count
+    and EXIF orientation; `expected` is its exact 8-bit RGB pixels, or None when `vitstem run` must refuse it
+    (samples wider than 8 bits, float, CMYK/LAB, several frames, a rotated orientation)."""
+    from PIL import Image
+
+    mode, suffix = draw(st.sampled_from([("RGB", ".png"), ("L", ".png"), ("P", ".png"), ("RGBA", ".png"),
+                                         ("LA", ".png"), ("1", ".png"), ("I;16", ".png"), ("F", ".tif"),
+                                         ("I", ".tif"), ("CMYK", ".tif"), ("LAB", ".tif"), ("RGB", ".tif")]))
+    frames = draw(st.sampled_from([1, 1, 2])) if suffix == ".tif" else 1
+    orientation = draw(st.sampled_from([None, 1, 3, 6, 8])) if suffix == ".tif" else None
+    seed = draw(st.integers(0, 2**16))
+
+    def case(directory):
+        rng = np.random.default_rng(seed)
+        base = Image.fromarray(rng.integers(0, 256, (*hw, 3), dtype=np.uint8))
+        if mode == "I;16":
+            image = Image.fromarray(rng.integers(256, 65536, hw).astype(np.uint16))
+        elif mode in ("F", "I"):
+            image = Image.fromarray(rng.integers(0, 1000, hw).astype(np.float32 if mode == "F" else np.int32))
+        else:
+            image = base.convert(mode)
+        path = directory / f"x{suffix}"
+        kwargs = {}
+        if orientation is not None:
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            kwargs["exif"] = exif
+        if frames > 1:
+            kwargs.update(save_all=True, append_images=[image.copy() for _ in range(frames - 1)])
+        image.save(path, **kwargs)
+        faithful = mode in ("RGB", "L", "P", "RGBA", "LA", "1") and frames == 1 and orientation in (None, 1)
+        return path, (np.asarray(Image.open(path).convert("RGB")) if faithful else None)
+
+    return case
+
+
+
+# -- specs at the validator's edges -------------------------------------------------------------
+EDGE_FLOATS = st.one_of(st.floats(1e-38, 1e-30), st.floats(1e-6, 1e6), st.floats(1e30, 3.4e38),
+                        st.sampled_from([1e-45, 1.2e-38, 3.4e38, 1.0]))
+
+
+@st.composite
+def edge_docs(draw):
+    """A `valid_docs` document with its numbers pushed to where the validator draws its lines (temperatures,
+    preprocessing and eps from subnormal to float32's maximum, sin-cos widths below 4, big grids and
+    register counts): many are refused, and whatever is accepted must run (issue 12)."""
+    doc = draw(valid_docs(max_side=4))
+    pe = doc["position_embedding"]
+    if pe["kind"] == "sincos2d":
+        pe["temperature"] = draw(st.one_of(st.just(pe["temperature"]), EDGE_FLOATS))
+        doc["embed_dim"] = draw(st.one_of(st.just(doc["embed_dim"]), st.integers(1, 12)))
+    elif pe["kind"] == "learned" and draw(st.booleans()):
+        pe["grid"] = [draw(st.integers(1, 40)), draw(st.integers(1, 40))]
+    if doc["input"]["preprocess"] and draw(st.booleans()):
+        c = doc["in_channels"]
+        doc["input"]["preprocess"] = {"scale": draw(EDGE_FLOATS), "std": [draw(EDGE_FLOATS) for _ in range(c)],
+                                      "mean": [draw(st.one_of(EDGE_FLOATS, EDGE_FLOATS.map(lambda v: -v)))
+                                               for _ in range(c)]}
+    for key in ("pre_norm", "patch_norm"):
+        if doc.get(key) is not None and draw(st.booleans()):
+            doc[key] = {**doc[key], "eps": draw(EDGE_FLOATS)}
+    if doc["resample"]["policy"] == "custom":
+        doc["resample"]["cubic_coeff_a"] = draw(st.floats(-1, 0))
+    doc["prefix"]["register_tokens"] = draw(st.one_of(st.just(doc["prefix"]["register_tokens"]), st.integers(0, 50)))
+    return doc

@@ -68,13 +68,16 @@ def write_golden(spec, out_dir, *, weights=None, seed: int = 0, batch: int = 2, 
     from .. import export_onnx
     from ..backends.numpy import forward
 
+    from ..outputs import output_directory
+
     spec = load_spec(spec)
+    data_set = ("test_data_set_0/input_0.pb", "test_data_set_0/output_0.pb")
+    out = output_directory(out_dir, ("model.onnx", *data_set), [None if hasattr(weights, "keys") else weights])
     if weights is None:
         weights = init_weights(spec, seed)
     elif not hasattr(weights, "keys"):
         weights = load_weights(weights, spec)
-    out = Path(out_dir)
-    (out / "test_data_set_0").mkdir(parents=True, exist_ok=True)
+    (out / "test_data_set_0").mkdir(exist_ok=True)
     model_path = export_onnx(spec, weights, out / "model.onnx", opset=opset, profile="exact",
                              preprocess_in_graph=preprocess_in_graph) or out / "model.onnx"
     graph = onnx.load(str(model_path)).graph

@@ -14,6 +14,11 @@ def _state_dict(path):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    from ..spec.file_kinds import non_regular_kind
+
+    kind = non_regular_kind(path)  # a FIFO would block, /dev/zero never ends
+    if kind is not None:
+        raise WeightsError(f"{path}: {kind}, not a safetensors file")
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
@@ -31,7 +36,12 @@ def timm_model(arch: str, weights, *, dynamic_img_size: bool = False):
                                   dynamic_img_size=dynamic_img_size)
     except RuntimeError as exc:  # timm: "Unknown model (...)"
         raise WeightsError(f"timm cannot build {arch!r}: {exc}") from None
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # torch: a tensor whose shape is not the architecture's
+        lines = [line.strip() for line in str(exc).splitlines() if "size mismatch" in line]
+        raise WeightsError(f"{weights} does not fit timm's {arch}: {lines[0] if lines else str(exc).splitlines()[0]}"
+                           f"{f' (and {len(lines) - 1} more)' if len(lines) > 1 else ''}") from None
     wrong = [f"missing {k}" for k in result.missing_keys] + [f"unexpected {k}" for k in result.unexpected_keys]
     if wrong:
         more = f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""

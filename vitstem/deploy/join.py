@@ -29,9 +29,12 @@ def _load(path, what):
     import onnx
     from google.protobuf.message import DecodeError
 
+    from ..runtime.integrity import read_bounded
+
+    data = read_bounded(path, what=what + " file")  # a regular file within the limit: a FIFO would block
     try:
-        return onnx.load_model(str(path))
-    except (OSError, DecodeError, ValueError, RuntimeError) as exc:
+        return onnx.load_model_from_string(data)
+    except (DecodeError, ValueError, RuntimeError) as exc:
         raise ExportError(f"{path}: cannot read the {what} as ONNX ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})") from None
 
 

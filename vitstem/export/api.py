@@ -41,6 +41,7 @@ def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", b
     if calibration is not None and opts.precision != Precision.INT8:
         raise ExportError("calibration images are only used with precision 'int8'")
     model = build_model(spec, weights, opts, __version__)
+    check_constants_finite(model, opts.precision)
     extra = {}
     if opts.precision == Precision.INT8:
         from .int8_bound import check_int8
@@ -48,7 +49,7 @@ def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", b
 
         layout, dtype = graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)
         synthetic = synthetic_images(spec, opts, layout, dtype)
-        images = synthetic if calibration is None else check_calibration(calibration, dtype, layout, spec)
+        images = synthetic if calibration is None else check_calibration(calibration, dtype, layout, spec, opts.sizes)
         model = quantize_int8(model, images, batch=opts.batch)
         model.ir_version = onnx.helper.find_min_ir_version_for(list(model.opset_import))
         model.producer_name, model.producer_version = "vitstem", __version__
@@ -67,6 +68,20 @@ def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", b
                         f"shape (batch, tokens, {spec.embed_dim})")
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def check_constants_finite(model, precision) -> None:
+    """ExportError naming the first graph constant that overflowed when folded or rounded to the compute
+    dtype (weights or preprocessing too large for it): such a graph would give inf/NaN for every image."""
+    from onnx import numpy_helper
+
+    for tensor in model.graph.initializer:
+        array = numpy_helper.to_array(tensor)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            raise ExportError(f"{precision}: the graph constant {tensor.name} {tuple(array.shape)} has {bad} non-finite "
+                              f"values in {array.dtype} (the weights, folded with the preprocessing, overflow it); "
+                              f"check the weights' magnitude{', or export fp32' if precision == Precision.FP16 else ''}")
 
 
 def export_onnx(spec: "Spec | Mapping | str", weights, path: str | os.PathLike, *, opset: int | None = None,

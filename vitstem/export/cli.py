@@ -77,7 +77,8 @@ def _check(args) -> int:
         print(f"ok: {report['path']} ({report['spec']}, opset {report['opset']}, IR {report['ir_version']})")
         print(f"  checker: ok (full_check); file digest: ok; graph digest: ok; spec round-trip: ok ({report['spec_digest']})")
     print(f"  export: {describe_options(report['options'])}")
-    print(f"  weights digest: {report['weights_digest']}" + (" (proven: exporting --weights again gives this file byte for byte)" if "weights" in report else ""))
+    proven = "the stem part of this graph" if "encoder" in report else "this file byte for byte"
+    print(f"  weights digest: {report['weights_digest']}" + (f" (proven: exporting --weights again gives {proven})" if "weights" in report else ""))
     if "encoder" in report:
         e = report["encoder"]
         print(f"  whole model: stem + {e['peer']} {e['class']} ({e['version']}), encoder digest {e['digest']}; "

@@ -72,7 +72,7 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
                             nodes_to_exclude=list(exclude),
                             extra_options={"MatMulConstBOnly": True} if const_weights_only else None)
         except Exception as exc:  # onnxruntime raises plain exceptions for calibration data it cannot use
-            raise ExportError(f"int8 quantization failed: {exc}") from None
+            raise ExportError(f"int8 quantization failed: {' '.join(str(exc).split())}") from None
         finally:
             logging.disable(logging.NOTSET)
         return onnx.load_model(dst)
@@ -87,15 +87,29 @@ def calibration_digest(images: np.ndarray) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def check_calibration(images, expected_dtype: str, layout: Layout, spec: Spec) -> np.ndarray:
-    """User calibration images as an array in the model's input format; ExportError otherwise."""
-    x = np.asarray(images)
+def check_calibration(images, expected_dtype: str, layout: Layout, spec: Spec, sizes=None) -> np.ndarray:
+    """User calibration images as an array in the model's input format; ExportError otherwise. They are held
+    to what the graph takes, as the runtime holds images: the input rules (rank, layout, channels, dtype,
+    finiteness; vitstem.spec.inputs), one of `sizes` (the exported (H, W) sizes; None: any), and values the
+    input dtype can hold."""
+    from ..errors import InputError
+    from ..spec.inputs import check_images
+
     layout = Layout(layout)
-    if x.ndim != 4 or x.shape[0] == 0 or layout.channels(x.shape) != spec.in_channels:
-        raise ExportError(f"calibration images have shape {x.shape}; expected a non-empty batch "
-                          f"{layout.axes} with C = {spec.in_channels}")
+    graph_spec = spec if layout == spec.input.layout else spec.replace(
+        input={**spec.to_dict()["input"], "layout": layout.value})
+    try:
+        x, hw = check_images(graph_spec, images)
+    except InputError as exc:
+        raise ExportError(f"calibration {exc}") from None
     if expected_dtype == "uint8" and x.dtype != np.uint8:
         raise ExportError(f"calibration images have dtype {x.dtype}; this model takes uint8 frames")
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise ExportError("calibration images contain non-finite values")
-    return x.astype(expected_dtype)
+    if sizes is not None and tuple(hw) not in [tuple(s) for s in sizes]:
+        accepted = ", ".join(f"{h}x{w}" for h, w in sizes)
+        raise ExportError(f"calibration images have shape {x.shape}: size {hw[0]}x{hw[1]} is not one the model is "
+                          f"exported for ({accepted})")
+    converted = x.astype(expected_dtype)
+    if converted.dtype.kind == "f" and not np.isfinite(converted).all():
+        raise ExportError(f"calibration images have values beyond {expected_dtype}'s range (max |x| = "
+                          f"{float(np.abs(x).max()):.6g}), which the model's {expected_dtype} input turns into inf")
+    return converted

@@ -36,14 +36,9 @@ def write_import(spec: Spec, weights: Mapping[str, np.ndarray], out_dir: str | o
                  spec_format: str = "yaml") -> tuple[Path, Path]:
     """Write DIR/spec.yaml (or .json) and DIR/weights.safetensors atomically; returns both paths."""
     from ..files import atomic_write_bytes
-    from ..outputs import OutputError, shown
+    from ..outputs import output_directory
 
-    out = Path(out_dir)
-    if not out.parent.is_dir():
-        raise OutputError(f"cannot write into {shown(out)}: directory {shown(out.parent)} does not exist")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{shown(out)}: not a directory")
-    out.mkdir(exist_ok=True)
+    out = output_directory(out_dir)
     if spec_format == "json":
         spec_path, text = out / "spec.json", json.dumps(spec.to_dict(), indent=2) + "\n"
     elif spec_format == "yaml":

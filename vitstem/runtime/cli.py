@@ -27,6 +27,31 @@ def _check_size(path: str, hw: tuple[int, int], stem) -> None:
                          "summary for the model's own flags) or --resize exact (transformers' ViTImageProcessor)")
 
 
+def _samples_wider_than_8_bits(image) -> bool:
+    """True when the file stores 16- or 32-bit samples that Pillow would narrow to 8 bits while keeping an
+    8-bit mode (a 48-bit RGB PNG opens as "RGB" with raw mode "RGB;16B"; a PPM with maxval 65535)."""
+    for tile in image.tile:
+        args = tile[3] if isinstance(tile[3], tuple) else (tile[3],)
+        raw = args[0] if args and isinstance(args[0], str) else ""
+        if ";16" in raw or ";32" in raw or (tile[0] == "ppm" and len(args) > 1 and isinstance(args[1], int)
+                                            and args[1] > 255):
+            return True
+    return False
+
+
+def _refuse_hidden_transforms(path: str, image) -> None:
+    """InputError for what Pillow would silently ignore: the frames after the first, the EXIF orientation."""
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        raise InputError(f"{path}: {frames} frames (an animation or a multi-page file); vitstem run reads one "
+                         "image per file: save the frame you want as its own file")
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation not in (0, 1):
+        raise InputError(f"{path}: EXIF orientation {orientation}: the pixels are stored rotated or mirrored, and the "
+                         "peers disagree on applying it (timm does not, transformers does); rotate the pixels first "
+                         "(PIL.ImageOps.exif_transpose) and save without the tag")
+
+
 def read_image(path: str, stem, fit: dict | None = None) -> np.ndarray:
     """(H, W, C) uint8 pixels of an image file, resized/cropped to the model's size as `fit` asks
     (vitstem.runtime.resize.fit_image keywords); without `fit` it must already be the model's size."""
@@ -44,12 +69,14 @@ def read_image(path: str, stem, fit: dict | None = None) -> np.ndarray:
     fitting = bool(fit) and (fit.get("resize", "none") != "none" or fit.get("crop", "none") != "none")
     try:
         with Image.open(path) as image:  # lazy: the header only, nothing decoded yet
-            if image.mode not in FAITHFUL_MODES:
-                raise InputError(f"{path}: image mode {image.mode} (e.g. 16-bit or float pixels) does not convert "
-                                 "to 8-bit pixels faithfully; pass a .npy batch")
+            if image.mode not in FAITHFUL_MODES or _samples_wider_than_8_bits(image):
+                wide = " with 16- or 32-bit samples" if _samples_wider_than_8_bits(image) else ""
+                raise InputError(f"{path}: image mode {image.mode}{wide} does not convert to 8-bit pixels faithfully "
+                                 "(16-bit, float, CMYK or another colour space); pass a .npy batch")
             w, h = image.size
             if w * h > MAX_IMAGE_PIXELS:
                 raise InputError(f"{path}: {w}x{h} pixels, over the limit of {MAX_IMAGE_PIXELS} pixels")
+            _refuse_hidden_transforms(path, image)
             if not fitting:  # the size is known from the header: refuse before decoding
                 _check_size(path, (h, w), stem)
             image = image.convert(mode)

@@ -69,24 +69,33 @@ def verify(data: bytes, stored: str | None, source) -> str:
 
 
 def read_bounded(path: str | os.PathLike, limit: int = MAX_MODEL_BYTES, what: str = "model file") -> bytes:
-    """The bytes of a regular file no larger than `limit`; ExportError (checked before reading) otherwise."""
+    """The bytes of a regular file no larger than `limit`; ExportError (checked before reading) otherwise.
+    Opened non-blocking and checked with fstat before any read: a FIFO would block, /dev/zero never ends."""
+    import stat
+
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            import stat
-
-            if not stat.S_ISREG(st.st_mode):
-                raise ExportError(f"{path}: not a regular file")
-            if st.st_size > limit:
-                raise ExportError(f"{path}: {st.st_size} bytes, over the {limit}-byte limit for a {what}")
-            data = read_capped(f, limit)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except IsADirectoryError:
         raise ExportError(f"Is a directory: {path}") from None
     except FileNotFoundError:
         raise ExportError(f"{path}: cannot read: no such {what}") from None
     except OSError as exc:
         raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ExportError(f"Is a directory: {path}")
+        if not stat.S_ISREG(st.st_mode):
+            raise ExportError(f"{path}: not a regular file (a device, FIFO or socket)")
+        if st.st_size > limit:
+            raise ExportError(f"{path}: {st.st_size} bytes, over the {limit}-byte limit for a {what}")
+        with open(fd, "rb", closefd=False) as f:
+            data = read_capped(f, limit)
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise ExportError(f"{path}: over the {limit}-byte limit for a {what}")
     return data
