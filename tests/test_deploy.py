@@ -142,6 +142,9 @@ def test_refusals_name_the_problem(tmp_path):
         build_model(timm_vit(depth=1), precision="int4")
     with pytest.raises(OutputError, match="directory .* does not exist"):
         export_model(timm_vit(depth=1), tmp_path / "missing" / "m.onnx")
+    with pytest.raises(ExportError, match=r"size 48x48 is not one the model is exported for \(32x32\)"):
+        build_model(timm_vit(depth=1, dynamic_img_size=True), image_size=[(32, 32)], precision="int8",
+                    calibration=np.zeros((2, 3, 48, 48), np.float32))
 
 
 def test_timm_norm_stems_and_an_encoder_torchscript_cannot_export(tmp_path):

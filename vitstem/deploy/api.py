@@ -114,7 +114,7 @@ def _int8(whole, spec, opts, calibration):
     meta = read_metadata(whole.metadata_props)
     layout, dtype = graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)
     images = (synthetic_images(spec, opts, layout, dtype) if calibration is None
-              else check_calibration(calibration, dtype, layout, spec))
+              else check_calibration(calibration, dtype, layout, spec, opts.sizes))
     # The stem stays float32 (about 1 % of a ViT's work; with uint8 weights quantizing it too measured the
     # same error on small random transformers ViTs, 4.7-7.7 % vs 4.8-8.1 % of max|output|).
     stem_nodes = [n.name for n in whole.graph.node if not n.name.startswith(PREFIX)]
