@@ -77,14 +77,19 @@ def test_runtime_refuses_files_that_are_not_vitstem_models(tmp_path, small_model
     _, _, path = small_model
     truncated = tmp_path / "t.onnx"
     truncated.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(ExportError, match="onnxruntime cannot load it"):
+    # The digest is verified on the raw bytes before onnxruntime parses them; without it, ORT's refusal.
+    with pytest.raises(ExportError, match="no vitstem.digest that matches the file"):
         vitstem.runtime.load(truncated)
+    with pytest.raises(ExportError, match="onnxruntime cannot load it"):
+        vitstem.runtime.load(truncated, verify=False)
     model = onnx.load(path)
     del model.metadata_props[:]
     bare = tmp_path / "bare.onnx"
     onnx.save(model, bare)
-    with pytest.raises(ExportError, match="metadata has no vitstem.spec"):
+    with pytest.raises(ExportError, match="metadata has no vitstem.digest"):
         vitstem.runtime.load(bare)
+    with pytest.raises(ExportError, match="metadata has no vitstem.spec"):
+        vitstem.runtime.load(bare, verify=False)
     with pytest.raises(ExportError, match="no such model file"):
         vitstem.runtime.load(tmp_path / "missing.onnx")
 

@@ -44,11 +44,34 @@ def seal(data: bytes) -> bytes:
 
 def sealed_digest(data: bytes) -> str:
     """The vitstem.digest of sealed bytes (the only digest they hold that hashes to itself)."""
-    for match in re.finditer(rb"sha256:[0-9a-f]{64}", data):
+    # Last first: vitstem.digest is the last metadata entry the exporter writes, near the end of the file.
+    for match in reversed(list(re.finditer(rb"sha256:[0-9a-f]{64}", data))):
         value = match.group().decode()
         if data.count(match.group()) == 1 and _hex(data.replace(match.group(), PLACEHOLDER.encode())) == value[7:]:
             return value
     raise ExportError("the model bytes are not sealed (no vitstem.digest that matches)")
+
+
+# The metadata entry as protobuf writes it in a .onnx file: the key, then field 2 (0x12) of 71 (0x47) bytes.
+_KEYED = re.compile(rb"vitstem\.digest\x12\x47(sha256:[0-9a-f]{64})")
+
+
+def verify_raw(data: bytes, source) -> str:
+    """The file's vitstem.digest, verified on the raw bytes before any parser reads them; ExportError
+    otherwise. In a .onnx file the entry is found by its key; in a .ort file (a flatbuffer, which
+    stores strings apart from their keys) as the one sha256 value in the file that hashes to itself.
+    The caller then checks that the parsed metadata names this same digest."""
+    keyed = _KEYED.findall(data)
+    if len(keyed) == 1:
+        return verify(data, keyed[0].decode(), source)
+    if len(keyed) > 1:
+        raise ExportError(f"{source}: vitstem.digest occurs {len(keyed)} times in the metadata (edited or corrupt)")
+    try:
+        return sealed_digest(data)
+    except ExportError:
+        raise ExportError(f"{source}: metadata has no vitstem.digest that matches the file (exported by an older "
+                          "vitstem or not by vitstem export, or changed after export); re-export it, or load with "
+                          "verify=False / run --no-verify") from None
 
 
 def verify(data: bytes, stored: str | None, source) -> str:

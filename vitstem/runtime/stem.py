@@ -135,6 +135,7 @@ def load(path: str | os.PathLike, *, threads: int | None = None, providers: list
     providers = check_available(providers, ort.get_available_providers())
     path = Path(path)
     data = integrity.read_bounded(path)
+    verified = integrity.verify_raw(data, path) if verify else None  # before onnxruntime parses a byte
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if threads:
@@ -156,7 +157,10 @@ def load(path: str | os.PathLike, *, threads: int | None = None, providers: list
     else:
         stem = Stem(session, str(path))
     if verify:
-        integrity.verify(data, stem.metadata.get(integrity.DIGEST_KEY), path)
+        stored = stem.metadata.get(integrity.DIGEST_KEY)
+        if stored != verified:
+            raise ExportError(f"{path}: the metadata's vitstem.digest ({str(stored)[:80]!r}) is not the digest the "
+                              "file's bytes verify (edited or corrupt)")
         if integrity.ONNX_DIGEST_KEY in stem.metadata:
             integrity.check_pair(path, stem.metadata[integrity.ONNX_DIGEST_KEY])
     return stem
