@@ -54,33 +54,36 @@ def session(path, threads):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-def op_type_profile(path, feeds, threads, runs=15) -> dict:
-    """{op type: median over runs of the summed kernel µs of that type} from ORT's profiler, plus
-    "_nodes" (all kernels) per run."""
+def op_type_profiles(paths: dict, feeds: dict, threads: int, runs: int = 15) -> dict:
+    """{file: {op type: median over runs of the summed kernel µs of that type, "_nodes": all kernels}} from
+    ORT's profiler, the files' profiled sessions run alternately (as the timing is interleaved)."""
     import collections
     import onnxruntime as ort
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.log_severity_level = 3
-    so.enable_profiling = True
-    so.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="vitstem-prof-")) / "p")
-    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    for _ in range(runs):
-        s.run(None, feeds)
-    events = json.loads(Path(s.end_profiling()).read_text())
-    per_run, run = [], None
-    for e in events:
-        if e.get("cat") == "Session" and e["name"] == "model_run":
-            per_run.append(run or collections.Counter())
-            run = None
-        elif e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
-            run = run or collections.Counter()
-            run[e["args"]["op_name"]] += e["dur"]
-    per_run = per_run[len(per_run) // 5:]  # the first fifth warms up
-    ops = sorted({k for r in per_run for k in r})
-    out = {k: statistics.median(r[k] for r in per_run) for k in ops}
-    out["_nodes"] = statistics.median(sum(r.values()) for r in per_run)
+    sessions = {}
+    for k, path in paths.items():
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.log_severity_level = 3
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tempfile.mkdtemp(prefix="vitstem-prof-")) / "p")
+        sessions[k] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    for r in range(runs):
+        for k in (list(sessions) if r % 2 == 0 else list(sessions)[::-1]):
+            sessions[k].run(None, feeds[k])
+    out = {}
+    for k, s in sessions.items():
+        per_run, run = [], collections.Counter()
+        for e in json.loads(Path(s.end_profiling()).read_text()):
+            if e.get("cat") == "Session" and e["name"] == "model_run":
+                per_run.append(run)
+                run = collections.Counter()
+            elif e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+                run[e["args"]["op_name"]] += e["dur"]
+        per_run = per_run[len(per_run) // 5:]  # the first fifth warms up
+        ops = sorted({op for r in per_run for op in r})
+        out[k] = {op: statistics.median(r[op] for r in per_run) for op in ops}
+        out[k]["_nodes"] = statistics.median(sum(r.values()) for r in per_run)
     return out
 
 
@@ -159,8 +162,7 @@ def main() -> None:
         result["latency_ms"][f"b{batch}"] = {**med, "ratio_vitstem_to_dynamo": med["vitstem"] / med["dynamo"],
                                              "median_of_paired_ratios": paired}
         if args.profile:
-            result.setdefault("kernel_us_by_op_type", {})[f"b{batch}"] = {
-                k: op_type_profile(paths[k], feeds[k], args.threads) for k in paths}
+            result.setdefault("kernel_us_by_op_type", {})[f"b{batch}"] = op_type_profiles(paths, feeds, args.threads)
         print(f"batch {batch}:", result["latency_ms"][f"b{batch}"], flush=True)
     result["load_avg_1min_at_end"] = os.getloadavg()[0]
     print(json.dumps(result, indent=2))
