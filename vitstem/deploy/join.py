@@ -126,7 +126,8 @@ def join(stem, encoder, info: dict, *, encoder_input: str | None = None, grid_in
          source="encoder"):
     """The joined ModelProto, with the stem's metadata plus vitstem.encoder (`info`: peer, class, version,
     and optionally digest, of the encoder as exported; default: the digest of its graph). `grid_input`:
-    the encoder's input whose shape is the patch grid (rope.py), fed from the images' shape."""
+    the encoder's input whose shape is the patch grid (rope.py), fed from the images' shape. `encoder`'s
+    graph is renamed in place (its weights are copied once, into the joined model, not three times)."""
     import onnx
     from onnx import compose
 
@@ -147,19 +148,24 @@ def join(stem, encoder, info: dict, *, encoder_input: str | None = None, grid_in
     if clash:
         raise ExportError(f"{source}: encoder output name(s) {', '.join(clash)} clash with the stem's "
                           f"names; rename them")
-    graph = compose.add_prefix_graph(encoder.graph, PREFIX, rename_inputs=False, rename_outputs=False)
+    graph = compose.add_prefix_graph(encoder.graph, PREFIX, rename_inputs=False, rename_outputs=False, inplace=True)
     for node in _all_nodes(graph):
         node.input[:] = [feeds.get(n, n) for n in node.input]
     initializers = {i.name for i in graph.initializer}
-    joined = onnx.helper.make_graph(
-        list(stem.graph.node) + grid_nodes + list(graph.node), stem.graph.name, list(stem.graph.input),
-        list(graph.output), list(stem.graph.initializer) + grid_initializers + list(graph.initializer),
-        value_info=[v for v in graph.value_info if v.name not in initializers])
     opsets = {o.domain or "": o.version for o in list(stem.opset_import) + list(encoder.opset_import)}
-    model = onnx.helper.make_model(joined, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in sorted(opsets.items())],
-                                   ir_version=max(stem.ir_version, encoder.ir_version),
-                                   producer_name=stem.producer_name, producer_version=stem.producer_version)
-    model.functions.extend(list(encoder.functions))
+    # Filled field by field rather than by onnx.helper.make_graph + make_model, each of which copies every
+    # weight again; the serialised bytes are the same.
+    model = onnx.ModelProto(ir_version=max(stem.ir_version, encoder.ir_version), producer_name=stem.producer_name,
+                            producer_version=stem.producer_version)
+    joined = model.graph
+    joined.node.extend(list(stem.graph.node) + grid_nodes + list(graph.node))
+    joined.name = stem.graph.name
+    joined.input.extend(stem.graph.input)
+    joined.output.extend(graph.output)
+    joined.initializer.extend(list(stem.graph.initializer) + grid_initializers + list(graph.initializer))
+    joined.value_info.extend(v for v in graph.value_info if v.name not in initializers)
+    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in sorted(opsets.items()))
+    model.functions.extend(encoder.functions)
     values = dict(meta, encoder=metadata.encoder_json({**info, "digest": digest, "input": value.name, "outputs": outputs}))
     values["graph_digest"] = metadata.graph_digest(model.graph)
     metadata.attach(model, values)
