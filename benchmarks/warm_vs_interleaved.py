@@ -1,5 +1,5 @@
 """Do cold caches explain a stem graph's time above the floor? Times overhead_accounting's float and uint8
-graphs (and the fp32 MatMul floor) once interleaved, every case once per round with the order rotating, and
+graphs (and the fp32 MatMul floor) once interleaved (harness.timing: every case once per round, the order rotating), and
 once in warm blocks of back-to-back runs of one session (the first two of each block dropped); medians, and
 ratios to the floor measured the same way. One thread count and batch per process:
 
@@ -13,17 +13,7 @@ import statistics
 import time
 
 import overhead_accounting as accounting
-
-
-def interleaved(sessions, feeds, rounds: int) -> list[float]:
-    times = [[] for _ in sessions]
-    order = list(range(len(sessions)))
-    for r in range(rounds):
-        for i in order[r % len(order):] + order[:r % len(order)]:
-            start = time.perf_counter()
-            sessions[i].run(None, feeds[i])
-            times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times]
+from harness.timing import interleaved_times
 
 
 def warm_blocks(sessions, feeds, blocks: int, block: int) -> list[float]:
@@ -54,10 +44,10 @@ def main(argv=None) -> int:
              if c["name"] == "floor fp32" or (c["floor"] == "floor fp32")]
     sessions = [accounting.session(c["model"]) for c in cases]
     feeds = [c["feed"] for c in cases]
-    for sess, feed in zip(sessions, feeds):
-        for _ in range(5):
-            sess.run(None, feed)
-    a, b = interleaved(sessions, feeds, args.rounds), warm_blocks(sessions, feeds, args.blocks, args.block)
+    runs = interleaved_times({i: (lambda s=s, f=f: s.run(None, f)) for i, (s, f) in enumerate(zip(sessions, feeds))},
+                             args.rounds, warmup=5)
+    a = [statistics.median(runs[i]) for i in range(len(cases))]
+    b = warm_blocks(sessions, feeds, args.blocks, args.block)
     print(f"{accounting.cpu_model()}, {args.threads} thread(s), batch {args.batch}")
     for c, x, y in zip(cases, a, b):
         print(f"{c['name']:50s} interleaved {x * 1e3:8.3f} ms ({x / a[0]:.3f}x)   "
