@@ -54,8 +54,8 @@ def build_model(model, **options):
 
 
 def _whole(model, *, image_size="fixed", precision="fp32", preprocess_in_graph=False, batch="dynamic",
-           opset=None, preprocess="auto", calibration=None, exporter="auto"):
-    """The joined (and for int8 quantized) ModelProto, not yet checked."""
+           opset=None, preprocess="auto", calibration=None, exporter="auto", graph_digest=True):
+    """The joined (and for int8 quantized) ModelProto, not yet checked; graph_digest=False: see `join`."""
     from ..export.api import build_onnx
     from ..export.options import resolve_options
     from . import keras_hub
@@ -80,7 +80,7 @@ def _whole(model, *, image_size="fixed", precision="fp32", preprocess_in_graph=F
                           preprocess_in_graph=preprocess_in_graph)
         proto, info, grid_input = ((*keras_hub.export_encoder(model, spec, opts.opset), None) if keras
                                    else _torch_encoder(model, family, spec, opts, precision, exporter, image_size))
-    whole = join(stem, proto, info, grid_input=grid_input)
+    whole = join(stem, proto, info, grid_input=grid_input, graph_digest=graph_digest)
     if precision == Precision.INT8:
         whole = _int8(whole, spec, opts, calibration)
     return whole
@@ -148,6 +148,7 @@ def export_model(model, path: str | os.PathLike, *, image_size="fixed", precisio
     path = Path(path)
     target(path)  # refused before the (slow) export, not after
     whole = _whole(model, image_size=image_size, precision=precision, preprocess_in_graph=preprocess_in_graph,
-                   batch=batch, opset=opset, preprocess=preprocess, calibration=calibration, exporter=exporter)
+                   batch=batch, opset=opset, preprocess=preprocess, calibration=calibration, exporter=exporter,
+                   graph_digest=False)
     atomic_write_bytes(path, check_serialized(resealed_bytes(whole)))
     return path

@@ -123,11 +123,13 @@ def _same_opset(stem, encoder):
 
 
 def join(stem, encoder, info: dict, *, encoder_input: str | None = None, grid_input: str | None = None,
-         source="encoder"):
+         source="encoder", graph_digest: bool = True):
     """The joined ModelProto, with the stem's metadata plus vitstem.encoder (`info`: peer, class, version,
     and optionally digest, of the encoder as exported; default: the digest of its graph). `grid_input`:
     the encoder's input whose shape is the patch grid (rope.py), fed from the images' shape. `encoder`'s
-    graph is renamed in place (its weights are copied once, into the joined model, not three times)."""
+    graph is renamed in place (its weights are copied once, into the joined model, not three times).
+    graph_digest=False leaves vitstem.graph_digest pending, for a caller that writes the model with
+    `resealed_bytes` (which takes it from the bytes written)."""
     import onnx
     from onnx import compose
 
@@ -167,7 +169,7 @@ def join(stem, encoder, info: dict, *, encoder_input: str | None = None, grid_in
     model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in sorted(opsets.items()))
     model.functions.extend(encoder.functions)
     values = dict(meta, encoder=metadata.encoder_json({**info, "digest": digest, "input": value.name, "outputs": outputs}))
-    values["graph_digest"] = metadata.graph_digest(model.graph)
+    values["graph_digest"] = metadata.graph_digest(model.graph) if graph_digest else metadata.PENDING_GRAPH_DIGEST
     metadata.attach(model, values)
     model.doc_string = f"vitstem stem of {spec.name} joined to {info['peer']} {info['class']}"
     return model
@@ -219,6 +221,6 @@ def compose(stem_path, encoder_path, output, *, encoder_input: str | None = None
     info = {"peer": "onnx", "class": encoder.graph.name or Path(encoder_path).stem,
             "digest": "sha256:" + hashlib.sha256(Path(encoder_path).read_bytes()).hexdigest(),
             "version": f"{encoder.producer_name} {encoder.producer_version}".strip() or "unknown"}
-    model = join(stem, encoder, info, encoder_input=encoder_input, source=str(encoder_path))
+    model = join(stem, encoder, info, encoder_input=encoder_input, source=str(encoder_path), graph_digest=False)
     atomic_write_bytes(output, check_serialized(resealed_bytes(model)))
     return output

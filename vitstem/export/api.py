@@ -122,8 +122,8 @@ def model_bytes(model) -> bytes:
 
 def resealed_bytes(model) -> bytes:
     """`model_bytes` of a model whose vitstem metadata was built from another file's (e.g. a stem joined
-    to an encoder): its vitstem.digest is reset to the placeholder first, then sealed for these bytes."""
+    to an encoder): its graph digest and vitstem.digest are computed again, for these bytes."""
     values = read_metadata(model.metadata_props)
-    values["digest"] = PLACEHOLDER
+    values["graph_digest"], values["digest"] = metadata.PENDING_GRAPH_DIGEST, PLACEHOLDER
     metadata.attach(model, values)
-    return model_bytes(model)
+    return seal(metadata.fill_graph_digest(model.SerializeToString(deterministic=True)))
