@@ -123,7 +123,8 @@ def _int8(whole, spec, opts, calibration):
     options = json.loads(meta["export_options"])
     options["precision"] = Precision.INT8.value
     meta["export_options"] = json.dumps(options, sort_keys=True, separators=(",", ":"))
-    meta["graph_digest"] = metadata.graph_digest(quantized.graph)
+    if meta["graph_digest"] != metadata.PENDING_GRAPH_DIGEST:  # pending: the writer takes it from the bytes
+        meta["graph_digest"] = metadata.graph_digest(quantized.graph)
     metadata.attach(quantized, meta)
     quantized.producer_name, quantized.producer_version = whole.producer_name, whole.producer_version
     return quantized
