@@ -40,25 +40,26 @@ GRAPHS = [("vitstem fp32, dynamic batch", "floor fp32", {}),
           ("vitstem fp16", "floor fp16", {"precision": "fp16"}),
           ("vitstem int8", "floor int8", {"precision": "int8"}),
           ("vitstem uint8 NHWC, preprocessing in graph", "floor fp32", {"preprocess_in_graph": True}),
-          # the MatMul path (patchify Transpose, Pad, MatMul, Add) that NCHW float input could take instead
-          # of Conv + channels-last reorder: the per-node tables show which single-threaded pass costs less
-          ("vitstem fp32, NHWC float input (MatMul path)", "floor fp32", {"layout": Layout.NHWC.value}),
-          # the same NCHW input as the first row, through the MatMul path instead of the Conv (benchmark only)
-          ("vitstem fp32, NCHW input, MatMul path", "floor fp32", {"conv": False})]
+          # NHWC float input: its Gather moves runs of Pw * C values
+          ("vitstem fp32, NHWC float input", "floor fp32", {"layout": Layout.NHWC.value}),
+          # the same NCHW input as the first row through the exporter's other projections (benchmark only):
+          # the Conv (what graphs for several sizes take) and the 6-D Transpose patchify
+          ("vitstem fp32, NCHW input, Conv", "floor fp32", {"projection": "conv"}),
+          ("vitstem fp32, NCHW input, Transpose patchify", "floor fp32", {"projection": "transpose"})]
 
 
 @contextlib.contextmanager
-def conv_projection(choice: bool | None):
-    """Force the exporter's choice between Conv and patchify + MatMul for NCHW fast graphs (None: its own)."""
+def forced_projection(choice: str | None):
+    """Force the exporter's patchify + projection ("gather", "transpose" or "conv") for fast graphs (None: its own)."""
     from vitstem.export import build
 
-    own = build._conv_projection
+    own = build._projection
     if choice is not None:
-        build._conv_projection = lambda opts, layout: choice and own(opts, layout)
+        build._projection = lambda opts, layout: own(opts, layout) if opts.profile == "exact" else choice
     try:
         yield
     finally:
-        build._conv_projection = own
+        build._projection = own
 
 
 def cpu_model() -> str:
@@ -133,7 +134,7 @@ def build_cases(spec_name: str, batch: int) -> list[dict]:
             data["input"]["layout"] = kwargs.pop("layout")
             graph_spec = vitstem.load_spec(data)
         try:
-            with conv_projection(kwargs.pop("conv", None)):
+            with forced_projection(kwargs.pop("projection", None)):
                 model = model_bytes(build_onnx(graph_spec, weights, **kwargs))
         except VitstemError as exc:  # e.g. no preprocessing to put in the graph
             print(f"{name}: not exported ({exc})", file=sys.stderr)
@@ -264,6 +265,15 @@ Judged by per-node shares (ORT profiler, 1 thread) and by callgrind instruction 
 runs while the host was loaded (wall-clock figures were not trustworthy then), and checked bit-identical
 against the previous graphs (same outputs to the last bit; no exact-profile graph changed):
 
+- **Graphs of one size (the default export) gather their patches** instead of running a Conv (NCHW) or a
+  6-D Transpose (NHWC): one Gather of the image's contiguous pixel runs (16 pixels of one channel from NCHW,
+  16 x 3 values from NHWC; the index stored as first runs + offsets, a constant Add ORT folds at load), then
+  MatMul, the patch-table Add and the prefix Concat. ORT runs Gather multi-threaded; the Conv's channels-last
+  reorder and a Transpose run on one thread, and a parallel MatMul right after such a node starts late
+  (`benchmarks/late_start.py`). int8 graphs quantize the gathered patches and scale the MatMul's int32 sums
+  straight to float (no Q/DQ after it): as fast as the QLinearConv graph, half its error. Outputs stay within
+  the same bounds (a MatMul sums in another order than the Conv); `benchmarks/projections.py` times every
+  graph kind with every projection.
 - **uint8 NHWC frames (preprocessing in the graph)**: the graph used to cast the whole frame to float32
   first and then patchify (Transpose) and pad (prefix rows) float32 values. It now patchifies and pads the
   *bytes* and casts the padded patches right before the MatMul: the Transpose and the Pad move a quarter of
@@ -289,21 +299,19 @@ Tried and left out (see the per-node tables for what remains):
 LIMITS = """\
 ## What is left above the floor, and why
 
-- **Channels-last reorder** (`ReorderOutput`, NCHWc -> NHWC, after the Conv of NCHW graphs): a full pass over
-  z0's patch rows, single-threaded in ORT, so with two threads its share doubles while the product halves.
-  A MatMul graph pays the same bytes earlier, as the patchify Transpose of the image (also single-threaded).
-- **Per batch choice**: the row "NCHW input, MatMul path" is the same NCHW float input through patchify
-  (Transpose) + Pad + MatMul instead of the Conv and its reorder; "NHWC float input (MatMul path)" is the
-  graph NHWC input takes (its Transpose moves 48-float runs, NCHW's 16-float ones). Static batches above 1
-  take the MatMul path (`vitstem/export/build.py`, `_conv_projection`): it won at batch 8 on both hosts
-  measured (an Intel Xeon, docs/benchmarks.md, and this table's host). Batch 1 and dynamic batches keep the
-  Conv, which won at batch 1 on the Xeon; where this table shows the MatMul row ahead at batch 1 too, that is
-  this host's NCHWc Conv, and the default stays until more hosts agree.
+- **Patchify**: graphs of one size gather the image's pixel runs into patch rows with one Gather
+  (`vitstem/export/build.py`, `_projection`), which ORT runs on all its threads: the bytes any patchify must
+  move, in parallel. The rows "NCHW input, Conv" and "NCHW input, Transpose patchify" are the alternatives,
+  which pay them on one thread (the Conv's `ReorderOutput`, NCHWc -> NHWC, after the product; the 6-D
+  Transpose before it), and the parallel MatMul after a long single-threaded node starts late, so their timed
+  medians sit further above their kernel sums. Graphs for several sizes keep the Conv or the Transpose (the
+  Gather's index is bound to one size).
 - **Table Add**: one read-modify-write of z0 (multi-threaded). Folding it into the product needs a Gemm with
   C = table (a copy of C into the output first in MLAS: the same pass) or ORT's Conv+Sum fusion (needs the
   table as an NCHWc tensor at run time: a copy per call).
-- **Prefix rows** (`Concat`): a memcpy of z0. Padding zero rows before the product (MatMul graphs) puts them in
-  the product's output instead, at the price of a Pad of the patches.
+- **Prefix rows** (`Concat`): a memcpy of z0. Padding zero rows before the product puts them in the product's
+  output instead (graphs for several sizes on the Transpose path do), at the price of a Pad of the patches and a
+  MatMul of P + N rows, measured slower than the Concat at batch 8 (`benchmarks/graph_variants.py`).
 - Whole-model files (`vitstem deploy`): `benchmarks/whole_model.py` times them against torch.onnx's export;
   the stem is the same graph as here, and the encoder's blocks dwarf it, so they are not repeated here.
 - fp16 on an x86 host without fp16 arithmetic: ORT inserts Casts around every float16 node it cannot run and

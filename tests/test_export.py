@@ -81,21 +81,31 @@ def test_vit_b16_graph_is_the_minimal_one():
 
     spec, weights = spec_and_weights("vit_base_patch16_224")
     model = build_onnx(spec, weights)
-    # Conv (ORT folds the channels-last Transpose into its NCHWc reorder), one patch-table Add, then
-    # the constant prefix rows broadcast over the batch and concatenated in front.
-    assert [n.op_type for n in model.graph.node] == ["Conv", "Transpose", "Reshape", "Add",
+    # One size: the patches gathered from the image's pixel runs (the index a constant Add that ORT folds),
+    # one MatMul, one patch-table Add, then the constant prefix rows broadcast over the batch and
+    # concatenated in front.
+    assert [n.op_type for n in model.graph.node] == ["Add", "Reshape", "Gather", "Reshape", "MatMul", "Add",
                                                      "Shape", "Concat", "Expand", "Concat"]
     # Folded: the kernel (preprocessing inside), the (N, D) patch table (bias inside) and the (1, P, D)
-    # prefix rows (cls + its position row); the rest are 1-D shape constants.
+    # prefix rows (cls + its position row); the index as (N, 1) first runs + (1, C*Ph) offsets; the rest
+    # are 1-D shape constants.
     big = sorted(tuple(i.dims) for i in model.graph.initializer if len(i.dims) > 1)
-    assert big == [(1, 1, 768), (196, 768), (768, 3, 16, 16)]
-    # a static batch of 1 keeps the Conv; above 1 the patchify + MatMul path (its reorder is not single-threaded)
-    assert build_onnx(spec, weights, batch=1).graph.node[0].op_type == "Conv"
-    batch8 = build_onnx(spec, weights, batch=8)
-    assert "Conv" not in {n.op_type for n in batch8.graph.node} and "MatMul" in {n.op_type for n in batch8.graph.node}
-    # uint8 frames: no channel transpose needed; patchified and padded as bytes, cast just before the MatMul
+    assert big == [(1, 1, 768), (1, 48), (196, 1), (196, 768), (768, 768)]
+    # the same graph for a static batch; several sizes keep the Conv (it takes any size; the index is bound to one)
+    assert [n.op_type for n in build_onnx(spec, weights, batch=8).graph.node][:5] == ["Add", "Reshape", "Gather",
+                                                                                     "Reshape", "MatMul"]
+    sized = spec.replace(dynamic_image_size=True)
+    for sizes in ([(224, 224), (256, 256)], "dynamic"):
+        ops = {n.op_type for n in build_onnx(sized, weights, image_size=sizes).graph.node}
+        assert "Conv" in ops and "MatMul" not in ops, sizes
+    # int8: the gathered patches quantized, the MatMul's int32 sums scaled straight to float (no Q/DQ after it)
+    int8 = [n.op_type for n in build_onnx(spec, weights, precision="int8").graph.node]
+    assert int8[int8.index("Gather"):int8.index("MatMul") + 2] == ["Gather", "Reshape", "QuantizeLinear",
+                                                                   "DequantizeLinear", "MatMul", "Add"]
+    # uint8 frames: gathered as bytes (runs of Pw * C), cast just before the MatMul
     nhwc = build_onnx(spec, weights, preprocess_in_graph=True)
-    assert [n.op_type for n in nhwc.graph.node] == ["Reshape", "Transpose", "Reshape", "Pad", "Cast", "MatMul", "Add"]
+    assert [n.op_type for n in nhwc.graph.node] == ["Add", "Reshape", "Gather", "Reshape", "Cast", "MatMul", "Add",
+                                                    "Shape", "Concat", "Expand", "Concat"]
     # the prefix rows' batch size is read from the rows they join, not from the images
     assert next(n for n in model.graph.node if n.op_type == "Shape").input[0] == "position/Add"
     assert model.producer_name == "vitstem" and model.ir_version == 8 and model.opset_import[0].version == DEFAULT_OPSET

@@ -48,8 +48,8 @@ def test_summary_ratios_are_the_medians(report):
     rows = table_rows(md, "## Summary")
     assert [r[0] for r in rows] == ["vitstem fp32, dynamic batch", "vitstem fp32, static batch", "vitstem fp16",
                                     "vitstem int8", "vitstem uint8 NHWC, preprocessing in graph",
-                                    "vitstem fp32, NHWC float input (MatMul path)",
-                                    "vitstem fp32, NCHW input, MatMul path"]
+                                    "vitstem fp32, NHWC float input",
+                                    "vitstem fp32, NCHW input, Conv", "vitstem fp32, NCHW input, Transpose patchify"]
     for row in rows:
         case = cases[row[0]]
         floor = cases[case["floor"]]
@@ -80,3 +80,13 @@ def test_per_node_rows_add_up(report):
         assert 0.5 * one_run <= total <= 2 * one_run  # medians per node vs the median run's nodes
         assert sum("(product)" in r[0] for r in nodes) == 1
     assert re.search(r"\| embed/Cast \(Cast\) \|", md)  # uint8 frames are cast after the patchify
+
+
+def test_each_row_profiles_the_projection_it_names(report):
+    # the default NCHW graph gathers its patches; the benchmark-only rows force the Conv and the Transpose
+    _, raw = report
+    ops = {c["name"]: {n.split("(")[-1].rstrip(")") for n, _, _ in c["profile"]["nodes"]} for c in raw["parts"][0]["cases"]}
+    assert "Gather" in ops["vitstem fp32, dynamic batch"] and "Conv" not in ops["vitstem fp32, dynamic batch"]
+    assert "Conv" in ops["vitstem fp32, NCHW input, Conv"] and "Gather" not in ops["vitstem fp32, NCHW input, Conv"]
+    assert "Transpose" in ops["vitstem fp32, NCHW input, Transpose patchify"]
+    assert "MatMul" in ops["vitstem fp32, NCHW input, Transpose patchify"]

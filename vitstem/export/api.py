@@ -50,7 +50,7 @@ def build_onnx(spec, weights, *, opset=None, precision="fp32", profile="fast", b
         layout, dtype = graph_input(spec, opts.preprocess_in_graph, opts.io_dtype)
         synthetic = synthetic_images(spec, opts, layout, dtype)
         images = synthetic if calibration is None else check_calibration(calibration, dtype, layout, spec, opts.sizes)
-        model = quantize_int8(model, images, batch=opts.batch)
+        model = quantize_int8(model, images, batch=opts.batch, float_matmul_output=True)
         model.ir_version = onnx.helper.find_min_ir_version_for(list(model.opset_import))
         model.producer_name, model.producer_version = "vitstem", __version__
         batches = [("synthetic", synthetic)] + ([] if calibration is None else [("calibration", images)])

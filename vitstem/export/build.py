@@ -32,20 +32,26 @@ from .norms import normalize
 from .options import ExportOptions
 
 
-def _conv_projection(opts: ExportOptions, layout: Layout) -> bool:
-    """Whether the patch projection is a strided Conv (fast profile, NCHW input) rather than patchify + MatMul.
+def _projection(opts: ExportOptions, layout: Layout) -> str:
+    """How the fast graph patchifies and projects: "gather", "conv" or "transpose" (exact: "transpose").
 
-    Conv -> Transpose(0, 2, 3, 1) -> Reshape -> Add(patch table) -> Concat(prefix rows): ORT (level all)
-    runs the Conv in its blocked NCHWc layout and folds the Transpose into the reorder it inserts anyway.
-    The constant prefix rows are joined last by a Concat (a memcpy), measured 3-5 % of the floor faster
-    than padding zero rows in front and adding one full table (ORT's Pad copies row by row;
-    benchmarks/graph_variants.py, conv_cl_*;
-    docs/design.md, "Export"). exact keeps the MatMul-free Scan: ORT has no float64 Conv.
-    A static batch above 1 takes patchify + MatMul instead: the Conv's channels-last reorder is single-threaded,
-    and at batch 8 the MatMul path measured faster on both hosts measured (Intel Xeon: docs/benchmarks.md,
-    "The exported graph"; AMD EPYC: docs/performance.md, row "NCHW input, MatMul path").
+    gather:    one size: Gather of the image's pixel runs -> MatMul -> Add(patch table) -> Concat(prefix
+               rows). ORT runs the Gather on all its threads, but a 6-D Transpose and the Conv's channels-last
+               reorder on one, and the parallel MatMul after them starts late. Measured on an AVX2 AMD EPYC,
+               2 threads, NCHW fp32 (benchmarks/projections.py, docs/performance.md): 1.14x / 1.12x the floor
+               at batch 1 / 8, vs 1.47x / 1.43x for the Conv and 1.20x / 1.16x for the Transpose; NHWC and
+               uint8 frames measured as fast or faster than by Transpose; int8 (with float MatMul output, see
+               quantize.py) as fast as its QLinearConv, with half the error. The prefix rows are joined after
+               the MatMul: padded in front, they give it 197 rows, measured slower than 196 + Concat.
+    conv:      several sizes, NCHW, batch dynamic or 1: Conv -> Transpose(0, 2, 3, 1) -> Reshape; ORT folds the
+               Transpose into its NCHWc reorder, and the Conv takes any size (the Gather's index is bound to one).
+    transpose: several sizes otherwise: 6-D Transpose patchify, the prefix rows padded in front of the MatMul.
     """
-    return opts.profile == Profile.FAST and layout == Layout.NCHW and opts.batch in (None, 1)
+    if opts.profile == Profile.EXACT:
+        return "transpose"  # ORT has no float64 Conv; exact sums in a Scan over patchified rows
+    if opts.fixed_size:
+        return "gather"
+    return "conv" if layout == Layout.NCHW and opts.batch in (None, 1) else "transpose"
 
 
 def _io_infos(spec: Spec, opts: ExportOptions) -> list:
@@ -89,29 +95,39 @@ def _table(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, grid, bi
 
 
 def _needs_crop(spec: Spec, opts: ExportOptions, exact: bool, layout: Layout) -> bool:
-    """Whether the input must be sliced to whole patches first: the patchify Reshape needs it when
+    """Whether the input must be sliced to whole patches first: the patchify Reshapes need it when
     a size may leave a remainder; the fast NCHW Conv (stride = patch) skips those pixels itself."""
-    if _conv_projection(opts, layout):
+    if _projection(opts, layout) == "conv":
         return False
     sizes = opts.sizes or ()
     return opts.dynamic_size or any(hw != cropped_size(*hw, spec.patch_size) for hw in sizes)
 
 
+def _patches(g: G.GraphBuilder, spec: Spec, opts: ExportOptions, x: str, grid, layout: Layout, order: str,
+             projection: str) -> str:
+    """(B, N, K) patch rows for the MatMul paths: gathered (one size) or transposed (any size)."""
+    if projection == "gather":
+        return G.gather_patches(g, x, layout, spec.in_channels, spec.patch_size, spec.patch_grid(opts.fixed_size))
+    return G.patchify(g, x, layout, spec.in_channels, spec.patch_size, grid or spec.patch_grid(opts.fixed_size), order)
+
+
+def _conv_kernel(spec: Spec, kernel: np.ndarray) -> np.ndarray:
+    """The (K, D) kernel rows in canonical (C, Ph, Pw) order as Conv weights (D, C, Ph, Pw)."""
+    return kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size)
+
+
 def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOptions, x: str, grid, layout: Layout,
-                        order: str, kernel: np.ndarray, bias: np.ndarray | None, dtype) -> str:
+                        order: str, kernel: np.ndarray, bias: np.ndarray | None, dtype, projection: str) -> str:
     """[prefix rows; patch_norm(x E + b) + patch table]: the norm needs each projected row alone, so the
     bias (folded preprocessing included) is added before it instead of riding in the table, and the
     constant prefix rows are joined after the table Add."""
     exact = opts.profile == Profile.EXACT
-    if _conv_projection(opts, layout):
-        z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
-                           spec.patch_size)
+    if projection == "conv":
+        z = G.conv_patches(g, x, _conv_kernel(spec, kernel), spec.patch_size)
         if bias is not None:
             z = g.op("embed", "Add", [z, g.const("embed", "bias", bias)])
     else:
-        patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size,
-                             grid or spec.patch_grid(opts.fixed_size), order)
-        z = G.embed(g, patches, kernel, bias, 0, ordered=exact)
+        z = G.embed(g, _patches(g, spec, opts, x, grid, layout, order, projection), kernel, bias, 0, ordered=exact)
     z = normalize(g, z, spec.patch_norm, weights, "patch_embed.norm", dtype, ordered=exact, stage="patch_norm")
     z = G.add_position(g, z, _table(g, spec, weights, opts, grid, None, dtype, with_prefix=False))
     if spec.num_prefix_tokens:
@@ -131,8 +147,8 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     if spec.input.remainder == "drop" and _needs_crop(spec, opts, exact, layout):
         x = G.crop(g, x, layout, spec.patch_size, opts.fixed_size)
     # fast MatMul path on a narrower input (uint8 frames): patchify and pad in that dtype, cast last
-    conv = _conv_projection(opts, layout)
-    late_cast = not exact and not conv and spec.patch_norm is None and np.dtype(in_dtype).itemsize < dtype.itemsize
+    projection = _projection(opts, layout)
+    late_cast = not exact and projection != "conv" and spec.patch_norm is None and np.dtype(in_dtype).itemsize < dtype.itemsize
     if in_dtype != dtype.name and not late_cast:
         x = G.cast(g, "input", x, dtype.name)
     if exact and pre is not None:
@@ -147,19 +163,21 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     table_bias = bias if has_bias and not exact else None
     if spec.patch_norm is not None:
         z = _normalised_patches(g, spec, weights, opts, x, grid, layout, order, kernel,
-                                bias.astype(dtype) if has_bias else None, dtype)
-    elif conv:
-        z = G.conv_patches(g, x, kernel.T.reshape(spec.embed_dim, spec.in_channels, *spec.patch_size),
-                           spec.patch_size)
-        z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype, with_prefix=False))
-        if spec.num_prefix_tokens:
-            z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype), z)
-    else:
-        patches = G.patchify(g, x, layout, spec.in_channels, spec.patch_size,
-                             grid or spec.patch_grid(opts.fixed_size), order)
+                                bias.astype(dtype) if has_bias else None, dtype, projection)
+    elif projection == "transpose":  # the prefix rows padded in front of the MatMul: (B, P + N, D) + full table
+        patches = _patches(g, spec, opts, x, grid, layout, order, projection)
         z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, ordered=exact,
                     cast_to=dtype.name if late_cast else None)
         z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
+    else:  # conv, gather: (B, N, D) + patch table, then the constant prefix rows joined in front
+        if projection == "conv":
+            z = G.conv_patches(g, x, _conv_kernel(spec, kernel), spec.patch_size)
+        else:
+            z = G.embed(g, _patches(g, spec, opts, x, grid, layout, order, projection), kernel, None, 0,
+                        cast_to=dtype.name if late_cast else None)
+        z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype, with_prefix=False))
+        if spec.num_prefix_tokens:
+            z = G.prepend_rows(g, z, folding.prefix_rows(spec, weights, dtype), z)
 
     z = normalize(g, z, spec.pre_norm, weights, "norm_pre", dtype, ordered=exact, stage="pre_norm")
     if dtype.name != opts.io_dtype:

@@ -95,6 +95,41 @@ def patchify(g: GraphBuilder, x: str, layout: Layout, channels: int, patch: tupl
     return g.op("patchify", "Reshape", [x, g.ints("patchify", "shape3", [0, -1, channels * ph * pw])])
 
 
+def pixel_runs(layout: Layout, channels: int, patch: tuple[int, int], grid: tuple[int, int]):
+    """For `gather_patches`: which contiguous runs of the image each patch is made of, as first run + offsets.
+
+    A run is the Pw pixels of one patch row (NCHW, one channel) or its Pw * C values (NHWC). The image
+    viewed as (B, runs, run length) holds pixel row y of patch column j in run ((c*H + y)*gw + j) (NCHW)
+    or (y*gw + j) (NHWC). Patch (i, j) starts at run (i*Ph*gw + j) (its first row, channel 0), and its
+    runs follow at offsets (c*H + r)*gw for (c, r) in (C, Ph) order (NCHW) or r*gw (NHWC): the order
+    patchify flattens a patch in. Returns int32 (N, 1) first runs and (1, R) offsets, their sum the index.
+    """
+    (ph, _), (gh, gw) = patch, grid
+    first = (np.arange(gh)[:, None] * ph * gw + np.arange(gw)[None, :]).reshape(-1, 1)
+    rows = np.arange(ph) * gw
+    if layout == Layout.NCHW:
+        rows = (np.arange(channels)[:, None] * gh * ph * gw + rows[None, :]).reshape(-1)
+    return first.astype(np.int32), rows.reshape(1, -1).astype(np.int32)
+
+
+def gather_patches(g: GraphBuilder, x: str, layout: Layout, channels: int, patch: tuple[int, int],
+                   grid: tuple[int, int]) -> str:
+    """(B, C, H, W) or (B, H, W, C) of one size -> (B, N, K) patches, as `patchify` flattens them.
+
+    One Gather of the image's contiguous pixel runs (pixel_runs) instead of a 6-D Transpose: ONNX
+    Runtime runs Gather on all its threads and Transpose on one, and after a long single-threaded node
+    the next node's parallel section starts late (see build._projection). The (N, R) index is stored as
+    first runs + offsets, a constant Add that runtimes fold when they load the graph (0.8 kB instead of
+    37 kB for ViT-B/16). It is bound to one size: graphs for several sizes patchify by Transpose or Conv.
+    """
+    ph, pw = patch
+    first, offsets = pixel_runs(layout, channels, patch, grid)
+    index = g.op("patchify", "Add", [g.const("patchify", "first_run", first), g.const("patchify", "run_offsets", offsets)])
+    x = g.op("patchify", "Reshape", [x, g.ints("patchify", "runs", [0, -1, pw if layout == Layout.NCHW else pw * channels])])
+    x = g.op("patchify", "Gather", [x, index], axis=1)
+    return g.op("patchify", "Reshape", [x, g.ints("patchify", "shape3", [0, -1, channels * ph * pw])])
+
+
 # -- the stages ------------------------------------------------------------------------------
 def cast(g: GraphBuilder, stage: str, x: str, to: str, out: str | None = None) -> str:
     return g.op(stage, "Cast", [x], out=out, to=ONNX_DTYPES[to])

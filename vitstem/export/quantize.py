@@ -45,10 +45,13 @@ def static_chunks(images: np.ndarray, batch: int) -> list[np.ndarray]:
 
 
 def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv"), const_weights_only: bool = False,
-                  exclude=(), batch: int | None = None):
+                  exclude=(), batch: int | None = None, float_matmul_output: bool = False):
     """The QDQ-quantized ModelProto, calibrated (MinMax) on `calibration`, one image per run (or runs of
     `batch`, the graph's static batch). const_weights_only: leave MatMuls of two activations (attention's
-    scores and mixing) in float; exclude: names of nodes left in float."""
+    scores and mixing) in float; exclude: names of nodes left in float. float_matmul_output: no Q/DQ pair
+    after a MatMul, so its int32 sums are scaled straight to float (ORT fuses MatMulIntegerToFloat) instead of
+    being rounded to uint8 again: for the stem, half the error at the same speed (benchmarks/projections.py).
+    A Conv keeps its output pair: without it ORT runs ConvInteger + casts, measured 2x slower."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -70,7 +73,9 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8,
                             calibrate_method=CalibrationMethod.MinMax,
                             nodes_to_exclude=list(exclude),
-                            extra_options={"MatMulConstBOnly": True} if const_weights_only else None)
+                            extra_options={**({"MatMulConstBOnly": True} if const_weights_only else {}),
+                                           **({"OpTypesToExcludeOutputQuantization": ["MatMul"]}
+                                              if float_matmul_output else {})} or None)
         except Exception as exc:  # onnxruntime raises plain exceptions for calibration data it cannot use
             raise ExportError(f"int8 quantization failed: {' '.join(str(exc).split())}") from None
         finally:
