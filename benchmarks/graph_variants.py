@@ -158,18 +158,61 @@ def gather_rows(f: Folded, layout: Layout):
     return _model(nodes + n2, inits + i2, f.input_shape(layout), f.z0, f"gather_{layout.value.lower()}")
 
 
+def _gather_product(f: Folded, with_table: bool):
+    """The exporter's Gather patchify (vitstem.export.graph.pixel_runs) -> MatMul [-> Add(patch table)]: no prefix rows."""
+    from vitstem.export.graph import pixel_runs
+
+    first, offsets = pixel_runs(Layout.NCHW, f.c, (f.ph, f.pw), (f.gh, f.gw))
+    inits = [_init("view", np.array([0, -1, f.pw], np.int64)), _init("index", first + offsets),
+             _init("rows", np.array([0, f.n, f.k], np.int64)), _init("E", f.e(Layout.NCHW))]
+    nodes = [helper.make_node("Reshape", [INPUT_NAME, "view"], ["xv"]),
+             helper.make_node("Gather", ["xv", "index"], ["xg"], axis=1),
+             helper.make_node("Reshape", ["xg", "rows"], ["patches"]),
+             helper.make_node("MatMul", ["patches", "E"], ["xe" if with_table else OUTPUT_NAME])]
+    if with_table:
+        nodes.append(helper.make_node("Add", ["xe", "table"], [OUTPUT_NAME]))
+        inits.append(_init("table", f.patch_table))
+    name = "proj_gather_table" if with_table else "proj_gather_tokens"
+    return _model(nodes, inits, f.input_shape(Layout.NCHW), ["B", f.n, f.d], name)
+
+
+def gather_prefix_after(f: Folded, how: str):
+    """The exporter's Gather -> MatMul, then the prefix rows written another way than its Add + Concat:
+    `pad` pads P zero rows on the MatMul's output (no Shape/Expand nodes), `concat` concatenates P zero rows
+    broadcast over the batch; both then add the full (P + N, D) table."""
+    product = _gather_product(f, False).graph
+    nodes, inits = list(product.node), list(product.initializer)
+    nodes[-1].output[0] = "xe"
+    if how == "pad":
+        nodes.append(helper.make_node("Pad", ["xe", "pads"], ["xp"]))
+        inits.append(_init("pads", np.array([0, f.p, 0, 0, 0, 0], np.int64)))
+    else:
+        nodes += [helper.make_node("Shape", ["xe"], ["batch"], start=0, end=1),
+                  helper.make_node("Concat", ["batch", "ones"], ["shape"], axis=0),
+                  helper.make_node("Expand", ["zeros", "shape"], ["zb"]),
+                  helper.make_node("Concat", ["zb", "xe"], ["xp"], axis=1)]
+        inits += [_init("ones", np.array([1, 1], np.int64)), _init("zeros", np.zeros((1, f.p, f.d), np.float32))]
+    nodes.append(helper.make_node("Add", ["xp", "table"], [OUTPUT_NAME]))
+    inits.append(_init("table", f.full_table))
+    return _model(nodes, inits, f.input_shape(Layout.NCHW), f.z0, f"gather_{how}_then_add")
+
+
 def projections(f: Folded) -> dict:
     """The lower bounds: `proj_conv_nchw`, the Conv with ORT's multi-threaded NCHWc -> NCHW reorder (not
     yet token-major); `proj_conv_tokens`, the Conv in token-major (B, N, D), ORT's single-threaded
-    NCHWc -> NHWC reorder included. name -> (model, its output from the (B, N, D) patch rows)."""
+    NCHWc -> NHWC reorder included; `proj_gather_tokens`, the exporter's Gather patchify + MatMul, and
+    `proj_gather_table` with the patch-table Add too: the default graph without its prefix rows.
+    name -> (model, its output from the (B, N, D) patch rows, whether the patch table is added)."""
     nchw = _model([_conv(f)], [_init("W", f.kernel)], f.input_shape(Layout.NCHW), ["B", f.d, f.gh, f.gw],
                   "proj_conv_nchw", output="y")
     tokens = _model([_conv(f), helper.make_node("Transpose", ["y"], ["yt"], perm=[0, 2, 3, 1]),
                      helper.make_node("Reshape", ["yt", "rows"], [OUTPUT_NAME])],
                     [_init("W", f.kernel), _init("rows", np.array([0, f.n, f.d], np.int64))],
                     f.input_shape(Layout.NCHW), ["B", f.n, f.d], "proj_conv_tokens")
-    return {"proj_conv_nchw": (nchw, lambda rows: rows.transpose(0, 2, 1).reshape(-1, f.d, f.gh, f.gw)),
-            "proj_conv_tokens": (tokens, lambda rows: rows)}
+    same = lambda rows: rows  # noqa: E731
+    return {"proj_conv_nchw": (nchw, lambda rows: rows.transpose(0, 2, 1).reshape(-1, f.d, f.gh, f.gw), False),
+            "proj_conv_tokens": (tokens, same, False), "proj_gather_tokens": (_gather_product(f, False), same, False),
+            "proj_gather_table": (_gather_product(f, True), same, True)}
 
 
 def cases(spec, weights, batch: int, seed: int = 0) -> dict:
@@ -183,11 +226,13 @@ def cases(spec, weights, batch: int, seed: int = 0) -> dict:
               "export_batch_static": (build_onnx(spec, weights, batch=batch), pixels),
               "folded_two_step": (folded_two_step(f), pixels), "pad_flat_nhwc": (pad_flat_nhwc(f), nhwc),
               "conv_cl_concat": (conv_cl_concat(f), pixels), "conv_strip": (conv_strip(f), pixels),
-              "gather_nchw": (gather_rows(f, Layout.NCHW), pixels), "gather_nhwc": (gather_rows(f, Layout.NHWC), nhwc)}
+              "gather_nchw": (gather_rows(f, Layout.NCHW), pixels), "gather_nhwc": (gather_rows(f, Layout.NHWC), nhwc),
+              "gather_pad_then_add": (gather_prefix_after(f, "pad"), pixels),
+              "gather_concat_then_add": (gather_prefix_after(f, "concat"), pixels)}
     out = {name: (model, {INPUT_NAME: x}, z, bound) for name, (model, x) in graphs.items()}
     projected = z[:, f.p:].astype(np.float64) - f.patch_table  # the reference's patch rows without the table
-    out.update({name: (model, {INPUT_NAME: pixels}, output(projected), output(bound[:, f.p:]))
-                for name, (model, output) in projections(f).items()})
+    out.update({name: (model, {INPUT_NAME: pixels}, output(z[:, f.p:] if table else projected), output(bound[:, f.p:]))
+                for name, (model, output, table) in projections(f).items()})
     return out
 
 

@@ -148,7 +148,8 @@ def test_graph_variants_compute_the_reference_z0():
     weights = vitstem.init_weights(spec, seed=4)
     cases = gv.cases(spec, weights, batch=2)
     assert set(cases) == {"export_default", "export_batch_static", "folded_two_step", "pad_flat_nhwc", "conv_cl_concat",
-                          "conv_strip", "gather_nchw", "gather_nhwc", "proj_conv_nchw", "proj_conv_tokens"}
+                          "conv_strip", "gather_nchw", "gather_nhwc", "proj_conv_nchw", "proj_conv_tokens",
+                          "proj_gather_tokens", "proj_gather_table", "gather_pad_then_add", "gather_concat_then_add"}
     for name, (model, feed, expected, bound) in cases.items():
         if not name.startswith("export_"):
             assert [o.version for o in model.opset_import] == [DEFAULT_OPSET], name
