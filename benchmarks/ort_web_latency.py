@@ -3,7 +3,10 @@ ViT-B/16 224, fast profile, fp32, batch 1, 1 and 2 threads. Medians of `--runs` 
 each timed inside its own runtime (Node: process.hrtime around session.run; Python: perf_counter
 around session.run), so neither side counts the other's file transfer.
 
-    python benchmarks/ort_web_latency.py [--spec vit_base_patch16_224] [--runs 30] [--json OUT]
+    python benchmarks/ort_web_latency.py [--spec vit_base_patch16_224] [--runs 30] [--json OUT] [--with-conv]
+
+--with-conv also times, in onnxruntime-web, the graph with the Conv projection that graphs for several sizes
+take (the default one-size graph gathers its patches; see vitstem/export/build.py, _projection).
 
 WASM threads in Node run on worker threads; the WASM build's SIMD kernels are the ones browsers use.
 """
@@ -46,6 +49,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--with-conv", action="store_true", help="also time the Conv-projection graph in onnxruntime-web")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
     images = sample_images(spec, 1)
@@ -53,12 +57,22 @@ def main(argv=None) -> dict:
               "machine": machine(), "median_ms": {}}
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(spec, init_weights(spec), Path(tmp) / "stem.onnx")
+        conv_path = None
+        if args.with_conv:
+            from overhead_accounting import forced_projection
+
+            with forced_projection("conv"):
+                conv_path = export_onnx(spec, init_weights(spec), Path(tmp) / "stem_conv.onnx")
         for threads in (1, 2):
             times = python_ort(path, images, threads, args.warmup, args.runs)
             result["median_ms"][f"onnxruntime-cpu-python {threads} thread(s)"] = 1e3 * statistics.median(times)
             runner = NodeRunner(threads)
             try:
                 times = runner.time(path, images, warmup=args.warmup, repeat=args.runs)
+                if conv_path is not None:
+                    conv_times = runner.time(conv_path, images, warmup=args.warmup, repeat=args.runs)
+                    result["median_ms"][f"onnxruntime-web-wasm-simd, Conv graph, {threads} thread(s)"] = \
+                        1e3 * statistics.median(conv_times)
             finally:
                 runner.close()
             result["median_ms"][f"onnxruntime-web-wasm-simd {threads} thread(s)"] = 1e3 * statistics.median(times)
