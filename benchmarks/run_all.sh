@@ -12,4 +12,5 @@ $PY -m vitstem bench vit_base_patch16_224 --batch 1 8 --threads 1 2 --runs 40 --
 $PY benchmarks/graph_variants.py --threads 2 --runs 100 --wait-quiet "$WAIT" --json $OUT/graph_variants_2threads.json
 $PY benchmarks/graph_variants.py --threads 1 --runs 60 --wait-quiet "$WAIT" --json $OUT/graph_variants_1thread.json
 $PY benchmarks/projections.py --rounds 40 --json $OUT/projections.json
+$PY benchmarks/openvino_projection.py --runs 40 --json $OUT/openvino_projection.json
 $PY benchmarks/extras.py --repeats 7 --runs 60 --wait-quiet "$WAIT" --json $OUT/extras.json
