@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from onnx import TensorProto, helper
 
-pytest.importorskip("onnxruntime")
-
-from onnx import TensorProto, helper  # noqa: E402
-
-from vitstem.backends.numpy.stem import patchify  # noqa: E402
-from vitstem.export import graph as G  # noqa: E402
-from vitstem.spec.vocabulary import INPUT_NAME, Layout  # noqa: E402
+from vitstem.backends.numpy.stem import patchify
+from vitstem.export import graph as G
+from vitstem.spec.vocabulary import INPUT_NAME, Layout
 
 CASES = [  # channels, (H, W), patch
     (3, (12, 20), (3, 4)),
