@@ -57,3 +57,13 @@ def test_index_is_stored_as_first_runs_plus_offsets():
     assert index[1, 0] == 1 and index[1, 1] == 1 + 14 and index[1, 16] == 1 + 224 * 14
     assert index[14, 0] == 16 * 14  # patch (1, 0): pixel row 16
     assert len(np.unique(index)) == index.size == 3 * 224 * 14  # every run once
+
+
+def test_index_of_an_image_past_int32_runs_is_int64():
+    # a 65536 x 32768 image in runs of 16 pixels: 3 channels make 3 * 2**27 runs (int32); 16 channels make
+    # 2**31 runs, one past int32's largest index, so the index is int64
+    small = G.pixel_runs(Layout.NCHW, 3, (16, 16), (2**12, 2**11))
+    assert small[0].dtype == np.int32
+    first, offsets = G.pixel_runs(Layout.NCHW, 16, (16, 16), (2**12, 2**11))
+    assert first.dtype == offsets.dtype == np.int64
+    assert int(first.max() + offsets.max()) == 2**31 - 1  # the last run of the last channel

@@ -102,14 +102,17 @@ def pixel_runs(layout: Layout, channels: int, patch: tuple[int, int], grid: tupl
     viewed as (B, runs, run length) holds pixel row y of patch column j in run ((c*H + y)*gw + j) (NCHW)
     or (y*gw + j) (NHWC). Patch (i, j) starts at run (i*Ph*gw + j) (its first row, channel 0), and its
     runs follow at offsets (c*H + r)*gw for (c, r) in (C, Ph) order (NCHW) or r*gw (NHWC): the order
-    patchify flattens a patch in. Returns int32 (N, 1) first runs and (1, R) offsets, their sum the index.
+    patchify flattens a patch in. Returns (N, 1) first runs and (1, R) offsets, their sum the index: int32,
+    or int64 for an image of 2**31 runs or more.
     """
     (ph, _), (gh, gw) = patch, grid
-    first = (np.arange(gh)[:, None] * ph * gw + np.arange(gw)[None, :]).reshape(-1, 1)
-    rows = np.arange(ph) * gw
+    first = (np.arange(gh, dtype=np.int64)[:, None] * ph * gw + np.arange(gw)[None, :]).reshape(-1, 1)
+    rows = np.arange(ph, dtype=np.int64) * gw
     if layout == Layout.NCHW:
         rows = (np.arange(channels)[:, None] * gh * ph * gw + rows[None, :]).reshape(-1)
-    return first.astype(np.int32), rows.reshape(1, -1).astype(np.int32)
+    runs = gh * ph * gw * (channels if layout == Layout.NCHW else 1)
+    dtype = np.int32 if runs <= np.iinfo(np.int32).max else np.int64
+    return first.astype(dtype), rows.reshape(1, -1).astype(dtype)
 
 
 def gather_patches(g: GraphBuilder, x: str, layout: Layout, channels: int, patch: tuple[int, int],
