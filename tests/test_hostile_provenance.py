@@ -231,3 +231,15 @@ def test_check_gives_the_same_answer_whatever_the_cwd(two_exports, tmp_path):
     other = _cli("check", "--no-mobile", two_exports / "a0.onnx", cwd=tmp_path)
     assert rel.returncode == other.returncode == 0
     assert rel.stdout.replace("a0.onnx", str(two_exports / "a0.onnx"), 1) == other.stdout
+
+
+def test_a_file_of_another_vitstem_version_is_not_called_foreign(two_exports, monkeypatch):
+    """Export bytes change between versions (0.2.0 gathers patches where 0.1.0 ran a Conv): a file of another
+    version is not 'not exported from W' but named as needing that version to prove provenance."""
+    from vitstem.export import check_onnx
+
+    d, exported_by = two_exports, vitstem.__version__
+    monkeypatch.setattr(vitstem, "__version__", "9.9.9")
+    with pytest.raises(vitstem.ExportError, match=rf"exported by vitstem {exported_by}, this is 9\.9\.9: provenance "
+                                                  r"is proven by exporting again with the same version"):
+        check_onnx(d / "a0.onnx", weights=d / "w0.safetensors", mobile=False)
