@@ -159,8 +159,8 @@ def gather_rows(f: Folded, layout: Layout):
 
 
 def _gather_product(f: Folded, with_table: bool):
-    """The exporter's Gather patchify (vitstem.export.graph.pixel_runs) -> MatMul [-> Add(patch table)]: no prefix rows."""
-    from vitstem.export.graph import pixel_runs
+    """The exporter's Gather patchify (vitstem.export.patches.pixel_runs) -> MatMul [-> Add(patch table)]: no prefix rows."""
+    from vitstem.export.patches import pixel_runs
 
     first, offsets = pixel_runs(Layout.NCHW, f.c, (f.ph, f.pw), (f.gh, f.gw))
     inits = [_init("view", np.array([0, -1, f.pw], np.int64)), _init("index", first + offsets),

@@ -32,7 +32,7 @@ def _model(nodes, inits, in_shape, out_shape):
 
 def models() -> dict:
     """name -> (model, input shape): the floor MatMul, each patchify alone and followed by the MatMul, Identity."""
-    from vitstem.export.graph import pixel_runs
+    from vitstem.export.patches import pixel_runs
     from vitstem.spec.vocabulary import Layout
 
     kernel = (np.random.default_rng(0).standard_normal((K, D)) / np.sqrt(K)).astype(np.float32)

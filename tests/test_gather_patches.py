@@ -8,6 +8,7 @@ from onnx import TensorProto, helper
 
 from vitstem.backends.numpy.stem import patchify
 from vitstem.export import graph as G
+from vitstem.export import patches
 from vitstem.spec.vocabulary import INPUT_NAME, Layout
 
 CASES = [  # channels, (H, W), patch
@@ -23,7 +24,7 @@ def _gathered(layout: Layout, channels: int, size, patch, images: np.ndarray) ->
 
     g = G.GraphBuilder(17)
     grid = (size[0] // patch[0], size[1] // patch[1])
-    out = G.gather_patches(g, INPUT_NAME, layout, channels, patch, grid)
+    out = patches.gather_patches(g, INPUT_NAME, layout, channels, patch, grid)
     shape = list(layout.shape("B", channels, *size))
     graph = helper.make_graph(g.nodes, "gather", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, shape)],
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], g.initializers)
@@ -49,7 +50,7 @@ def test_nhwc_gather_is_the_reference_patchify_in_hwc_order(channels, size, patc
 
 def test_index_is_stored_as_first_runs_plus_offsets():
     # ViT-B/16 at 224: 196 first runs and 3 * 16 offsets, summed to the (196, 48) index of 16-pixel runs
-    first, offsets = G.pixel_runs(Layout.NCHW, 3, (16, 16), (14, 14))
+    first, offsets = patches.pixel_runs(Layout.NCHW, 3, (16, 16), (14, 14))
     assert first.shape == (196, 1) and offsets.shape == (1, 48) and first.dtype == offsets.dtype == np.int32
     index = first + offsets
     # patch (0, 1) starts at pixel (c=0, y=0, x=16): run 1; its row r=1 of channel 0 is run 14 (one 224-pixel
@@ -62,8 +63,8 @@ def test_index_is_stored_as_first_runs_plus_offsets():
 def test_index_of_an_image_past_int32_runs_is_int64():
     # a 65536 x 32768 image in runs of 16 pixels: 3 channels make 3 * 2**27 runs (int32); 16 channels make
     # 2**31 runs, one past int32's largest index, so the index is int64
-    small = G.pixel_runs(Layout.NCHW, 3, (16, 16), (2**12, 2**11))
+    small = patches.pixel_runs(Layout.NCHW, 3, (16, 16), (2**12, 2**11))
     assert small[0].dtype == np.int32
-    first, offsets = G.pixel_runs(Layout.NCHW, 16, (16, 16), (2**12, 2**11))
+    first, offsets = patches.pixel_runs(Layout.NCHW, 16, (16, 16), (2**12, 2**11))
     assert first.dtype == offsets.dtype == np.int64
     assert int(first.max() + offsets.max()) == 2**31 - 1  # the last run of the last channel

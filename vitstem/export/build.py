@@ -30,6 +30,7 @@ from . import folding
 from . import graph as G
 from .norms import normalize
 from .options import ExportOptions
+from .patches import conv_patches, gather_patches, patchify
 
 
 def _projection(opts: ExportOptions, layout: Layout) -> str:
@@ -38,8 +39,8 @@ def _projection(opts: ExportOptions, layout: Layout) -> str:
     gather:    one size: Gather of the image's pixel runs -> MatMul -> Add(patch table) -> Concat(prefix
                rows). ORT runs the Gather on all its threads, but a 6-D Transpose and the Conv's channels-last
                reorder on one, and the parallel MatMul after them starts late. Measured on an AVX2 AMD EPYC,
-               2 threads, NCHW fp32 (benchmarks/projections.py, docs/performance.md): 1.14x / 1.12x the floor
-               at batch 1 / 8, vs 1.47x / 1.43x for the Conv and 1.20x / 1.16x for the Transpose; NHWC and
+               2 threads, NCHW fp32 (benchmarks/projections.py, docs/benchmarks.md): 1.12x / 1.12x the floor
+               at batch 1 / 8, vs 1.40x / 1.41x for the Conv and 1.17x / 1.17x for the Transpose; NHWC and
                uint8 frames measured as fast or faster than by Transpose; int8 (with float MatMul output, see
                quantize.py) as fast as its QLinearConv, with half the error. The prefix rows are joined after
                the MatMul: padded in front, they give it 197 rows, measured slower than 196 + Concat.
@@ -107,8 +108,8 @@ def _patches(g: G.GraphBuilder, spec: Spec, opts: ExportOptions, x: str, grid, l
              projection: str) -> str:
     """(B, N, K) patch rows for the MatMul paths: gathered (one size) or transposed (any size)."""
     if projection == "gather":
-        return G.gather_patches(g, x, layout, spec.in_channels, spec.patch_size, spec.patch_grid(opts.fixed_size))
-    return G.patchify(g, x, layout, spec.in_channels, spec.patch_size, grid or spec.patch_grid(opts.fixed_size), order)
+        return gather_patches(g, x, layout, spec.in_channels, spec.patch_size, spec.patch_grid(opts.fixed_size))
+    return patchify(g, x, layout, spec.in_channels, spec.patch_size, grid or spec.patch_grid(opts.fixed_size), order)
 
 
 def _conv_kernel(spec: Spec, kernel: np.ndarray) -> np.ndarray:
@@ -123,7 +124,7 @@ def _normalised_patches(g: G.GraphBuilder, spec: Spec, weights, opts: ExportOpti
     constant prefix rows are joined after the table Add."""
     exact = opts.profile == Profile.EXACT
     if projection == "conv":
-        z = G.conv_patches(g, x, _conv_kernel(spec, kernel), spec.patch_size)
+        z = conv_patches(g, x, _conv_kernel(spec, kernel), spec.patch_size)
         if bias is not None:
             z = g.op("embed", "Add", [z, g.const("embed", "bias", bias)])
     else:
@@ -148,7 +149,8 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
         x = G.crop(g, x, layout, spec.patch_size, opts.fixed_size)
     # fast MatMul path on a narrower input (uint8 frames): patchify and pad in that dtype, cast last
     projection = _projection(opts, layout)
-    late_cast = not exact and projection != "conv" and spec.patch_norm is None and np.dtype(in_dtype).itemsize < dtype.itemsize
+    late_cast = (not exact and projection != "conv" and spec.patch_norm is None
+                 and np.dtype(in_dtype).itemsize < dtype.itemsize)
     if in_dtype != dtype.name and not late_cast:
         x = G.cast(g, "input", x, dtype.name)
     if exact and pre is not None:
@@ -171,7 +173,7 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
         z = G.add_position(g, z, _table(g, spec, weights, opts, grid, table_bias, dtype))
     else:  # conv, gather: (B, N, D) + patch table, then the constant prefix rows joined in front
         if projection == "conv":
-            z = G.conv_patches(g, x, _conv_kernel(spec, kernel), spec.patch_size)
+            z = conv_patches(g, x, _conv_kernel(spec, kernel), spec.patch_size)
         else:
             z = G.embed(g, _patches(g, spec, opts, x, grid, layout, order, projection), kernel, None, 0,
                         cast_to=dtype.name if late_cast else None)
