@@ -52,7 +52,7 @@ def pixel_runs(layout: Layout, channels: int, patch: tuple[int, int], grid: tupl
     rows = np.arange(ph, dtype=np.int64) * gw
     if layout == Layout.NCHW:
         rows = (np.arange(channels)[:, None] * gh * ph * gw + rows[None, :]).reshape(-1)
-    runs = gh * ph * gw * (channels if layout == Layout.NCHW else 1)
+    runs = int(first[-1, 0] + rows[-1]) + 1  # the image's last run is the largest index
     dtype = np.int32 if runs <= np.iinfo(np.int32).max else np.int64
     return first.astype(dtype), rows.reshape(1, -1).astype(dtype)
 
@@ -69,8 +69,10 @@ def gather_patches(g: GraphBuilder, x: str, layout: Layout, channels: int, patch
     """
     ph, pw = patch
     first, offsets = pixel_runs(layout, channels, patch, grid)
-    index = g.op("patchify", "Add", [g.const("patchify", "first_run", first), g.const("patchify", "run_offsets", offsets)])
-    x = g.op("patchify", "Reshape", [x, g.ints("patchify", "runs", [0, -1, pw if layout == Layout.NCHW else pw * channels])])
+    index = g.op("patchify", "Add", [g.const("patchify", "first_run", first),
+                                     g.const("patchify", "run_offsets", offsets)])
+    run = pw if layout == Layout.NCHW else pw * channels
+    x = g.op("patchify", "Reshape", [x, g.ints("patchify", "runs", [0, -1, run])])
     x = g.op("patchify", "Gather", [x, index], axis=1)
     return g.op("patchify", "Reshape", [x, g.ints("patchify", "shape3", [0, -1, channels * ph * pw])])
 

@@ -64,6 +64,11 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
         def get_next(self):
             return next(self._batches, None)
 
+    extra = {}
+    if const_weights_only:
+        extra["MatMulConstBOnly"] = True
+    if float_matmul_output:
+        extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
     with tempfile.TemporaryDirectory(prefix="vitstem-int8-") as tmp:
         src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
         onnx.save_model(model, src)
@@ -73,9 +78,7 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8,
                             calibrate_method=CalibrationMethod.MinMax,
                             nodes_to_exclude=list(exclude),
-                            extra_options={**({"MatMulConstBOnly": True} if const_weights_only else {}),
-                                           **({"OpTypesToExcludeOutputQuantization": ["MatMul"]}
-                                              if float_matmul_output else {})} or None)
+                            extra_options=extra or None)
         except Exception as exc:  # onnxruntime raises plain exceptions for calibration data it cannot use
             raise ExportError(f"int8 quantization failed: {' '.join(str(exc).split())}") from None
         finally:
