@@ -75,5 +75,6 @@ def test_timm_state_dict_loads_and_both_stems_match_the_reference(variant):
     resampled = hw != spec.image_size
     assert np.all(np.abs(theirs - expected) <= fast_error_bound(spec, weights, images, resampled_in_float32=resampled))
     assert np.all(np.abs(z - expected) <= fast_error_bound(spec, weights, images))
-    if not resampled:  # the same conv, concatenations and adds as timm: the same bits
-        assert np.array_equal(z, theirs)
+    if not resampled:  # the prefix rows take timm's adds: the same bits; the patch rows are the same sums
+        # in another order (a GEMM here, timm's conv), each within the bound above
+        assert np.array_equal(z[:, :spec.num_prefix_tokens], theirs[:, :spec.num_prefix_tokens])

@@ -1,7 +1,7 @@
 """The stem in PyTorch, stage for stage as the NumPy reference (same names, signatures and order; tensors).
 
-Profile "fast" computes in float32 (or the weights' float16/bfloat16), the patch projection as a conv
-with kernel = stride = P, as timm's. Profile "exact" computes in float64 with every sum in the
+Profile "fast" computes in float32 (or the weights' float16/bfloat16), the patch projection as one
+matrix product of the copied patch rows (timm's conv with kernel = stride = P computes the same sums). Profile "exact" computes in float64 with every sum in the
 reference's fixed order (`vitstem.spec.exact.sum_in_order`: the patch projection over k = 0..K-1,
 the norms' means over d = 0..D-1), out of elementwise ops only, and rounds once to float32 at the
 end: the reference's bits. `weights` maps canonical names to tensors (`VitStem` passes its parameters).
@@ -85,8 +85,7 @@ def _preprocess_constants(pre, dtype: torch.dtype, device: torch.device, layout:
 
 def patchify(x: torch.Tensor, patch_size: tuple[int, int], layout: Layout = Layout.NCHW) -> torch.Tensor:
     """The reference's patches, (B, N, C*Ph*Pw) in row-major grid order, each flattened (C, Ph, Pw), held
-    unflattened as (B, gh, gw, C, Ph, Pw): a view of the batch (flattening copies it), which the fast
-    projection reads back as the conv's image."""
+    unflattened as (B, gh, gw, C, Ph, Pw): a view of the batch; flattening it copies it, once."""
     layout = Layout(layout)
     x = x if layout is Layout.NCHW else x.permute(layout.to_nchw)
     b, c, h, w = x.shape
@@ -96,15 +95,17 @@ def patchify(x: torch.Tensor, patch_size: tuple[int, int], layout: Layout = Layo
 
 def embed_patches(spec: Spec, weights: Mapping[str, torch.Tensor], patches: torch.Tensor,
                   dtype: torch.dtype) -> torch.Tensor:
-    """(B, N, D) = x^i E (+ b): a conv with kernel = stride = P on the batch the patches view, except in
-    float64: the sum over k of x_k * E[k] in order k = 0..K-1 (as the reference; ONNX Runtime also has
-    no float64 Conv)."""
+    """(B, N, D) = x^i E (+ b): the patch rows copied out of the batch's view once, then one matrix
+    product with the conv weight read as E (D, K); in float64 the sum over k of x_k * E[k] in order
+    k = 0..K-1 (as the reference; ONNX Runtime also has no float64 Conv)."""
     weight = weights["patch_embed.weight"].to(dtype)
     bias = weights["patch_embed.bias"].to(dtype) if spec.patch_bias else None
     b, gh, gw, c, ph, pw = patches.shape
     if dtype != torch.float64:  # float32, or the module's float16/bfloat16
-        image = patches.permute(0, 3, 1, 4, 2, 5).reshape(b, c, gh * ph, gw * pw)  # a view again
-        return F.conv2d(image, weight, bias, stride=(ph, pw)).flatten(2).transpose(1, 2)
+        # Not timm's conv with kernel = stride = P: on CPU timm's stem, with oneDNN's strided conv, took
+        # 1.08-1.24x this one (ViT-B/16, batch 1 and 8, 1 and 2 threads, AMD EPYC; docs/benchmarks.md).
+        rows = patches.reshape(b, gh * gw, c * ph * pw)
+        return F.linear(rows, weight.reshape(spec.embed_dim, spec.patch_dim), bias)
     columns = patches.reshape(b, gh * gw, c * ph * pw).movedim(-1, 0).unsqueeze(-1)  # (K, B, N, 1): x_k
     E = weight.reshape(spec.embed_dim, spec.patch_dim).T[:, None, None, :]  # (K, 1, 1, D)
     out = sum_in_order(ordered_products(columns, E))[0]
@@ -130,11 +131,7 @@ def prefix_tokens(spec: Spec, weights: Mapping[str, torch.Tensor], batch, dtype:
 
 def add_position(spec: Spec, prefix: torch.Tensor, patches: torch.Tensor, table, dtype: torch.dtype) -> torch.Tensor:
     """[prefix; patches] + E_pos, `table` the pair (prefix rows, patch rows) of `position_table`;
-    without covers_prefix the prefix tokens get no position.
-
-    As timm does, the one big copy is the concat out of the conv's (B, D, N) layout, and the table is
-    added to the contiguous result: adding to the transposed view first took twice as long (measured).
-    """
+    without covers_prefix the prefix tokens get no position."""
     prefix_rows, patch_rows = (t.to(device=patches.device, dtype=dtype) for t in table)
     if spec.pos_prefix_rows:  # 0 or the number of prefix tokens
         prefix = prefix + prefix_rows
@@ -146,10 +143,10 @@ def add_position(spec: Spec, prefix: torch.Tensor, patches: torch.Tensor, table,
         z[:, prefix.shape[1]:].add_(patch_rows)
         return z
     # Without autograd (which refuses out=), z is written in one pass: the patch rows' sum straight
-    # into its slice of the output, read from the conv's (B, D, N) layout. A concat then an add read
-    # and wrote z twice: ~10 % slower at batch 1, ~25 % at batch 8 (measured, AMD EPYC).
+    # into its slice of the output. A concat then an add read and wrote z twice: ~10 % slower at
+    # batch 1, ~25 % at batch 8 (measured, AMD EPYC, when the rows came from a conv).
     p = prefix.shape[1]
-    # The dtype the concat would promote to: under autocast the conv's patches are bfloat16/float16
+    # The dtype the concat would promote to: under autocast the product's patches are bfloat16/float16
     # while the prefix and the table stay float32, and z0 comes out float32 as timm's does.
     dtype = torch.promote_types(torch.promote_types(prefix.dtype, patches.dtype), patch_rows.dtype)
     z = patches.new_empty((patches.shape[0], p + patches.shape[1], patches.shape[2]), dtype=dtype)
@@ -173,7 +170,7 @@ def stages(spec: Spec, weights: Mapping[str, torch.Tensor], images: torch.Tensor
 def forward(spec: Spec, weights: Mapping[str, torch.Tensor], images: torch.Tensor, profile: str = "fast") -> torch.Tensor:
     """z0 (B, prefix + N, D) for a batch tensor in the spec's layout (uint8 pixels or floats of any dtype).
 
-    fast: in the weights' dtype (float32 unless cast); under torch.autocast the patch conv runs in the
+    fast: in the weights' dtype (float32 unless cast); under torch.autocast the patch product runs in the
     autocast dtype and z0 comes out float32, exactly as timm's stem. exact: float64, rounded once to
     float32. `weights` are checked by the caller (VitStem checks them when it loads them); the batch is
     checked here, its finiteness on z0. InputError for a bad batch.
