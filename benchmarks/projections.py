@@ -2,7 +2,8 @@
 exporter's projections (gather, transpose, conv), timed against its floor in one interleaved run. This is
 the measurement behind `vitstem/export/build.py: _projection`.
 
-    .venv/bin/python benchmarks/projections.py [--spec NAME] [--batch 1 8] [--threads 1 2] [--rounds 40] [--json OUT]
+    .venv/bin/python benchmarks/projections.py [--spec NAME] [--batch 1 8] [--threads 1 2] [--rounds 40]
+        [--kinds NAME...] [--json OUT]
 
 Graph kinds: fp32 (dynamic and static batch), fp16, int8 (NCHW input), uint8 NHWC frames with the
 preprocessing in the graph, NHWC float32. Floors as in overhead_accounting.py (fp32, fp16, u8*u8 int8 of
@@ -31,8 +32,9 @@ KINDS = [("fp32", "fp32", {}, False), ("fp32 static batch", "fp32", {"batch": "B
          ("fp32 NHWC", "fp32", {}, True)]
 
 
-def build(spec_name: str, batch: int) -> dict:
-    """{(kind, projection): model bytes}; the Conv only where the graph's input is NCHW float or int8."""
+def build(spec_name: str, batch: int, kinds=None) -> dict:
+    """{(kind, projection): model bytes} of `kinds` (default: all); the Conv only where the graph's input is
+    NCHW float or int8."""
     import vitstem
     from vitstem.export.api import build_onnx, model_bytes
 
@@ -43,6 +45,8 @@ def build(spec_name: str, batch: int) -> dict:
     nhwc = vitstem.load_spec(data)
     out = {}
     for kind, _, kwargs, channels_last in KINDS:
+        if kinds and kind not in kinds:
+            continue
         kwargs = {k: batch if v == "B" else v for k, v in kwargs.items()}
         for projection in PROJECTIONS:
             if projection == "conv" and (channels_last or kwargs.get("preprocess_in_graph")):
@@ -82,11 +86,12 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 8])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=40)
+    ap.add_argument("--kinds", nargs="+", choices=[k[0] for k in KINDS], help="graph kinds to time (default: all)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        models = {b: build(args.spec, b) for b in args.batch}  # int8 calibration makes its own sessions: first
+        models = {b: build(args.spec, b, args.kinds) for b in args.batch}  # int8 calibration makes its own sessions: first
         rows = [r for b in args.batch for r in measure(args.spec, b, args.child, args.rounds, models[b])]
         print(json.dumps(rows))
         return 0
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
                "rows": []}
     for threads in args.threads:
         cmd = [sys.executable, __file__, "--child", str(threads), "--spec", args.spec, "--rounds", str(args.rounds),
-               "--batch", *map(str, args.batch)]
+               "--batch", *map(str, args.batch), *(["--kinds", *args.kinds] if args.kinds else [])]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode:
             raise SystemExit(f"child for {threads} thread(s) failed:\n{done.stderr}")

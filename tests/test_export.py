@@ -98,10 +98,15 @@ def test_vit_b16_graph_is_the_minimal_one():
     for sizes in ([(224, 224), (256, 256)], "dynamic"):
         ops = {n.op_type for n in build_onnx(sized, weights, image_size=sizes).graph.node}
         assert "Conv" in ops and "MatMul" not in ops, sizes
-    # int8: the gathered patches quantized, the MatMul's int32 sums scaled straight to float (no Q/DQ after it)
-    int8 = [n.op_type for n in build_onnx(spec, weights, precision="int8").graph.node]
-    assert int8[int8.index("Gather"):int8.index("MatMul") + 2] == ["Gather", "Reshape", "QuantizeLinear",
-                                                                   "DequantizeLinear", "MatMul", "Add"]
+    # int8: the gathered patches quantized, then the prefix rows padded in front as bytes (the zero point:
+    # they dequantize to 0), the MatMul's int32 sums scaled straight to float (no Q/DQ after it) and the
+    # full table added: no Concat of float rows
+    int8_model = build_onnx(spec, weights, precision="int8")
+    int8 = [n.op_type for n in int8_model.graph.node]
+    assert int8[int8.index("Gather"):] == ["Gather", "Reshape", "QuantizeLinear", "Pad", "DequantizeLinear", "MatMul",
+                                           "Add"]
+    q, pad = (next(n for n in int8_model.graph.node if n.op_type == op) for op in ("QuantizeLinear", "Pad"))
+    assert pad.input[0] == q.output[0] and pad.input[2] == q.input[2]
     # uint8 frames: gathered as bytes (runs of Pw * C), cast just before the MatMul
     nhwc = build_onnx(spec, weights, preprocess_in_graph=True)
     assert [n.op_type for n in nhwc.graph.node] == ["Add", "Reshape", "Gather", "Reshape", "Cast", "MatMul", "Add",

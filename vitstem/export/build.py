@@ -1,12 +1,14 @@
 """Assemble the stem graph from spec, weights and options: the stages of the reference, in order.
 
-    fast, NCHW:  images -> [Cast] -> Conv -> Transpose -> Reshape -> + patch table -> [Concat prefix rows]
-                 -> [pre_norm] -> [Cast]
-    fast, NHWC:  images -> patchify -> [Pad] -> [Cast] -> MatMul -> + table -> [pre_norm] -> [Cast]
-                 (uint8 frames are patchified and padded as bytes; a float input is cast first)
-    exact:       images -> Cast -> preprocess -> patchify -> Scan (sum over k) -> + b -> [Pad] -> + table
-                 -> [pre_norm, means as Scans] -> Cast
-    patch_norm:  ... projection -> + b -> patch_norm -> + patch table -> [Concat prefix rows] -> [pre_norm] ...
+    fast, one size:  images -> Gather (pixel runs) -> [Cast] -> MatMul -> + patch table -> [Concat prefix rows]
+                     -> [pre_norm] -> [Cast]   (uint8 frames gathered as bytes and cast just before the MatMul;
+                     int8: the prefix rows padded in front of the MatMul as bytes, then + the full table)
+    fast, sizes:     NCHW, batch dynamic or 1: images -> Conv -> Transpose -> Reshape -> + patch table ->
+                     [Concat prefix rows] -> ...; otherwise: images -> patchify (Transpose) -> [Pad] -> [Cast]
+                     -> MatMul -> + table -> ...
+    exact:           images -> Cast -> preprocess -> patchify -> Scan (sum over k) -> + b -> [Pad] -> + table
+                     -> [pre_norm, means as Scans] -> Cast
+    patch_norm:      ... projection -> + b -> patch_norm -> + patch table -> [Concat prefix rows] -> [pre_norm] ...
 
 In `fast` the preprocessing (scale, mean, std) and the patch bias are folded into the kernel and
 the table at export time; in `exact` every operation the reference does runs in float64, in the
@@ -25,7 +27,7 @@ from onnx import helper
 from ..spec import Spec
 from ..spec.exported import expected_io
 from ..spec.remainder import cropped_size
-from ..spec.vocabulary import INPUT_NAME, OUTPUT_NAME, Layout, Profile, graph_input
+from ..spec.vocabulary import INPUT_NAME, OUTPUT_NAME, Layout, Precision, Profile, graph_input
 from . import folding
 from . import graph as G
 from .norms import normalize
@@ -42,8 +44,9 @@ def _projection(opts: ExportOptions, layout: Layout) -> str:
                2 threads, NCHW fp32 (benchmarks/projections.py, docs/benchmarks.md): 1.12x / 1.12x the floor
                at batch 1 / 8, vs 1.40x / 1.41x for the Conv and 1.17x / 1.17x for the Transpose; NHWC and
                uint8 frames measured as fast or faster than by Transpose; int8 (with float MatMul output, see
-               quantize.py) as fast as its QLinearConv, with half the error. The prefix rows are joined after
-               the MatMul: padded in front, they give it 197 rows, measured slower than 196 + Concat.
+               quantize.py) as fast as its QLinearConv, with half the error. In float the prefix rows are
+               joined after the MatMul: padded in front, they give it 197 rows, measured slower than 196 +
+               Concat; int8 pads them in front as bytes (`_prefix_before_product`).
     conv:      several sizes, NCHW, batch dynamic or 1: Conv -> Transpose(0, 2, 3, 1) -> Reshape; ORT folds the
                Transpose into its NCHWc reorder, and the Conv takes any size (the Gather's index is bound to one).
     transpose: several sizes otherwise: 6-D Transpose patchify, the prefix rows padded in front of the MatMul.
@@ -53,6 +56,18 @@ def _projection(opts: ExportOptions, layout: Layout) -> str:
     if opts.fixed_size:
         return "gather"
     return "conv" if layout == Layout.NCHW and opts.batch in (None, 1) else "transpose"
+
+
+def _prefix_before_product(opts: ExportOptions, projection: str) -> bool:
+    """Whether the prefix rows are zero rows padded in front of the patch rows (0 E = 0 exactly; the full
+    table then adds the prefix rows) rather than joined after the table Add.
+
+    transpose: always (one copy fewer than a Concat after). gather: only for int8, where the quantizer's
+    QuantizeLinear is moved in front of the Pad (quantize.py), so the rows padded are bytes, a quarter of a
+    float32 Concat after, and no Shape/Expand nodes: measured 1.22x vs 1.23x the int8 floor at batch 1 and
+    1.18x vs 1.19x at batch 8, 2 threads, 300 rounds (docs/benchmarks.md). In float the Concat after wins
+    (see `_projection`)."""
+    return projection == "transpose" or (projection == "gather" and opts.precision == Precision.INT8)
 
 
 def _io_infos(spec: Spec, opts: ExportOptions) -> list:
@@ -166,7 +181,7 @@ def build_graph(spec: Spec, weights: Mapping[str, np.ndarray], opts: ExportOptio
     if spec.patch_norm is not None:
         z = _normalised_patches(g, spec, weights, opts, x, grid, layout, order, kernel,
                                 bias.astype(dtype) if has_bias else None, dtype, projection)
-    elif projection == "transpose":  # the prefix rows padded in front of the MatMul: (B, P + N, D) + full table
+    elif _prefix_before_product(opts, projection):  # zero rows padded in front: (B, P + N, D) + full table
         patches = _patches(g, spec, opts, x, grid, layout, order, projection)
         z = G.embed(g, patches, kernel, separate_bias, spec.num_prefix_tokens, ordered=exact,
                     cast_to=dtype.name if late_cast else None)

@@ -83,7 +83,53 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
             raise ExportError(f"int8 quantization failed: {' '.join(str(exc).split())}") from None
         finally:
             logging.disable(logging.NOTSET)
-        return onnx.load_model(dst)
+        return quantize_before_pad(onnx.load_model(dst))
+
+
+def quantize_before_pad(model):
+    """`model` with each per-tensor QuantizeLinear of a zero Pad's output moved in front of the Pad, which
+    then pads with the zero point: Q(Pad(x, 0)) = Pad(Q(x), Q(0)) and Q(0) is the zero point exactly, so the
+    same bytes, but the stem's prefix rows are padded as uint8, a quarter of a float32 copy
+    (`vitstem.export.build._prefix_before_product`)."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    nodes = list(graph.node)  # the messages themselves, reordered here and written back once
+    for q in [n for n in nodes if n.op_type == "QuantizeLinear" and len(n.input) == 3]:
+        pad = _zero_pad_feeding(nodes, q, constants)
+        if pad is None:
+            continue
+        # x -> Pad -> Q  becomes  x -> Q -> Pad(value: Q's zero point)
+        q.input[0], q.output[0], pad.output[0] = pad.input[0], pad.input[0] + "_quantized", q.output[0]
+        pad.input[0] = q.output[0]
+        del pad.input[2:]
+        pad.input.append(q.input[2])
+        nodes.remove(q)
+        nodes.insert(nodes.index(pad), q)
+    rebuilt = [type(n).FromString(n.SerializeToString()) for n in nodes]
+    del graph.node[:]
+    graph.node.extend(rebuilt)
+    made = {out for n in rebuilt for out in n.output}
+    kept = [v for v in graph.value_info if v.name in made]  # the float Pad output is gone
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    return model
+
+
+def _zero_pad_feeding(nodes, q, constants):
+    """The Pad whose output only `q` reads, when q can move in front of it: q per-tensor (scalar scale and
+    zero point), the Pad in constant mode padding zeros, without an axes input; else None."""
+    if any(np.ndim(constants.get(name, np.zeros(1))) != 0 for name in q.input[1:]):
+        return None
+    pad = next((n for n in nodes if q.input[0] in n.output), None)
+    if pad is None or pad.op_type != "Pad" or sum(name == q.input[0] for n in nodes for name in n.input) != 1:
+        return None
+    mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
+    value = pad.input[2] if len(pad.input) > 2 else ""
+    if mode != b"constant" or len(pad.input) > 3 or (value and np.any(constants.get(value, 1) != 0)):
+        return None
+    return pad
 
 
 def calibration_digest(images: np.ndarray) -> str:
