@@ -8,7 +8,10 @@
 Fresh-process figures are wall clock around `python -c ...` as a user would run it, with the
 bare interpreter and the bare imports timed the same way so the floor of each is visible.
 
-    python benchmarks/extras.py [--spec vit_base_patch16_224] [--repeats 7] [--runs 60] [--json OUT]
+    python benchmarks/extras.py [--spec vit_base_patch16_224] [--repeats 7] [--runs 60] [--edge-python PY] [--json OUT]
+
+`--edge-python` also times the runtime's start-up with another interpreter: one of a venv holding only the
+wheel's `[edge]` install (numpy, onnxruntime; no editable-install finder, no torch/TF/onnx), as a device has.
 """
 
 from __future__ import annotations
@@ -33,13 +36,13 @@ from harness.timing import interleaved_times, summarize
 TARGETS = {"export_fresh_process_s": 1.0, "runtime_import_and_session_s": 0.3, "file_overhead_bytes": 16 * 1024}
 
 
-def wall_clock(code: str, repeats: int) -> dict:
+def wall_clock(code: str, repeats: int, python: str = sys.executable) -> dict:
     """Median and min seconds of `python -c code` in a fresh interpreter, `repeats` times."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True, env=env)
+        subprocess.run([python, "-c", code], check=True, env=env)
         seconds.append(time.perf_counter() - start)
     return {"median_s": statistics.median(seconds), "min_s": min(seconds), "repeats": repeats}
 
@@ -63,6 +66,14 @@ def fresh_process(spec_name: str, tmp: Path, repeats: int) -> dict:
         "runtime_import_and_session": runtime,
     }
     return {name: wall_clock(code, repeats) for name, code in cases.items()}
+
+
+def edge_startup(python: str, model_path: Path, repeats: int) -> dict:
+    """The runtime's fresh-process figures with `python`, an interpreter of an `[edge]` install."""
+    cases = {"python_startup": "pass", "import_numpy": "import numpy", "import_onnxruntime": "import onnxruntime",
+             "import_runtime": "import vitstem.runtime",
+             "runtime_import_and_session": f"import vitstem.runtime; vitstem.runtime.load({str(model_path)!r})"}
+    return {name: wall_clock(code, repeats, python) for name, code in cases.items()}
 
 
 def session_creation(tmp: Path, repeats: int) -> dict:
@@ -173,6 +184,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=60)
     ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS")
+    ap.add_argument("--edge-python", metavar="PY", help="also time the runtime's start-up with this interpreter")
     ap.add_argument("--json")
     ap.add_argument("--timing-child", metavar="MODELS_DIR", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -186,6 +198,8 @@ def main(argv=None) -> int:
             wait_for_quiet(args.wait_quiet)
         probe = ForeignLoad().start()
         result["fresh_process"] = fresh_process(args.spec, Path(tmp), args.repeats)
+        if args.edge_python:
+            result["edge_install"] = edge_startup(args.edge_python, Path(tmp) / "model.onnx", args.repeats)
         result["fresh_process_foreign_cpu_load"] = probe.stop()
         result["file_size"] = file_size(args.spec, Path(tmp))
         result["session_creation"] = session_creation(Path(tmp), args.repeats)
@@ -200,6 +214,9 @@ def main(argv=None) -> int:
          "limit": TARGETS["export_fresh_process_s"]},
         {"target": "import vitstem.runtime + session creation (s, median)",
          "value": fp["runtime_import_and_session"]["median_s"], "limit": TARGETS["runtime_import_and_session_s"]},
+        *([{"target": "the same with the [edge] install's interpreter (s, median)",
+            "value": result["edge_install"]["runtime_import_and_session"]["median_s"],
+            "limit": TARGETS["runtime_import_and_session_s"]}] if "edge_install" in result else []),
         {"target": "fp32 file bytes - canonical weight bytes", "value": size["overhead_vs_canonical_bytes"],
          "limit": TARGETS["file_overhead_bytes"]},
         {"target": "fp32 file bytes - initializer bytes", "value": size["overhead_vs_initializers_bytes"],
@@ -209,6 +226,8 @@ def main(argv=None) -> int:
         t["met"] = t["value"] <= t["limit"]
     for name, fig in result["fresh_process"].items():
         print(f"fresh process {name:28s} median {fig['median_s']:.3f} s  min {fig['min_s']:.3f} s")
+    for name, fig in result.get("edge_install", {}).items():
+        print(f"edge install  {name:28s} median {fig['median_s']:.3f} s  min {fig['min_s']:.3f} s")
     for name, fig in result["session_creation"].items():
         print(f"session creation {name:25s} median {fig['median_s'] * 1e3:.1f} ms  min {fig['min_s'] * 1e3:.1f} ms")
     for t in result["targets"]:
