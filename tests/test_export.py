@@ -107,6 +107,10 @@ def test_vit_b16_graph_is_the_minimal_one():
                                            "Add"]
     q, pad = (next(n for n in int8_model.graph.node if n.op_type == op) for op in ("QuantizeLinear", "Pad"))
     assert pad.input[0] == q.output[0] and pad.input[2] == q.input[2]
+    # int8 on uint8 frames: the bytes gathered and padded go to the integer product as they are (the calibrated
+    # scale is 1 and the zero point 0: no Cast, no QuantizeLinear)
+    frames = [n.op_type for n in build_onnx(spec, weights, precision="int8", preprocess_in_graph=True).graph.node]
+    assert frames[frames.index("Gather"):] == ["Gather", "Reshape", "Pad", "DequantizeLinear", "MatMul", "Add"]
     # uint8 frames: gathered as bytes (runs of Pw * C), cast just before the MatMul
     nhwc = build_onnx(spec, weights, preprocess_in_graph=True)
     assert [n.op_type for n in nhwc.graph.node] == ["Add", "Reshape", "Gather", "Reshape", "Cast", "MatMul", "Add",

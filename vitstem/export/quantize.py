@@ -5,7 +5,8 @@ the LayerNorm stay in float32. Weights are uint8 (asymmetric), not int8: ONNX Ru
 without VNNI (AVX2-only hosts, e.g. many AMD EPYC) sums pairs of products in saturating int16 (vpmaddubsw), and
 255 * 127 * 2 overflows it: measured on an AVX2-only EPYC, a ViT-S/16 stem was off by 22 % of max|z0| with int8
 weights and 1.4 % with uint8 weights. The u8*u8 kernel widens before it adds, so it is exact on every x86 host. With preprocessing folded into the kernel the MatMul sees raw pixels,
-so 0..255 calibrates to a scale of exactly 1: the activation quantization of pixels is lossless.
+so 0..255 calibrates to a scale of exactly 1: the activation quantization of pixels is lossless, and for uint8
+frames it is dropped altogether (`drop_lossless_quantize`).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
             raise ExportError(f"int8 quantization failed: {' '.join(str(exc).split())}") from None
         finally:
             logging.disable(logging.NOTSET)
-        return quantize_before_pad(onnx.load_model(dst))
+        return drop_lossless_quantize(quantize_before_pad(onnx.load_model(dst)))
 
 
 def quantize_before_pad(model):
@@ -114,6 +115,45 @@ def quantize_before_pad(model):
     kept = [v for v in graph.value_info if v.name in made]  # the float Pad output is gone
     del graph.value_info[:]
     graph.value_info.extend(kept)
+    return model
+
+
+def drop_lossless_quantize(model):
+    """`model` without QuantizeLinear(Cast(x)) where x is uint8, the scale exactly 1 and the zero point uint8 0:
+    that pair gives x back byte for byte (round(x / 1) + 0 of an integer 0..255), so its readers take x. uint8
+    camera frames calibrated on the full 0..255 range (folded preprocessing: the MatMul sees raw pixels) then
+    go from the patchify to the integer product as the bytes they came in as."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             [*graph.input, *onnx.shape_inference.infer_shapes(model).graph.value_info]}
+    producers = {out: n for n in graph.node for out in n.output}
+    dropped, renamed = set(), {}
+    for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) == 3]:
+        cast, scale, zero_point = producers.get(q.input[0]), constants.get(q.input[1]), constants.get(q.input[2])
+        if (cast is None or cast.op_type != "Cast" or types.get(cast.input[0]) != TensorProto.UINT8
+                or scale is None or zero_point is None or zero_point.dtype != np.uint8
+                or not (np.all(scale == 1) and np.all(zero_point == 0))):
+            continue
+        dropped.add(id(q))
+        renamed[q.output[0]] = cast.input[0]
+    if not dropped:
+        return model
+    kept = [n for n in graph.node if id(n) not in dropped]
+    for n in kept:
+        n.input[:] = [renamed.get(name, name) for name in n.input]
+    read = {name for n in kept for name in n.input} | {o.name for o in graph.output}
+    kept = [n for n in kept if not (n.op_type == "Cast" and n.output[0] not in read)]  # casts nothing reads
+    rebuilt = [type(n).FromString(n.SerializeToString()) for n in kept]
+    del graph.node[:]
+    graph.node.extend(rebuilt)
+    made = {out for n in rebuilt for out in n.output}
+    values = [v for v in graph.value_info if v.name in made]
+    del graph.value_info[:]
+    graph.value_info.extend(values)
     return model
 
 

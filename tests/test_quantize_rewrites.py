@@ -1,16 +1,16 @@
-"""quantize_before_pad: Q(Pad(x, 0)) rewritten as Pad(Q(x), zero point) gives the same bytes in ONNX Runtime
-and by hand; Pads it cannot move through are left alone."""
+"""The exact rewrites of the quantized graph: quantize_before_pad (Q(Pad(x, 0)) as Pad(Q(x), zero point)) and
+drop_lossless_quantize (Q(Cast(x)) of uint8 x with scale 1, zero point 0, as x) give the same bytes in ONNX
+Runtime and by hand; what they cannot rewrite is left alone."""
 
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
-from vitstem.export.quantize import quantize_before_pad  # noqa: E402
+from vitstem.export.quantize import drop_lossless_quantize, quantize_before_pad
 
 PADS = [0, 2, 0, 0, 1, 0]  # ONNX order (begins, then ends): two rows in front on axis 1, one behind it
 
@@ -73,3 +73,41 @@ def test_pads_it_cannot_move_through_are_left_alone(case):
     model = padded_then_quantized(scale, zero_point, **kwargs)
     run(model, np.ones((2, 3, 4), np.float32))  # a valid graph
     assert quantize_before_pad(copy(model)) == model
+
+
+def cast_then_quantized(scale, zero_point, source=TensorProto.UINT8, extra_reader=False):
+    """x (2, 128) of `source` -> Cast(float) -> QuantizeLinear -> DequantizeLinear -> y; `extra_reader`: the
+    cast floats are an output too."""
+    inits = [numpy_helper.from_array(np.asarray(scale, np.float32), "scale"),
+             numpy_helper.from_array(np.asarray(zero_point), "zp")]
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("QuantizeLinear", ["xf", "scale", "zp"], ["q"]),
+             helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["y"])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+    if extra_reader:
+        outputs.append(helper.make_tensor_value_info("xf", TensorProto.FLOAT, None))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", source, [2, 128])], outputs,
+                              initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=8)
+
+
+@pytest.mark.parametrize("extra_reader", [False, True])
+def test_a_lossless_quantize_of_uint8_pixels_is_dropped(extra_reader):
+    x = np.arange(256, dtype=np.uint8).reshape(2, 128)  # every byte value
+    model = cast_then_quantized(1.0, np.uint8(0), extra_reader=extra_reader)
+    rewritten = drop_lossless_quantize(copy(model))
+    # the Cast stays only while something else reads its floats
+    assert [n.op_type for n in rewritten.graph.node] == (["Cast", "DequantizeLinear"] if extra_reader else ["DequantizeLinear"])
+    assert rewritten.graph.node[-1].input[0] == "x"
+    before, after = run(model, x), run(rewritten, x)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert np.array_equal(after[0], x.astype(np.float32))
+
+
+@pytest.mark.parametrize("case", ["scale 0.5", "zero point 3", "int8 pixels"])
+def test_quantizes_that_change_values_are_kept(case):
+    scale = 0.5 if case == "scale 0.5" else 1.0
+    zero_point = np.uint8(3 if case == "zero point 3" else 0)
+    source = TensorProto.INT8 if case == "int8 pixels" else TensorProto.UINT8  # -5 would saturate to 0
+    model = cast_then_quantized(scale, zero_point, source)
+    assert drop_lossless_quantize(copy(model)) == model
