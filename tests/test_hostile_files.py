@@ -133,6 +133,29 @@ def test_int8_calibrated_on_zeros_quantizes_pixels_losslessly():
     assert relative < 0.02 and cosine > 0.999
 
 
+@pytest.mark.parametrize("calibration", ["dark frames", "grey frames"])
+def test_int8_on_uint8_frames_takes_the_bytes_whatever_the_calibration(calibration):
+    """uint8 frames: the folded kernel multiplies raw bytes, so they are quantized with scale 1 and zero point 0
+    (no QuantizeLinear left), not with a range calibrated on the user's images: frames calibrated on dark or
+    grey images give the very z0 of the default calibration, where a calibrated range clipped the pixels
+    outside it (ViT-S/16 calibrated on a dark set, max 40, was refused: min token cosine -0.14)."""
+    import onnxruntime as ort
+
+    from vitstem.export import build_onnx
+
+    weights = vitstem.init_weights(PRE_SPEC)
+    rng = np.random.default_rng(7)
+    frames = {"dark frames": rng.integers(0, 40, (4, 8, 8, 3), dtype=np.uint8),
+              "grey frames": rng.integers(100, 141, (4, 8, 8, 3), dtype=np.uint8)}[calibration]
+    default = build_onnx(PRE_SPEC, weights, precision="int8", preprocess_in_graph=True)
+    model = build_onnx(PRE_SPEC, weights, precision="int8", preprocess_in_graph=True, calibration=frames)
+    assert "QuantizeLinear" not in {n.op_type for n in model.graph.node}
+    images = rng.integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(  # noqa: E731
+        None, {"images": images})[0]
+    assert np.array_equal(run(model), run(default))
+
+
 @pytest.mark.parametrize("blocked, args, extra", [
     # (check without onnx falls back to onnxruntime's checks: tests/test_newcomer_install.py)
     ("onnxruntime", ["run", "{d}/m.onnx", "{d}/x.npy", "-o", "{d}/z.npy"], "edge"),

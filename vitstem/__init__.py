@@ -8,7 +8,7 @@ from .backends import forward
 from .errors import ExportError, InputError, SpecError, VitstemError, WeightsError
 from .spec import Spec, init_weights, load_spec, load_weights, save_weights, weight_shapes
 
-__version__ = "0.2.2"
+__version__ = "0.2.3"
 
 __all__ = [
     "ExportError", "InputError", "Spec", "SpecError", "VitstemError", "WeightsError", "__version__",

@@ -52,7 +52,11 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
     scores and mixing) in float; exclude: names of nodes left in float. float_matmul_output: no Q/DQ pair
     after a MatMul, so its int32 sums are scaled straight to float (ORT fuses MatMulIntegerToFloat) instead of
     being rounded to uint8 again: for the stem, half the error at the same speed (benchmarks/projections.py).
-    A Conv keeps its output pair: without it ORT runs ConvInteger + casts, measured 2x slower."""
+    A Conv keeps its output pair: without it ORT runs ConvInteger + casts, measured 2x slower.
+
+    Bytes cast to float (uint8 camera frames, which the folded kernel multiplies raw) are quantized with scale
+    1 and zero point 0 whatever the calibration: lossless for every frame (`uint8_casts`), where a range
+    calibrated on darker images would clip brighter ones; `drop_lossless_quantize` then removes the pair."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                           quantize_static)
@@ -70,6 +74,9 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
         extra["MatMulConstBOnly"] = True
     if float_matmul_output:
         extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
+    if casts := uint8_casts(model):
+        extra["TensorQuantOverrides"] = {name: [{"scale": np.array(1, np.float32), "zero_point": np.array(0, np.uint8)}]
+                                         for name in casts}
     with tempfile.TemporaryDirectory(prefix="vitstem-int8-") as tmp:
         src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
         onnx.save_model(model, src)
@@ -85,6 +92,18 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
         finally:
             logging.disable(logging.NOTSET)
         return drop_lossless_quantize(quantize_before_pad(onnx.load_model(dst)))
+
+
+def uint8_casts(model) -> list[str]:
+    """Names of the float tensors that are Casts of uint8 tensors: their values are the integers 0..255."""
+    import onnx
+    from onnx import TensorProto
+
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in
+             [*graph.input, *onnx.shape_inference.infer_shapes(model).graph.value_info]}
+    return [n.output[0] for n in graph.node if n.op_type == "Cast" and types.get(n.input[0]) == TensorProto.UINT8
+            and next(a.i for a in n.attribute if a.name == "to") in (TensorProto.FLOAT, TensorProto.FLOAT16)]
 
 
 def quantize_before_pad(model):
