@@ -26,10 +26,12 @@ def padded_then_quantized(scale, zero_point, *, value=None, mode=None, extra_rea
     if value is not None:
         inits.append(numpy_helper.from_array(np.array(value, np.float32), "value"))
         pad_inputs.append("value")
+    per_channel = {"axis": 2} if np.ndim(scale) else {}
     nodes = [helper.make_node("Pad", pad_inputs, ["padded"], **({"mode": mode} if mode else {})),
-             helper.make_node("QuantizeLinear", ["padded", "scale", "zp"], ["q"], **({"axis": 2} if np.ndim(scale) else {})),
-             helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["y"], **({"axis": 2} if np.ndim(scale) else {}))]
-    outputs = [helper.make_tensor_value_info("q", zp_type, None), helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
+             helper.make_node("QuantizeLinear", ["padded", "scale", "zp"], ["q"], **per_channel),
+             helper.make_node("DequantizeLinear", ["q", "scale", "zp"], ["y"], **per_channel)]
+    outputs = [helper.make_tensor_value_info("q", zp_type, None),
+               helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
     if extra_reader:
         nodes.append(helper.make_node("Identity", ["padded"], ["padded_copy"]))
         outputs.append(helper.make_tensor_value_info("padded_copy", TensorProto.FLOAT, None))
@@ -97,7 +99,8 @@ def test_a_lossless_quantize_of_uint8_pixels_is_dropped(extra_reader):
     model = cast_then_quantized(1.0, np.uint8(0), extra_reader=extra_reader)
     rewritten = drop_lossless_quantize(copy(model))
     # the Cast stays only while something else reads its floats
-    assert [n.op_type for n in rewritten.graph.node] == (["Cast", "DequantizeLinear"] if extra_reader else ["DequantizeLinear"])
+    expected = ["Cast", "DequantizeLinear"] if extra_reader else ["DequantizeLinear"]
+    assert [n.op_type for n in rewritten.graph.node] == expected
     assert rewritten.graph.node[-1].input[0] == "x"
     before, after = run(model, x), run(rewritten, x)
     assert all(np.array_equal(a, b) for a, b in zip(before, after))

@@ -4,9 +4,10 @@ Only the projection (Conv or MatMul) is quantized (per-channel 8-bit weights, ui
 the LayerNorm stay in float32. Weights are uint8 (asymmetric), not int8: ONNX Runtime's u8*s8 kernel on x86 CPUs
 without VNNI (AVX2-only hosts, e.g. many AMD EPYC) sums pairs of products in saturating int16 (vpmaddubsw), and
 255 * 127 * 2 overflows it: measured on an AVX2-only EPYC, a ViT-S/16 stem was off by 22 % of max|z0| with int8
-weights and 1.4 % with uint8 weights. The u8*u8 kernel widens before it adds, so it is exact on every x86 host. With preprocessing folded into the kernel the MatMul sees raw pixels,
-so 0..255 calibrates to a scale of exactly 1: the activation quantization of pixels is lossless, and for uint8
-frames it is dropped altogether (`drop_lossless_quantize`).
+weights and 1.4 % with uint8 weights. The u8*u8 kernel widens before it adds, so it is exact on every x86 host.
+With preprocessing folded into the kernel the MatMul sees raw pixels, so 0..255 calibrates to a scale of exactly
+1: the activation quantization of pixels is lossless; for uint8 frames it is pinned there and then dropped
+(`uint8_casts`, `drop_lossless_quantize`).
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
     if float_matmul_output:
         extra["OpTypesToExcludeOutputQuantization"] = ["MatMul"]
     if casts := uint8_casts(model):
-        extra["TensorQuantOverrides"] = {name: [{"scale": np.array(1, np.float32), "zero_point": np.array(0, np.uint8)}]
-                                         for name in casts}
+        identity = {"scale": np.array(1, np.float32), "zero_point": np.array(0, np.uint8)}
+        extra["TensorQuantOverrides"] = {name: [identity] for name in casts}
     with tempfile.TemporaryDirectory(prefix="vitstem-int8-") as tmp:
         src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
         onnx.save_model(model, src)
@@ -96,13 +97,10 @@ def quantize_int8(model, calibration: np.ndarray, *, op_types=("MatMul", "Conv")
 
 def uint8_casts(model) -> list[str]:
     """Names of the float tensors that are Casts of uint8 tensors: their values are the integers 0..255."""
-    import onnx
     from onnx import TensorProto
 
-    graph = model.graph
-    types = {v.name: v.type.tensor_type.elem_type for v in
-             [*graph.input, *onnx.shape_inference.infer_shapes(model).graph.value_info]}
-    return [n.output[0] for n in graph.node if n.op_type == "Cast" and types.get(n.input[0]) == TensorProto.UINT8
+    types = _elem_types(model)
+    return [n.output[0] for n in model.graph.node if n.op_type == "Cast" and types.get(n.input[0]) == TensorProto.UINT8
             and next(a.i for a in n.attribute if a.name == "to") in (TensorProto.FLOAT, TensorProto.FLOAT16)]
 
 
@@ -127,28 +125,20 @@ def quantize_before_pad(model):
         pad.input.append(q.input[2])
         nodes.remove(q)
         nodes.insert(nodes.index(pad), q)
-    rebuilt = [type(n).FromString(n.SerializeToString()) for n in nodes]
-    del graph.node[:]
-    graph.node.extend(rebuilt)
-    made = {out for n in rebuilt for out in n.output}
-    kept = [v for v in graph.value_info if v.name in made]  # the float Pad output is gone
-    del graph.value_info[:]
-    graph.value_info.extend(kept)
+    _replace_nodes(graph, nodes)
     return model
 
 
 def drop_lossless_quantize(model):
     """`model` without QuantizeLinear(Cast(x)) where x is uint8, the scale exactly 1 and the zero point uint8 0:
     that pair gives x back byte for byte (round(x / 1) + 0 of an integer 0..255), so its readers take x. uint8
-    camera frames calibrated on the full 0..255 range (folded preprocessing: the MatMul sees raw pixels) then
-    go from the patchify to the integer product as the bytes they came in as."""
-    import onnx
+    camera frames (pinned to that scale by `uint8_casts`) then go from the patchify to the integer product as
+    the bytes they came in as."""
     from onnx import TensorProto, numpy_helper
 
     graph = model.graph
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    types = {v.name: v.type.tensor_type.elem_type for v in
-             [*graph.input, *onnx.shape_inference.infer_shapes(model).graph.value_info]}
+    types = _elem_types(model)
     producers = {out: n for n in graph.node for out in n.output}
     dropped, renamed = set(), {}
     for q in [n for n in graph.node if n.op_type == "QuantizeLinear" and len(n.input) == 3]:
@@ -165,15 +155,28 @@ def drop_lossless_quantize(model):
     for n in kept:
         n.input[:] = [renamed.get(name, name) for name in n.input]
     read = {name for n in kept for name in n.input} | {o.name for o in graph.output}
-    kept = [n for n in kept if not (n.op_type == "Cast" and n.output[0] not in read)]  # casts nothing reads
-    rebuilt = [type(n).FromString(n.SerializeToString()) for n in kept]
+    _replace_nodes(graph, [n for n in kept if not (n.op_type == "Cast" and n.output[0] not in read)])  # unread casts
+    return model
+
+
+def _elem_types(model) -> dict[str, int]:
+    """Tensor name -> ONNX element type, for the graph's inputs and every inferred intermediate."""
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    return {v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *inferred.value_info]}
+
+
+def _replace_nodes(graph, nodes) -> None:
+    """Write `nodes` (messages of `graph`, reordered or fewer) back as its node list, and drop the
+    value_info of tensors no node makes any more."""
+    rebuilt = [type(n).FromString(n.SerializeToString()) for n in nodes]  # copies: the originals are cleared
     del graph.node[:]
     graph.node.extend(rebuilt)
     made = {out for n in rebuilt for out in n.output}
-    values = [v for v in graph.value_info if v.name in made]
+    kept = [v for v in graph.value_info if v.name in made]
     del graph.value_info[:]
-    graph.value_info.extend(values)
-    return model
+    graph.value_info.extend(kept)
 
 
 def _zero_pad_feeding(nodes, q, constants):

@@ -1,10 +1,11 @@
 """The stem in PyTorch, stage for stage as the NumPy reference (same names, signatures and order; tensors).
 
 Profile "fast" computes in float32 (or the weights' float16/bfloat16), the patch projection as one
-matrix product of the copied patch rows (timm's conv with kernel = stride = P computes the same sums). Profile "exact" computes in float64 with every sum in the
-reference's fixed order (`vitstem.spec.exact.sum_in_order`: the patch projection over k = 0..K-1,
-the norms' means over d = 0..D-1), out of elementwise ops only, and rounds once to float32 at the
-end: the reference's bits. `weights` maps canonical names to tensors (`VitStem` passes its parameters).
+matrix product of the copied patch rows (timm's conv with kernel = stride = P computes the same sums).
+Profile "exact" computes in float64 with every sum in the reference's fixed order
+(`vitstem.spec.exact.sum_in_order`: the patch projection over k = 0..K-1, the norms' means over
+d = 0..D-1), out of elementwise ops only, and rounds once to float32 at the end: the reference's bits.
+`weights` maps canonical names to tensors (`VitStem` passes its parameters).
 """
 
 from __future__ import annotations
