@@ -8,7 +8,8 @@
 Fresh-process figures are wall clock around `python -c ...` as a user would run it, with the
 bare interpreter and the bare imports timed the same way so the floor of each is visible.
 
-    python benchmarks/extras.py [--spec vit_base_patch16_224] [--repeats 7] [--runs 60] [--edge-python PY] [--json OUT]
+    python benchmarks/extras.py [--spec vit_base_patch16_224] [--repeats 7] [--runs 60] [--edge-python PY]
+        [--json OUT]
 
 `--edge-python` also times the runtime's start-up with another interpreter: one of a venv holding only the
 wheel's `[edge]` install (numpy, onnxruntime; no editable-install finder, no torch/TF/onnx), as a device has.
@@ -47,6 +48,13 @@ def wall_clock(code: str, repeats: int, python: str = sys.executable) -> dict:
     return {"median_s": statistics.median(seconds), "min_s": min(seconds), "repeats": repeats}
 
 
+def runtime_cases(model_path: Path) -> dict[str, str]:
+    """The runtime's start-up, piece by piece: what an edge device's process pays before its first z0."""
+    return {"python_startup": "pass", "import_numpy": "import numpy", "import_onnxruntime": "import onnxruntime",
+            "import_runtime": "import vitstem.runtime",
+            "runtime_import_and_session": f"import vitstem.runtime; vitstem.runtime.load({str(model_path)!r})"}
+
+
 def fresh_process(spec_name: str, tmp: Path, repeats: int) -> dict:
     spec = vitstem.load_spec(spec_name)
     weights_path = vitstem.save_weights(vitstem.init_weights(spec), tmp / "weights.safetensors", spec)
@@ -54,26 +62,14 @@ def fresh_process(spec_name: str, tmp: Path, repeats: int) -> dict:
     vitstem.export_onnx(spec, vitstem.load_weights(weights_path, spec), model_path)
     export = (f"import vitstem; s = vitstem.load_spec({spec_name!r}); "
               f"vitstem.export_onnx(s, vitstem.load_weights({str(weights_path)!r}, s), {str(tmp / 'again.onnx')!r})")
-    runtime = f"import vitstem.runtime; vitstem.runtime.load({str(model_path)!r})"
-    cases = {
-        "python_startup": "pass",
-        "import_numpy": "import numpy",
-        "import_vitstem": "import vitstem",
-        "import_onnx": "import onnx",
-        "import_onnxruntime": "import onnxruntime",
-        "export_fresh_process": export,
-        "import_runtime": "import vitstem.runtime",
-        "runtime_import_and_session": runtime,
-    }
+    cases = {**runtime_cases(model_path), "import_vitstem": "import vitstem", "import_onnx": "import onnx",
+             "export_fresh_process": export}
     return {name: wall_clock(code, repeats) for name, code in cases.items()}
 
 
 def edge_startup(python: str, model_path: Path, repeats: int) -> dict:
     """The runtime's fresh-process figures with `python`, an interpreter of an `[edge]` install."""
-    cases = {"python_startup": "pass", "import_numpy": "import numpy", "import_onnxruntime": "import onnxruntime",
-             "import_runtime": "import vitstem.runtime",
-             "runtime_import_and_session": f"import vitstem.runtime; vitstem.runtime.load({str(model_path)!r})"}
-    return {name: wall_clock(code, repeats, python) for name, code in cases.items()}
+    return {name: wall_clock(code, repeats, python) for name, code in runtime_cases(model_path).items()}
 
 
 def session_creation(tmp: Path, repeats: int) -> dict:

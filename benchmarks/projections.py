@@ -91,7 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        models = {b: build(args.spec, b, args.kinds) for b in args.batch}  # int8 calibration makes its own sessions: first
+        # built first: int8 calibration makes its own sessions
+        models = {b: build(args.spec, b, args.kinds) for b in args.batch}
         rows = [r for b in args.batch for r in measure(args.spec, b, args.child, args.rounds, models[b])]
         print(json.dumps(rows))
         return 0

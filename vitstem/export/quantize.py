@@ -109,11 +109,10 @@ def quantize_before_pad(model):
     then pads with the zero point: Q(Pad(x, 0)) = Pad(Q(x), Q(0)) and Q(0) is the zero point exactly, so the
     same bytes, but the stem's prefix rows are padded as uint8, a quarter of a float32 copy
     (`vitstem.export.build._prefix_before_product`)."""
-    from onnx import numpy_helper
-
     graph = model.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants = _Constants(graph)
     nodes = list(graph.node)  # the messages themselves, reordered here and written back once
+    moved = False
     for q in [n for n in nodes if n.op_type == "QuantizeLinear" and len(n.input) == 3]:
         pad = _zero_pad_feeding(nodes, q, constants)
         if pad is None:
@@ -125,7 +124,9 @@ def quantize_before_pad(model):
         pad.input.append(q.input[2])
         nodes.remove(q)
         nodes.insert(nodes.index(pad), q)
-    _replace_nodes(graph, nodes)
+        moved = True
+    if moved:
+        _replace_nodes(graph, nodes)
     return model
 
 
@@ -134,10 +135,10 @@ def drop_lossless_quantize(model):
     that pair gives x back byte for byte (round(x / 1) + 0 of an integer 0..255), so its readers take x. uint8
     camera frames (pinned to that scale by `uint8_casts`) then go from the patchify to the integer product as
     the bytes they came in as."""
-    from onnx import TensorProto, numpy_helper
+    from onnx import TensorProto
 
     graph = model.graph
-    constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    constants = _Constants(graph)
     types = _elem_types(model)
     producers = {out: n for n in graph.node for out in n.output}
     dropped, renamed = set(), {}
@@ -157,6 +158,24 @@ def drop_lossless_quantize(model):
     read = {name for n in kept for name in n.input} | {o.name for o in graph.output}
     _replace_nodes(graph, [n for n in kept if not (n.op_type == "Cast" and n.output[0] not in read)])  # unread casts
     return model
+
+
+class _Constants:
+    """The graph's initializers as arrays, each decoded when first asked for: the rewrites read a few scales
+    and zero points, and a whole model's weights would otherwise be copied into NumPy for nothing."""
+
+    def __init__(self, graph):
+        self._tensors = {t.name: t for t in graph.initializer}
+        self._arrays: dict = {}
+
+    def get(self, name: str, default=None):
+        if name not in self._tensors:
+            return default
+        if name not in self._arrays:
+            from onnx import numpy_helper
+
+            self._arrays[name] = numpy_helper.to_array(self._tensors[name])
+        return self._arrays[name]
 
 
 def _elem_types(model) -> dict[str, int]:
